@@ -1,0 +1,119 @@
+"""Envoy bootstrap documents for the observability and downstream proxies (pure functions).
+
+A bootstrap only says who the proxy is and how to reach Atlas's ADS over mutual TLS; every
+listener, route, cluster and leaf certificate then arrives over ADS/SDS. The proxy accepts
+only Atlas's control-plane identity as the ADS server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from atlas.names import is_ip
+from atlas.pki import CONTROL_PLANE_URI
+
+__all__ = ["ADS_CLUSTER", "BootstrapSpec", "CertPaths", "build_bootstrap"]
+
+ADS_CLUSTER = "atlas_ads"
+_TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
+_HTTP_OPTS = "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+
+
+@dataclass(frozen=True)
+class CertPaths:
+    """Where the proxy finds its bootstrap credential on disk (mounted from a Secret)."""
+
+    directory: str = "/etc/envoy/atlas"
+
+    @property
+    def ca(self) -> str:
+        return f"{self.directory}/ca.crt"
+
+    @property
+    def cert(self) -> str:
+        return f"{self.directory}/tls.crt"
+
+    @property
+    def key(self) -> str:
+        return f"{self.directory}/tls.key"
+
+
+@dataclass(frozen=True, kw_only=True)
+class BootstrapSpec:
+    node_id: str
+    ads_host: str
+    ads_port: int
+    certs: CertPaths = CertPaths()
+    api_type: str = "GRPC"
+    """``GRPC`` (state of the world) or ``DELTA_GRPC``."""
+    admin_address: str = "127.0.0.1"
+    admin_port: int = 9901
+
+
+def _socket(host: str, port: int) -> dict[str, Any]:
+    return {"socket_address": {"address": host, "port_value": port}}
+
+
+def build_bootstrap(spec: BootstrapSpec) -> dict[str, Any]:
+    ads_source = {"ads": {}, "resource_api_version": "V3"}
+    tls = {
+        "name": "envoy.transport_sockets.tls",
+        "typed_config": {
+            "@type": _TLS,
+            "sni": "atlas",
+            "common_tls_context": {
+                "alpn_protocols": ["h2"],
+                "tls_certificates": [
+                    {
+                        "certificate_chain": {"filename": spec.certs.cert},
+                        "private_key": {"filename": spec.certs.key},
+                    }
+                ],
+                "validation_context": {
+                    "trusted_ca": {"filename": spec.certs.ca},
+                    "match_typed_subject_alt_names": [
+                        {"san_type": "URI", "matcher": {"exact": CONTROL_PLANE_URI}}
+                    ],
+                },
+            },
+        },
+    }
+    ads_cluster = {
+        "name": ADS_CLUSTER,
+        # A DNS name may point anywhere over time; an IP needs no resolution at all.
+        "type": "STATIC" if is_ip(spec.ads_host) else "LOGICAL_DNS",
+        "connect_timeout": "5s",
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": _HTTP_OPTS,
+                "explicit_http_config": {
+                    "http2_protocol_options": {
+                        "connection_keepalive": {"interval": "15s", "timeout": "5s"}
+                    }
+                },
+            }
+        },
+        "load_assignment": {
+            "cluster_name": ADS_CLUSTER,
+            "endpoints": [
+                {"lb_endpoints": [{"endpoint": {"address": _socket(spec.ads_host, spec.ads_port)}}]}
+            ],
+        },
+        "transport_socket": tls,
+    }
+    return {
+        "node": {"id": spec.node_id, "cluster": spec.node_id},
+        "admin": {"address": _socket(spec.admin_address, spec.admin_port)},
+        "dynamic_resources": {
+            "ads_config": {
+                "api_type": spec.api_type,
+                "transport_api_version": "V3",
+                "set_node_on_first_message_only": True,
+                "grpc_services": [{"envoy_grpc": {"cluster_name": ADS_CLUSTER}}],
+            },
+            "cds_config": ads_source,
+            "lds_config": ads_source,
+        },
+        "static_resources": {"clusters": [ads_cluster]},
+    }

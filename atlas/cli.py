@@ -1,0 +1,263 @@
+"""The ``atlas`` command: argument parsing only; each command calls into the library."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
+
+from atlas.bootstrap import BootstrapSpec, CertPaths
+from atlas.config import DEFAULT_ADS_PORT, DEFAULT_NAMESPACE, Settings
+from atlas.errors import AtlasError, ConfigError
+from atlas.manifests import is_cluster_service, object_ref, parse_cluster
+from atlas.model import ANN_ENVOY_ADDRESS, LABEL_CLUSTER, LABEL_GROUP, LABEL_REPLICAS
+from atlas.names import is_ip
+from atlas.pki import OBSERVABILITY_URI, cluster_uri
+from atlas.pki_store import CertificateManager, DirectoryStore
+from atlas.values import FORMATS, envoy_values, render
+
+__all__ = ["main"]
+
+DEFAULT_STATE_DIR = ".atlas"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="atlas",
+        description="Envoy xDS control plane and authoritative DNS for Thanos across clusters.",
+    )
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the daemon")
+    _source_args(serve)
+    serve.add_argument("--namespace", default=DEFAULT_NAMESPACE, help="the Atlas namespace")
+    serve.add_argument(
+        "--observability-address",
+        action="append",
+        default=[],
+        metavar="IP",
+        help="address of the observability Envoy, answered in DNS (repeatable)",
+    )
+
+    cluster = sub.add_parser("cluster", help="manage downstream clusters")
+    csub = cluster.add_subparsers(dest="cluster_command", required=True, metavar="COMMAND")
+    add = csub.add_parser("add", help="write a downstream cluster's Service manifest")
+    add.add_argument("name")
+    where = add.add_mutually_exclusive_group(required=True)
+    where.add_argument("--external-ip", help="IP where the cluster's Envoy is reachable")
+    where.add_argument("--envoy-address", help="DNS name where the cluster's Envoy is reachable")
+    add.add_argument("--replicas", type=int, default=1)
+    add.add_argument("--group", help="DNS group label (goatlas.io/group)")
+    add.add_argument("--namespace", default=DEFAULT_NAMESPACE)
+    add.add_argument("--source", required=True, help="manifests directory")
+    add.add_argument("--overwrite", action="store_true", help="replace an existing manifest")
+
+    values = csub.add_parser("values", help="print Helm values for a cluster's Envoy")
+    values.add_argument("name")
+    _source_args(values)
+    _values_args(values)
+    values.add_argument(
+        "--observability-address",
+        default=os.environ.get("ATLAS_OBSERVABILITY_ADDRESS"),
+        required="ATLAS_OBSERVABILITY_ADDRESS" not in os.environ,
+        help="where downstream Envoys reach the observability Envoy (IP or DNS name)",
+    )
+    values.add_argument("--ads-port", type=int, default=Settings().observability_ports.ads)
+
+    obs = sub.add_parser("observability", help="the observability Envoy")
+    osub = obs.add_subparsers(dest="obs_command", required=True, metavar="COMMAND")
+    ovalues = osub.add_parser("values", help="print Helm values for the observability Envoy")
+    ovalues.add_argument("--state-dir", default=DEFAULT_STATE_DIR)
+    _values_args(ovalues)
+    ovalues.add_argument(
+        "--ads-address",
+        default=f"atlas.{DEFAULT_NAMESPACE}.svc.cluster.local",
+        help="Atlas's gRPC address as seen from the observability Envoy",
+    )
+    ovalues.add_argument("--ads-port", type=int, default=DEFAULT_ADS_PORT)
+
+    ca = sub.add_parser("ca", help="the Atlas CA")
+    casub = ca.add_subparsers(dest="ca_command", required=True, metavar="COMMAND")
+    for name, text in (
+        ("rotate", "issue a new CA; the old one stays trusted until drop-previous"),
+        ("drop-previous", "stop trusting earlier CAs (after every leaf was re-issued)"),
+    ):
+        c = casub.add_parser(name, help=text)
+        c.add_argument("--state-dir", default=DEFAULT_STATE_DIR)
+    return p
+
+
+def _source_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--source", required=True, help="manifests directory")
+    p.add_argument("--state-dir", default=DEFAULT_STATE_DIR, help="PKI state directory")
+
+
+def _values_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", choices=FORMATS, default="raw")
+    p.add_argument(
+        "--cert-dir",
+        default=CertPaths().directory,
+        help="where the chart mounts the certificates in the Envoy pod",
+    )
+    p.add_argument("--api-type", choices=["GRPC", "DELTA_GRPC"], default="GRPC")
+    p.add_argument("--namespace", default=DEFAULT_NAMESPACE)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from atlas.daemon import ServeOptions, run
+
+    if not Path(args.source).is_dir():
+        raise ConfigError(f"--source {args.source}: not a directory")
+    for address in args.observability_address:
+        if not is_ip(address):
+            raise ConfigError(f"--observability-address {address!r}: not an IP address")
+    return run(
+        ServeOptions(
+            source=args.source,
+            state_dir=args.state_dir,
+            settings=Settings(namespace=args.namespace),
+            observability_addresses=tuple(args.observability_address),
+        )
+    )
+
+
+def _cmd_cluster_add(args: argparse.Namespace) -> int:
+    labels = {LABEL_CLUSTER: "true", LABEL_REPLICAS: str(args.replicas)}
+    if args.group:
+        labels[LABEL_GROUP] = args.group
+    metadata: dict[str, object] = {"name": args.name, "namespace": args.namespace, "labels": labels}
+    spec: dict[str, object] = {"type": "ClusterIP", "ports": [{"name": "thanos", "port": 10901}]}
+    if args.external_ip:
+        spec["externalIPs"] = [args.external_ip]
+    else:
+        metadata["annotations"] = {ANN_ENVOY_ADDRESS: args.envoy_address}
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": metadata, "spec": spec}
+    parse_cluster(service, namespace=args.namespace)  # never write what serve would reject
+
+    directory = Path(args.source)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{args.name}.yaml"
+    existing = _defined_elsewhere(directory, args.name, path, args.namespace)
+    if existing is not None:
+        raise ConfigError(f"cluster {args.name} is already defined in {existing}")
+    if path.exists() and not args.overwrite:
+        raise ConfigError(f"{path} exists; pass --overwrite to replace it")
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(yaml.safe_dump(service, sort_keys=False), encoding="utf-8")
+    os.replace(tmp, path)
+    print(f"wrote {path}")
+    return 0
+
+
+def _defined_elsewhere(directory: Path, name: str, own: Path, namespace: str) -> str | None:
+    """The file (other than ``own``) whose Service already defines cluster ``name``."""
+    from watchers.files import load_documents
+
+    for path in sorted(directory.glob("*.y*ml")):
+        if path == own or path.name.startswith("."):
+            continue
+        try:
+            docs = load_documents(path, path.read_text(encoding="utf-8"))
+        except (AtlasError, OSError, UnicodeDecodeError):
+            continue
+        for _, obj in docs:
+            if is_cluster_service(obj) and object_ref(obj, namespace=namespace).endswith(
+                f"/{name}"
+            ):
+                return str(path)
+    return None
+
+
+def _cmd_cluster_values(args: argparse.Namespace) -> int:
+    from watchers.files import DirectorySource
+
+    state = DirectorySource(args.source, namespace=args.namespace).scan()
+    if not state.synced:
+        raise ConfigError(f"--source {args.source}: cannot be read")
+    if state.topology.cluster(args.name) is None:
+        raise ConfigError(f"cluster {args.name!r} is not defined in {args.source}")
+    settings = Settings()
+    pki = CertificateManager(DirectoryStore(args.state_dir), settings.pki)
+    credential = pki.credential(
+        f"bootstrap-{args.name}",
+        cluster_uri(args.name),
+        server=False,
+        lifetime=settings.pki.bootstrap_lifetime,
+    )
+    spec = BootstrapSpec(
+        node_id=args.name,
+        ads_host=args.observability_address,
+        ads_port=args.ads_port,
+        certs=CertPaths(args.cert_dir),
+        api_type=args.api_type,
+    )
+    values = envoy_values(spec, credential, pki.ca())
+    sys.stdout.write(render(values, args.format, namespace=args.namespace, release="atlas-envoy"))
+    return 0
+
+
+def _cmd_observability_values(args: argparse.Namespace) -> int:
+    settings = Settings()
+    pki = CertificateManager(DirectoryStore(args.state_dir), settings.pki)
+    credential = pki.credential(
+        "bootstrap-observability",
+        OBSERVABILITY_URI,
+        server=False,
+        lifetime=settings.pki.bootstrap_lifetime,
+    )
+    spec = BootstrapSpec(
+        node_id=settings.observability_node,
+        ads_host=args.ads_address,
+        ads_port=args.ads_port,
+        certs=CertPaths(args.cert_dir),
+        api_type=args.api_type,
+    )
+    values = envoy_values(spec, credential, pki.ca())
+    sys.stdout.write(render(values, args.format, namespace=args.namespace, release="atlas-envoy"))
+    return 0
+
+
+def _cmd_ca(args: argparse.Namespace) -> int:
+    pki = CertificateManager(DirectoryStore(args.state_dir), Settings().pki)
+    if args.ca_command == "rotate":
+        state = pki.rotate_ca()
+        print(
+            f"new CA valid until {state.current.not_after:%Y-%m-%d}; "
+            f"{len(state.previous)} previous CA(s) still trusted"
+        )
+    else:
+        pki.drop_previous_cas()
+        print("previous CAs dropped from the trust bundle")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    handlers = {
+        "serve": _cmd_serve,
+        "cluster": lambda a: (
+            _cmd_cluster_add if a.cluster_command == "add" else _cmd_cluster_values
+        )(a),
+        "observability": _cmd_observability_values,
+        "ca": _cmd_ca,
+    }
+    try:
+        return handlers[args.command](args)
+    except AtlasError as err:
+        print(f"atlas: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

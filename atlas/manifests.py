@@ -1,0 +1,348 @@
+"""Kubernetes Service objects (plain dicts, as the API returns them) → the slim model.
+
+Every check names the object (``namespace/name``), the field and the reason, and one bad
+object never hides the others: ``parse_services`` returns the valid clusters *and* the errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from atlas.config import DEFAULT_NAMESPACE, DEFAULT_OBSERVABILITY_NODE
+from atlas.errors import ManifestError
+from atlas.model import (
+    ALERTMANAGER_POD_SELECTOR_KEY,
+    ANN_ALERTMANAGER_PORT,
+    ANN_ALERTMANAGER_SERVICE,
+    ANN_ENVOY_ADDRESS,
+    ANN_PROMETHEUS_PORT,
+    ANN_PROMETHEUS_SERVICE,
+    ANN_THANOS_PORT,
+    ANN_THANOS_REPLICA_SERVICE,
+    ANN_THANOS_SERVICE,
+    DEFAULT_ALERTMANAGER,
+    DEFAULT_PROMETHEUS,
+    DEFAULT_THANOS,
+    DEFAULT_THANOS_REPLICA_TEMPLATE,
+    LABEL_CLUSTER,
+    LABEL_GROUP,
+    LABEL_REPLICAS,
+    MAX_REPLICAS,
+    Alertmanager,
+    DownstreamCluster,
+    Upstream,
+)
+from atlas.names import is_dns_label, is_hostname, is_ip, parse_port, parse_uint
+
+__all__ = [
+    "MAX_CLUSTER_NAME",
+    "ParseResult",
+    "is_alertmanager_service",
+    "is_cluster_service",
+    "object_ref",
+    "parse_alertmanager",
+    "parse_cluster",
+    "parse_selector",
+    "parse_services",
+]
+
+MAX_CLUSTER_NAME = 60
+"""63 (a DNS label) less room for ``-<replica>`` in the SRV target ``<cluster>-<i>``."""
+
+Obj = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ParseResult:
+    clusters: tuple[DownstreamCluster, ...]
+    alertmanagers: tuple[Alertmanager, ...]
+    errors: tuple[ManifestError, ...]
+
+
+def object_ref(obj: Any, *, namespace: str = DEFAULT_NAMESPACE, fallback: str = "?") -> str:
+    """``namespace/name`` for messages, tolerant of any shape of input."""
+    meta = obj.get("metadata") if isinstance(obj, Mapping) else None
+    if not isinstance(meta, Mapping):
+        return fallback
+    name, ns = meta.get("name"), meta.get("namespace", namespace)
+    if not isinstance(name, str) or not name:
+        return fallback
+    ns = ns if isinstance(ns, str) else namespace
+    return f"{_cut(ns, 63)}/{_cut(name, 253)}"
+
+
+def _cut(value: str, limit: int) -> str:
+    """Names beyond what Kubernetes allows are cut, so a hostile object can't flood logs."""
+    return value if len(value) <= limit else value[:limit] + "…"
+
+
+class _Reader:
+    """Typed access to one object's fields; every failure becomes a ManifestError."""
+
+    def __init__(self, obj: Obj, ref: str) -> None:
+        self.obj, self.ref = obj, ref
+
+    def fail(self, field: str, reason: str) -> ManifestError:
+        return ManifestError(self.ref, field, reason)
+
+    def mapping(self, path: str, value: Any) -> Mapping[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise self.fail(path, f"must be a mapping, got {_kind(value)}")
+        return value
+
+    def string_map(self, path: str, value: Any) -> Mapping[str, str]:
+        result = self.mapping(path, value)
+        for key, item in result.items():
+            if not isinstance(key, str):
+                raise self.fail(path, f"key {key!r} must be a string")
+            if not isinstance(item, str):
+                raise self.fail(
+                    f"{path}[{key}]", f"must be a string (quote it in YAML), got {_kind(item)}"
+                )
+        return result
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _shown(value: str, limit: int = 40) -> str:
+    return repr(_cut(value, limit))
+
+
+def parse_selector(selector: str) -> dict[str, str]:
+    """``k=v,k2=v2`` (equality terms only, as goatlas.io/atlas uses)."""
+    result: dict[str, str] = {}
+    for term in filter(None, (t.strip() for t in selector.split(","))):
+        key, sep, value = term.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"selector term {term!r} is not key=value")
+        result[key.strip()] = value.strip().lstrip("=")
+    return result
+
+
+def _labels(obj: Any) -> Mapping[str, Any]:
+    meta = obj.get("metadata") if isinstance(obj, Mapping) else None
+    labels = meta.get("labels") if isinstance(meta, Mapping) else None
+    return labels if isinstance(labels, Mapping) else {}
+
+
+def is_cluster_service(obj: Any) -> bool:
+    """Carries the cluster label at all: ``"false"`` opts out, anything else is checked."""
+    value = _labels(obj).get(LABEL_CLUSTER)
+    return value is not None and value != "false"
+
+
+def is_alertmanager_service(obj: Any, selector: Mapping[str, str]) -> bool:
+    labels = _labels(obj)
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def _metadata(r: _Reader, namespace: str) -> tuple[str, Mapping[str, str], Mapping[str, str]]:
+    meta = r.mapping("metadata", r.obj.get("metadata"))
+    if not meta:
+        raise r.fail("metadata", "is missing")
+    name = meta.get("name")
+    if not isinstance(name, str) or not name:
+        raise r.fail("metadata.name", f"must be a non-empty string, got {_kind(name)}")
+    ns = meta.get("namespace", namespace)
+    if ns != namespace:
+        raise r.fail("metadata.namespace", f"must be the Atlas namespace {namespace!r}")
+    labels = r.string_map("metadata.labels", meta.get("labels"))
+    annotations = r.string_map("metadata.annotations", meta.get("annotations"))
+    return name, labels, annotations
+
+
+def _host(r: _Reader, annotations: Mapping[str, str], key: str, default: str) -> str:
+    value = annotations.get(key, default)
+    if not is_hostname(value) and not is_ip(value):
+        raise r.fail(f"metadata.annotations[{key}]", f"{_shown(value)} is not a DNS name or IP")
+    return value.rstrip(".").lower() if is_hostname(value) else value
+
+
+def _port(r: _Reader, annotations: Mapping[str, str], key: str, default: int) -> int:
+    if key not in annotations:
+        return default
+    port = parse_port(annotations[key])
+    if port is None:
+        raise r.fail(
+            f"metadata.annotations[{key}]",
+            f"{_shown(annotations[key])} is not a port number 1..65535",
+        )
+    return port
+
+
+def _envoy_address(r: _Reader, annotations: Mapping[str, str]) -> str:
+    if ANN_ENVOY_ADDRESS in annotations:
+        return _host(r, annotations, ANN_ENVOY_ADDRESS, "")
+    spec = r.mapping("spec", r.obj.get("spec"))
+    ips = spec.get("externalIPs")
+    if ips is None or ips == []:
+        raise r.fail("spec.externalIPs", f"is missing (or set {ANN_ENVOY_ADDRESS})")
+    if not isinstance(ips, list):
+        raise r.fail("spec.externalIPs", f"must be a list, got {_kind(ips)}")
+    first = ips[0]
+    if not isinstance(first, str) or not is_ip(first):
+        shown = _shown(first) if isinstance(first, str) else _kind(first)
+        raise r.fail("spec.externalIPs[0]", f"{shown} is not an IP address")
+    return first
+
+
+def _replica_template(r: _Reader, annotations: Mapping[str, str]) -> str:
+    template = annotations.get(ANN_THANOS_REPLICA_SERVICE, DEFAULT_THANOS_REPLICA_TEMPLATE)
+    field = f"metadata.annotations[{ANN_THANOS_REPLICA_SERVICE}]"
+    if "{i}" not in template:
+        raise r.fail(field, f"{_shown(template)} must contain the replica placeholder {{i}}")
+    if not is_hostname(template.replace("{i}", str(MAX_REPLICAS - 1))):
+        raise r.fail(field, f"{_shown(template)} is not a DNS name once {{i}} is filled in")
+    return template.rstrip(".").lower()
+
+
+def parse_cluster(
+    obj: Any,
+    *,
+    namespace: str = DEFAULT_NAMESPACE,
+    reserved: Iterable[str] = (DEFAULT_OBSERVABILITY_NODE,),
+    fallback_ref: str = "?",
+) -> DownstreamCluster:
+    """One downstream cluster from its Service; raises ManifestError naming the field."""
+    ref = object_ref(obj, namespace=namespace, fallback=fallback_ref)
+    if not isinstance(obj, Mapping):
+        raise ManifestError(ref, "(object)", f"must be a mapping, got {_kind(obj)}")
+    r = _Reader(obj, ref)
+    name, labels, annotations = _metadata(r, namespace)
+    if not is_dns_label(name, max_len=MAX_CLUSTER_NAME):
+        raise r.fail(
+            "metadata.name",
+            f"{_shown(name)} must be a DNS-1123 label (a-z, 0-9, '-') of at most "
+            f"{MAX_CLUSTER_NAME} characters",
+        )
+    if name in set(reserved):
+        raise r.fail("metadata.name", f"{name!r} is reserved for the observability Envoy")
+    if labels.get(LABEL_CLUSTER) != "true":
+        raise r.fail(f"metadata.labels[{LABEL_CLUSTER}]", 'must be "true" (or "false" to opt out)')
+    replicas = 1
+    if LABEL_REPLICAS in labels:
+        parsed = parse_uint(labels[LABEL_REPLICAS], low=1, high=MAX_REPLICAS)
+        if parsed is None:
+            raise r.fail(
+                f"metadata.labels[{LABEL_REPLICAS}]",
+                f"{_shown(labels[LABEL_REPLICAS])} is not a whole number 1..{MAX_REPLICAS}",
+            )
+        replicas = parsed
+    group = labels.get(LABEL_GROUP)
+    if group is not None and not is_dns_label(group):
+        raise r.fail(f"metadata.labels[{LABEL_GROUP}]", f"{_shown(group)} is not a DNS-1123 label")
+    return DownstreamCluster(
+        name=name,
+        envoy_address=_envoy_address(r, annotations),
+        replicas=replicas,
+        thanos=Upstream(
+            _host(r, annotations, ANN_THANOS_SERVICE, DEFAULT_THANOS.host),
+            _port(r, annotations, ANN_THANOS_PORT, DEFAULT_THANOS.port),
+        ),
+        thanos_replica_template=_replica_template(r, annotations),
+        prometheus=Upstream(
+            _host(r, annotations, ANN_PROMETHEUS_SERVICE, DEFAULT_PROMETHEUS.host),
+            _port(r, annotations, ANN_PROMETHEUS_PORT, DEFAULT_PROMETHEUS.port),
+        ),
+        alertmanager=Upstream(
+            _host(r, annotations, ANN_ALERTMANAGER_SERVICE, DEFAULT_ALERTMANAGER.host),
+            _port(r, annotations, ANN_ALERTMANAGER_PORT, DEFAULT_ALERTMANAGER.port),
+        ),
+        group=group,
+    )
+
+
+def parse_alertmanager(
+    obj: Any, *, namespace: str = DEFAULT_NAMESPACE, fallback_ref: str = "?"
+) -> Alertmanager:
+    """An observability Alertmanager replica: a Service selecting one StatefulSet pod."""
+    ref = object_ref(obj, namespace=namespace, fallback=fallback_ref)
+    if not isinstance(obj, Mapping):
+        raise ManifestError(ref, "(object)", f"must be a mapping, got {_kind(obj)}")
+    r = _Reader(obj, ref)
+    name, _, _ = _metadata(r, namespace)
+    spec = r.mapping("spec", obj.get("spec"))
+    selector = r.string_map("spec.selector", spec.get("selector"))
+    pod = selector.get(ALERTMANAGER_POD_SELECTOR_KEY)
+    field = f"spec.selector[{ALERTMANAGER_POD_SELECTOR_KEY}]"
+    if pod is None:
+        raise r.fail(field, "is missing: the Service must select exactly one Alertmanager pod")
+    ordinal = parse_uint(pod.rpartition("-")[2], low=0, high=10_000)
+    if ordinal is None:
+        raise r.fail(field, f"{_shown(pod)} does not end in a StatefulSet ordinal (-N)")
+    cluster_ip = spec.get("clusterIP")
+    address = (
+        cluster_ip
+        if isinstance(cluster_ip, str) and is_ip(cluster_ip)
+        else f"{name}.{namespace}.svc.cluster.local"
+    )
+    return Alertmanager(name=name, replica=ordinal, address=address, port=_service_port(r, spec))
+
+
+def _service_port(r: _Reader, spec: Mapping[str, Any]) -> int:
+    ports = spec.get("ports") or []
+    if not isinstance(ports, list):
+        raise r.fail("spec.ports", f"must be a list, got {_kind(ports)}")
+    chosen: Any = None
+    for entry in ports:
+        if isinstance(entry, Mapping) and entry.get("name") in ("http-web", "web", "http"):
+            chosen = entry
+            break
+    if chosen is None and ports:
+        chosen = ports[0]
+    if chosen is None:
+        return DEFAULT_ALERTMANAGER.port
+    port = chosen.get("port") if isinstance(chosen, Mapping) else None
+    if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+        raise r.fail("spec.ports[].port", "must be a port number 1..65535")
+    return port
+
+
+def parse_services(
+    objects: Iterable[tuple[str, Any]],
+    *,
+    namespace: str = DEFAULT_NAMESPACE,
+    alertmanager_selector: Mapping[str, str] | None = None,
+    reserved: Iterable[str] = (DEFAULT_OBSERVABILITY_NODE,),
+) -> ParseResult:
+    """Valid clusters and Alertmanagers plus one error per bad object.
+
+    ``objects`` are ``(origin, object)`` pairs in a stable order (origin is a file path or
+    ``kube``). Two Services for one cluster: the first in that order wins and the second is
+    reported, so a stray copy cannot take down a working cluster.
+    """
+    selector = alertmanager_selector or {}
+    reserved = tuple(reserved)
+    clusters: dict[str, tuple[str, DownstreamCluster]] = {}
+    alertmanagers: dict[str, Alertmanager] = {}
+    errors: list[ManifestError] = []
+    for origin, obj in objects:
+        try:
+            if is_cluster_service(obj):
+                cluster = parse_cluster(
+                    obj, namespace=namespace, reserved=reserved, fallback_ref=origin
+                )
+                if cluster.name in clusters:
+                    raise ManifestError(
+                        object_ref(obj, namespace=namespace),
+                        "metadata.name",
+                        f"duplicate cluster {cluster.name!r}, already defined in "
+                        f"{clusters[cluster.name][0]}",
+                    )
+                clusters[cluster.name] = (origin, cluster)
+            elif is_alertmanager_service(obj, selector):
+                am = parse_alertmanager(obj, namespace=namespace, fallback_ref=origin)
+                alertmanagers.setdefault(am.name, am)
+        except ManifestError as err:
+            errors.append(err)
+    return ParseResult(
+        clusters=tuple(sorted(c for _, c in clusters.values())),
+        alertmanagers=tuple(sorted(alertmanagers.values())),
+        errors=tuple(errors),
+    )

@@ -1,0 +1,140 @@
+"""The slim, immutable model every builder reads, and the label/annotation keys that feed it.
+
+Watchers cut Kubernetes objects down to these frozen dataclasses (see ``atlas.manifests``);
+builders never see a raw object. A ``Topology`` is sorted on construction, so two topologies
+with the same content are equal and hash the same whatever order the objects arrived in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = [
+    "ALERTMANAGER_POD_SELECTOR_KEY",
+    "ANN_ALERTMANAGER_PORT",
+    "ANN_ALERTMANAGER_SERVICE",
+    "ANN_ENVOY_ADDRESS",
+    "ANN_PROMETHEUS_PORT",
+    "ANN_PROMETHEUS_SERVICE",
+    "ANN_THANOS_PORT",
+    "ANN_THANOS_REPLICA_SERVICE",
+    "ANN_THANOS_SERVICE",
+    "DEFAULT_ALERTMANAGER",
+    "DEFAULT_PROMETHEUS",
+    "DEFAULT_THANOS",
+    "DEFAULT_THANOS_REPLICA_TEMPLATE",
+    "LABEL_CLUSTER",
+    "LABEL_GROUP",
+    "LABEL_REPLICAS",
+    "MAX_REPLICAS",
+    "Alertmanager",
+    "DownstreamCluster",
+    "Topology",
+    "Upstream",
+]
+
+# Labels (goatlas.io/atlas compatible).
+LABEL_CLUSTER = "goatlas.io/cluster"
+LABEL_REPLICAS = "goatlas.io/replicas"
+LABEL_GROUP = "goatlas.io/group"
+
+# Annotations (goatlas.io/atlas compatible, plus the two Atlas adds).
+ANN_ENVOY_ADDRESS = "goatlas.io/envoy-address"
+ANN_THANOS_SERVICE = "goatlas.io/thanos-service"
+ANN_THANOS_PORT = "goatlas.io/thanos-service-port"
+ANN_THANOS_REPLICA_SERVICE = "goatlas.io/thanos-replica-service"
+ANN_PROMETHEUS_SERVICE = "goatlas.io/prometheus-service"
+ANN_PROMETHEUS_PORT = "goatlas.io/prometheus-service-port"
+ANN_ALERTMANAGER_SERVICE = "goatlas.io/alertmanager-service"
+ANN_ALERTMANAGER_PORT = "goatlas.io/alertmanager-service-port"
+
+ALERTMANAGER_POD_SELECTOR_KEY = "statefulset.kubernetes.io/pod-name"
+"""An observability Alertmanager Service selects exactly one pod through this key."""
+
+MAX_REPLICAS = 64
+
+
+@dataclass(frozen=True, order=True)
+class Upstream:
+    """A host and port on the far side of an Envoy."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+DEFAULT_THANOS = Upstream("prometheus-operated.monitoring.svc.cluster.local", 10901)
+DEFAULT_PROMETHEUS = Upstream("prometheus-operated.monitoring.svc.cluster.local", 9090)
+DEFAULT_ALERTMANAGER = Upstream("alertmanager-operated.monitoring.svc.cluster.local", 9093)
+DEFAULT_THANOS_REPLICA_TEMPLATE = (
+    "kube-prometheus-stack-prometheus-{i}.monitoring.svc.cluster.local"
+)
+"""kube-prometheus-stack's ``servicePerReplica`` Services, one per Prometheus replica."""
+
+
+@dataclass(frozen=True, order=True)
+class DownstreamCluster:
+    """One downstream cluster: the Service labelled ``goatlas.io/cluster: "true"``."""
+
+    name: str
+    envoy_address: str
+    """Where that cluster's Envoy is reachable: an IP, or a DNS name from the annotation."""
+    replicas: int = 1
+    thanos: Upstream = DEFAULT_THANOS
+    thanos_replica_template: str = DEFAULT_THANOS_REPLICA_TEMPLATE
+    prometheus: Upstream = DEFAULT_PROMETHEUS
+    alertmanager: Upstream = DEFAULT_ALERTMANAGER
+    group: str | None = None
+
+    def thanos_replica(self, index: int) -> Upstream:
+        """The sidecar of replica ``index``; with one replica the plain thanos Service.
+
+        Thanos deduplicates HA pairs only when each SRV target reaches one fixed replica, so
+        with several replicas each gets its own per-replica Service, never the shared one.
+        """
+        if not 0 <= index < self.replicas:
+            raise IndexError(f"cluster {self.name} has no replica {index}")
+        if self.replicas == 1:
+            return self.thanos
+        return Upstream(self.thanos_replica_template.replace("{i}", str(index)), self.thanos.port)
+
+
+@dataclass(frozen=True, order=True)
+class Alertmanager:
+    """One observability Alertmanager replica, reached through its single-pod Service."""
+
+    name: str
+    """The Service name."""
+    replica: int
+    """Index taken from the selected pod's ordinal."""
+    address: str
+    port: int
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Everything the builders need, validated and sorted."""
+
+    clusters: tuple[DownstreamCluster, ...] = ()
+    alertmanagers: tuple[Alertmanager, ...] = ()
+    observability_addresses: tuple[str, ...] = field(default=())
+    """Addresses of the observability Envoy for DNS A/AAAA (e.g. its Service's ClusterIP)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "clusters", tuple(sorted(self.clusters)))
+        object.__setattr__(self, "alertmanagers", tuple(sorted(self.alertmanagers)))
+        object.__setattr__(
+            self, "observability_addresses", tuple(sorted(set(self.observability_addresses)))
+        )
+
+    def cluster(self, name: str) -> DownstreamCluster | None:
+        for c in self.clusters:
+            if c.name == name:
+                return c
+        return None
+
+    @property
+    def cluster_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.clusters)

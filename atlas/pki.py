@@ -1,0 +1,268 @@
+"""Atlas's own CA, per-identity leaves with SPIFFE URI SANs, renewal and CA rotation.
+
+Private keys live only in ``Credential.key_pem``; it is excluded from ``repr`` and no message
+built here mentions it, so logging a credential or an error never leaks a key.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from atlas.errors import PKIError
+
+__all__ = [
+    "CONTROL_PLANE_URI",
+    "OBSERVABILITY_URI",
+    "CAState",
+    "Credential",
+    "cluster_uri",
+    "create_ca",
+    "drop_previous",
+    "issue",
+    "rotate",
+    "uri_of",
+]
+
+SPIFFE_PREFIX = "spiffe://atlas/"
+OBSERVABILITY_URI = "spiffe://atlas/observability"
+CONTROL_PLANE_URI = "spiffe://atlas/control-plane"
+"""Atlas's own gRPC server: downstream Envoys accept only this identity for ADS."""
+
+_PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+
+
+def cluster_uri(name: str) -> str:
+    return f"{SPIFFE_PREFIX}cluster/{name}"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Credential:
+    """A certificate with its private key (PEM). ``repr`` never shows the key."""
+
+    cert_pem: bytes
+    key_pem: bytes = field(repr=False)
+
+    @cached_property
+    def certificate(self) -> x509.Certificate:
+        return x509.load_pem_x509_certificate(self.cert_pem)
+
+    @property
+    def not_before(self) -> datetime:
+        return self.certificate.not_valid_before_utc
+
+    @property
+    def not_after(self) -> datetime:
+        return self.certificate.not_valid_after_utc
+
+    @property
+    def uri(self) -> str | None:
+        return uri_of(self.certificate)
+
+    def needs_renewal(self, now: datetime | None = None) -> bool:
+        """True with less than a third of the lifetime left (or already expired)."""
+        now = now or _now()
+        life = self.not_after - self.not_before
+        return self.not_after - now < life / 3
+
+    def issued_by(self, ca: x509.Certificate) -> bool:
+        try:
+            self.certificate.verify_directly_issued_by(ca)
+        except (ValueError, TypeError, InvalidSignature):
+            return False
+        return True
+
+    def __repr__(self) -> str:
+        subject = self.certificate.subject.rfc4514_string()
+        return f"Credential(subject={subject!r}, uri={self.uri!r}, not_after={self.not_after})"
+
+
+def uri_of(cert: x509.Certificate) -> str | None:
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return None
+    uris = san.get_values_for_type(x509.UniformResourceIdentifier)
+    return uris[0] if uris else None
+
+
+@dataclass(frozen=True)
+class CAState:
+    """The signing CA and the certificates of earlier CAs still trusted during a rotation."""
+
+    current: Credential
+    previous: tuple[bytes, ...] = ()
+
+    @property
+    def bundle_pem(self) -> bytes:
+        """Trust bundle: current CA first, then every CA not yet dropped."""
+        return self.current.cert_pem + b"".join(self.previous)
+
+
+def _new_key(key_type: str) -> _PrivateKey:
+    if key_type == "ecdsa":
+        return ec.generate_private_key(ec.SECP256R1())
+    if key_type == "rsa":
+        return rsa.generate_private_key(public_exponent=65537, key_size=3072)
+    raise PKIError(f"unknown key type {key_type!r} (use 'ecdsa' or 'rsa')")
+
+
+def _key_pem(key: _PrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _load_key(cred: Credential) -> _PrivateKey:
+    try:
+        key = serialization.load_pem_private_key(cred.key_pem, password=None)
+    except (ValueError, TypeError):
+        # "from None": the parser's own message could quote bytes of the key.
+        raise PKIError("CA private key could not be loaded") from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+        raise PKIError("CA private key has an unsupported type")
+    return key
+
+
+def create_ca(
+    *,
+    key_type: str = "ecdsa",
+    lifetime: timedelta = timedelta(days=3650),
+    now: datetime | None = None,
+) -> Credential:
+    """A self-signed CA. Each generation gets its own subject so bundles stay unambiguous."""
+    now = now or _now()
+    key = _new_key(key_type)
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Atlas"),
+            x509.NameAttribute(NameOID.COMMON_NAME, f"Atlas CA {now:%Y%m%dT%H%M%S.%f}"),
+        ]
+    )
+    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + lifetime)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(ski, critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return Credential(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
+
+
+def issue(
+    ca: Credential,
+    uri: str,
+    *,
+    server: bool = True,
+    client: bool = True,
+    lifetime: timedelta = timedelta(days=30),
+    dns_names: tuple[str, ...] = (),
+    ips: tuple[str, ...] = (),
+    key_type: str = "ecdsa",
+    now: datetime | None = None,
+) -> Credential:
+    """A leaf for one identity (URI SAN), for server and/or client authentication."""
+    if not uri.startswith(SPIFFE_PREFIX):
+        raise PKIError(f"identity {uri!r} is not under {SPIFFE_PREFIX}")
+    if not (server or client):
+        raise PKIError(f"certificate for {uri} must allow server or client use")
+    now = now or _now()
+    ca_key = _load_key(ca)
+    key = _new_key(key_type)
+    usages = [
+        u
+        for u, on in (
+            (ExtendedKeyUsageOID.SERVER_AUTH, server),
+            (ExtendedKeyUsageOID.CLIENT_AUTH, client),
+        )
+        if on
+    ]
+    sans: list[x509.GeneralName] = [x509.UniformResourceIdentifier(uri)]
+    sans += [x509.DNSName(d) for d in dns_names]
+    try:
+        sans += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
+    except ValueError as err:
+        raise PKIError(f"certificate for {uri}: {err}") from None
+    ca_cert = ca.certificate
+    not_after = min(now + lifetime, ca_cert.not_valid_after_utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, uri[-64:])]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_encipherment=key_type == "rsa",
+                content_commitment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+        .add_extension(x509.SubjectAlternativeName(sans), critical=True)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    return Credential(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
+
+
+def rotate(
+    state: CAState, *, key_type: str = "ecdsa", lifetime: timedelta = timedelta(days=3650)
+) -> CAState:
+    """A new signing CA; the old one stays trusted until ``drop_previous``."""
+    return CAState(
+        current=create_ca(key_type=key_type, lifetime=lifetime),
+        previous=(state.current.cert_pem, *state.previous),
+    )
+
+
+def drop_previous(state: CAState) -> CAState:
+    """Stop trusting earlier CAs: only once every leaf has been re-issued."""
+    return CAState(current=state.current)

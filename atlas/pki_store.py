@@ -1,0 +1,177 @@
+"""Where PKI material is kept, and the manager that keeps every identity's credential fresh.
+
+``PKIStore`` is the narrow contract; ``DirectoryStore`` backs ``--state-dir`` (the embedded
+default) and the Kubernetes Secret store implements the same protocol. The manager issues a
+credential on first use, re-issues it when a third of its life is left or when it was signed
+by a CA that is no longer current, and never logs key material.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Protocol
+
+from atlas.config import PKISettings
+from atlas.errors import PKIError
+from atlas.pki import CAState, Credential, create_ca, drop_previous, issue, rotate
+
+__all__ = ["CertificateManager", "DirectoryStore", "PKIStore", "write_private"]
+
+log = logging.getLogger(__name__)
+
+_STORE_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{0,120}", re.ASCII)
+
+
+class PKIStore(Protocol):
+    """Persistence of the CA state and of named leaf credentials."""
+
+    def load_ca(self) -> CAState | None: ...
+    def save_ca(self, state: CAState) -> None: ...
+    def load(self, name: str) -> Credential | None: ...
+    def save(self, name: str, credential: Credential) -> None: ...
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write atomically with mode 0600: a reader sees the old file or the new, never half."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+class DirectoryStore:
+    """``<state-dir>/pki/ca.crt, ca.key, ca-previous.pem`` and ``<name>.crt/.key`` per leaf."""
+
+    def __init__(self, state_dir: str | os.PathLike[str]) -> None:
+        self.root = Path(state_dir) / "pki"
+
+    def _read(self, name: str) -> bytes | None:
+        try:
+            return (self.root / name).read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as err:
+            raise PKIError(f"cannot read {self.root / name}: {err.strerror}") from None
+
+    def load_ca(self) -> CAState | None:
+        cert, key = self._read("ca.crt"), self._read("ca.key")
+        if cert is None or key is None:
+            return None
+        previous = self._read("ca-previous.pem") or b""
+        return CAState(Credential(cert, key), tuple(_split_pem(previous)))
+
+    def save_ca(self, state: CAState) -> None:
+        # Key before certificate: a crash in between leaves a key with no cert (regenerated),
+        # never a certificate whose key is missing.
+        write_private(self.root / "ca.key", state.current.key_pem)
+        write_private(self.root / "ca.crt", state.current.cert_pem)
+        write_private(self.root / "ca-previous.pem", b"".join(state.previous))
+
+    def load(self, name: str) -> Credential | None:
+        _check_name(name)
+        cert, key = self._read(f"{name}.crt"), self._read(f"{name}.key")
+        if cert is None or key is None:
+            return None
+        return Credential(cert, key)
+
+    def save(self, name: str, credential: Credential) -> None:
+        _check_name(name)
+        write_private(self.root / f"{name}.key", credential.key_pem)
+        write_private(self.root / f"{name}.crt", credential.cert_pem)
+
+
+def _check_name(name: str) -> None:
+    if _STORE_NAME.fullmatch(name) is None or ".." in name:
+        raise PKIError(f"invalid credential name {name!r}")
+
+
+def _split_pem(data: bytes) -> list[bytes]:
+    marker = b"-----END CERTIFICATE-----"
+    parts = [p.strip() for p in data.split(marker) if p.strip()]
+    return [p + b"\n" + marker + b"\n" for p in parts]
+
+
+class CertificateManager:
+    """Keeps the CA and every identity's credential present and fresh in a store."""
+
+    def __init__(self, store: PKIStore, settings: PKISettings | None = None) -> None:
+        self.store = store
+        self.settings = settings or PKISettings()
+
+    def ca(self) -> CAState:
+        state = self.store.load_ca()
+        if state is None:
+            state = CAState(
+                create_ca(key_type=self.settings.key_type, lifetime=self.settings.ca_lifetime)
+            )
+            self.store.save_ca(state)
+            log.info("created CA %s", state.current.certificate.subject.rfc4514_string())
+        return state
+
+    def credential(
+        self,
+        name: str,
+        uri: str,
+        *,
+        server: bool = True,
+        client: bool = True,
+        lifetime: timedelta | None = None,
+        dns_names: tuple[str, ...] = (),
+        now: datetime | None = None,
+    ) -> Credential:
+        """The stored credential ``name``, re-issued when missing, stale or from an old CA."""
+        state = self.ca()
+        current = self.store.load(name)
+        reason = _reissue_reason(current, uri, state, now)
+        if current is not None and reason is None:
+            return current
+        fresh = issue(
+            state.current,
+            uri,
+            server=server,
+            client=client,
+            lifetime=lifetime or self.settings.leaf_lifetime,
+            dns_names=dns_names,
+            key_type=self.settings.key_type,
+            now=now,
+        )
+        self.store.save(name, fresh)
+        log.info("issued %s for %s (%s), valid until %s", name, uri, reason, fresh.not_after)
+        return fresh
+
+    def rotate_ca(self) -> CAState:
+        state = rotate(
+            self.ca(), key_type=self.settings.key_type, lifetime=self.settings.ca_lifetime
+        )
+        self.store.save_ca(state)
+        log.info("rotated CA; %d previous CA(s) still trusted", len(state.previous))
+        return state
+
+    def drop_previous_cas(self) -> CAState:
+        state = drop_previous(self.ca())
+        self.store.save_ca(state)
+        return state
+
+
+def _reissue_reason(
+    current: Credential | None, uri: str, state: CAState, now: datetime | None
+) -> str | None:
+    if current is None:
+        return "new"
+    if current.uri != uri:
+        return "identity changed"
+    if not current.issued_by(state.current.certificate):
+        return "CA rotated"
+    if current.needs_renewal(now):
+        return "renewal"
+    return None

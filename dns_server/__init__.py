@@ -1,0 +1,1 @@
+"""Authoritative DNS server for the zone ``atlas.``."""

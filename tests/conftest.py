@@ -1,0 +1,41 @@
+"""Shared helpers: run the ``atlas`` console script as a user would."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def atlas_cmd() -> list[str]:
+    exe = shutil.which("atlas")
+    return [exe] if exe else [sys.executable, "-m", "atlas.cli"]
+
+
+def run_atlas(
+    args: Sequence[str],
+    *,
+    cwd: Path | None = None,
+    timeout: float = 60,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*atlas_cmd(), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        env=env,
+        check=False,
+    )
+
+
+@pytest.fixture
+def examples_dir() -> Path:
+    return ROOT / "examples" / "clusters"

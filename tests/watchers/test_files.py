@@ -1,0 +1,160 @@
+"""The manifests directory as a live source: changes arrive as new Topologies within 1 s."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+from atlas.errors import ManifestError, SourceError
+from watchers.files import DirectorySource
+from watchers.source import SourceState
+
+
+def manifest(name: str, ip: str = "192.0.2.1", replicas: str = "1") -> str:
+    return yaml.safe_dump(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {
+                "name": name,
+                "namespace": "monitoring",
+                "labels": {"goatlas.io/cluster": "true", "goatlas.io/replicas": replicas},
+            },
+            "spec": {"externalIPs": [ip]},
+        }
+    )
+
+
+class Watch:
+    """Runs a DirectorySource in the background and waits for states that match."""
+
+    def __init__(self, source: DirectorySource) -> None:
+        self.source = source
+        self.states: asyncio.Queue[SourceState] = asyncio.Queue()
+        self.latest: SourceState | None = None
+
+    async def until(
+        self, predicate: Callable[[SourceState], bool], within: float = 1.0
+    ) -> SourceState:
+        deadline = time.monotonic() + within
+        while True:
+            if self.latest is not None and predicate(self.latest):
+                return self.latest
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no matching state within {within}s; last: {self.latest}")
+            try:
+                self.latest = await asyncio.wait_for(self.states.get(), remaining)
+            except TimeoutError:
+                continue
+
+
+@pytest.fixture
+async def watch(tmp_path: Path) -> AsyncIterator[Watch]:
+    w = Watch(DirectorySource(tmp_path, poll_interval=0.05))
+    task = asyncio.create_task(w.source.run(w.states.put_nowait))
+    yield w
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+def names(state: SourceState) -> tuple[str, ...]:
+    return state.topology.cluster_names
+
+
+async def test_add_modify_delete_rename(tmp_path: Path, watch: Watch) -> None:
+    first = await watch.until(lambda s: s.synced)
+    assert names(first) == ()
+
+    (tmp_path / "east.yaml").write_text(manifest("east"))
+    await watch.until(lambda s: names(s) == ("east",))
+
+    (tmp_path / "east.yaml").write_text(manifest("east", ip="192.0.2.77", replicas="3"))
+    state = await watch.until(lambda s: s.topology.clusters[0].replicas == 3)
+    assert state.topology.clusters[0].envoy_address == "192.0.2.77"
+
+    os.rename(tmp_path / "east.yaml", tmp_path / "east-renamed.yml")
+    state = await watch.until(lambda s: True)
+    await asyncio.sleep(0.3)
+    assert names(watch.latest or state) == ("east",), "a rename is not a removal"
+
+    (tmp_path / "more.yaml").write_text(manifest("west") + "---\n" + manifest("north"))
+    await watch.until(lambda s: names(s) == ("east", "north", "west"))
+
+    (tmp_path / "east-renamed.yml").unlink()
+    await watch.until(lambda s: names(s) == ("north", "west"))
+
+
+async def test_half_written_file_keeps_last_good_objects(tmp_path: Path, watch: Watch) -> None:
+    path = tmp_path / "clusters.yaml"
+    path.write_text(manifest("east") + "---\n" + manifest("west"))
+    await watch.until(lambda s: names(s) == ("east", "west"))
+
+    path.write_text(manifest("east") + "---\napiVersion: v1\nkind: Service\nmetadata: {name: [west")
+    state = await watch.until(lambda s: bool(s.errors))
+    assert names(state) == ("east", "west")
+    err = state.errors[0]
+    assert isinstance(err, SourceError) and err.source == str(path)
+    assert "not valid YAML" in str(err)
+
+    path.write_text(manifest("east"))
+    state = await watch.until(lambda s: names(s) == ("east",))
+    assert state.errors == ()
+
+
+async def test_invalid_edit_keeps_the_cluster_and_reports(tmp_path: Path, watch: Watch) -> None:
+    (tmp_path / "east.yaml").write_text(manifest("east", ip="192.0.2.5"))
+    (tmp_path / "west.yaml").write_text(manifest("west"))
+    await watch.until(lambda s: names(s) == ("east", "west"))
+
+    (tmp_path / "east.yaml").write_text(manifest("east", replicas="lots"))
+    (tmp_path / "north.yaml").write_text(manifest("north", ip="not-an-ip"))
+    state = await watch.until(lambda s: len(s.errors) == 2)
+    assert names(state) == ("east", "west"), "east keeps its last good definition"
+    assert state.topology.cluster("east").envoy_address == "192.0.2.5"  # type: ignore[union-attr]
+    by_object = {e.obj: e.field for e in state.errors if isinstance(e, ManifestError)}
+    assert by_object == {
+        "monitoring/east": "metadata.labels[goatlas.io/replicas]",
+        "monitoring/north": "spec.externalIPs[0]",
+    }
+
+    (tmp_path / "east.yaml").unlink()
+    state = await watch.until(lambda s: "east" not in names(s))
+    assert names(state) == ("west",), "deleting the invalid object removes the cluster"
+
+
+async def test_non_manifest_documents_and_other_kinds(tmp_path: Path, watch: Watch) -> None:
+    (tmp_path / "notes.txt").write_text("ignored: not yaml by name")
+    (tmp_path / ".east.yaml.swp").write_text("{{{{")
+    (tmp_path / "mixed.yaml").write_text(
+        "just a string\n---\n"
+        + yaml.safe_dump({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}})
+        + "---\n"
+        + yaml.safe_dump({"metadata": {"name": "nokind"}})
+        + "---\n"
+        + yaml.safe_dump({"kind": "List", "items": [yaml.safe_load(manifest("east"))]})
+    )
+    (tmp_path / "binary.yaml").write_bytes(b"\xff\xfe\x00garbage")
+    state = await watch.until(lambda s: names(s) == ("east",) and len(s.errors) == 3)
+    messages = sorted(str(e) for e in state.errors)
+    assert "binary.yaml: cannot read: not UTF-8 text" in messages[0]
+    assert messages[1].endswith(
+        "mixed.yaml#0: document must be a Kubernetes object (a mapping), got str"
+    )
+    assert messages[2].endswith("mixed.yaml#2: kind is missing")
+
+
+async def test_missing_directory_is_not_synced(tmp_path: Path) -> None:
+    source = DirectorySource(tmp_path / "absent")
+    state = source.scan()
+    assert not state.synced and state.errors
+    assert "cannot list" in str(state.errors[0])
+    (tmp_path / "absent").mkdir()
+    assert source.scan().synced

@@ -1,0 +1,1 @@
+"""Sources of the Topology: a manifests directory, or the Kubernetes API."""

@@ -1,0 +1,187 @@
+"""A directory of Kubernetes manifests as a complete source (the embedded default).
+
+Every ``*.yaml``/``*.yml`` file directly in the directory is read (multi-document files and
+``kind: List`` included; dot-files such as editor swap files are skipped). The directory is
+polled: a stat per file every ``poll_interval`` is cheap, works on every filesystem (bind
+mounts, ConfigMap volumes whose files are symlink swaps, NFS) and needs no extra dependency.
+
+A file that cannot be read or parsed (not YAML, or caught half-written) yields an error naming
+the file, and the objects last read from it stay in force until it parses again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from atlas.config import DEFAULT_NAMESPACE, DEFAULT_OBSERVABILITY_NODE
+from atlas.errors import AtlasError, SourceError
+from atlas.manifests import parse_selector, parse_services
+from atlas.model import Topology
+from watchers.source import LastGood, Publish, SourceState
+
+__all__ = ["DirectorySource", "load_documents"]
+
+log = logging.getLogger(__name__)
+
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_SUFFIXES = (".yaml", ".yml")
+
+
+def load_documents(path: Path, text: str) -> list[tuple[str, Any]]:
+    """``(origin, object)`` per YAML document; raises SourceError for unparseable text."""
+    try:
+        docs = list(yaml.load_all(text, Loader=_Loader))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = getattr(err, "problem", None) or type(err).__name__
+        raise SourceError(str(path), f"not valid YAML: {where}{problem}") from None
+    objects: list[tuple[str, Any]] = []
+    for index, doc in enumerate(docs):
+        if doc is None:
+            continue
+        origin = f"{path}#{index}"
+        if isinstance(doc, Mapping) and doc.get("kind") == "List":
+            items = doc.get("items") or []
+            if not isinstance(items, list):
+                raise SourceError(origin, "items of a List must be a list")
+            objects.extend((f"{origin}.items[{i}]", item) for i, item in enumerate(items))
+        else:
+            objects.append((origin, doc))
+    return objects
+
+
+@dataclass(frozen=True)
+class _FileState:
+    signature: tuple[int, int, int]
+    objects: tuple[tuple[str, Any], ...]
+    error: SourceError | None
+
+
+class DirectorySource:
+    """Polls a manifests directory and publishes a SourceState on every change."""
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        alertmanager_selector: str = "",
+        observability_addresses: tuple[str, ...] = (),
+        reserved: tuple[str, ...] = (DEFAULT_OBSERVABILITY_NODE,),
+        poll_interval: float = 0.25,
+    ) -> None:
+        self.directory = Path(directory)
+        self.namespace = namespace
+        self.selector = parse_selector(alertmanager_selector)
+        self.observability_addresses = observability_addresses
+        self.reserved = reserved
+        self.poll_interval = poll_interval
+        self._files: dict[Path, _FileState] = {}
+        self._last_good = LastGood()
+        self._synced = False
+        self._last: SourceState | None = None
+
+    def scan(self) -> SourceState:
+        """Read what changed since the last scan and return the resulting state."""
+        try:
+            entries = self._list()
+        except OSError as err:
+            state = SourceState(
+                topology=self._last.topology if self._last else Topology(),
+                errors=(SourceError(str(self.directory), f"cannot list: {err.strerror}"),),
+                synced=self._synced,
+            )
+            return state
+        self._files = {path: self._read(path, sig) for path, sig in entries.items()}
+        self._synced = True
+        return self._assemble()
+
+    def _list(self) -> dict[Path, tuple[int, int, int]]:
+        found: dict[Path, tuple[int, int, int]] = {}
+        with os.scandir(self.directory) as it:
+            for entry in it:
+                if entry.name.startswith(".") or not entry.name.endswith(_SUFFIXES):
+                    continue
+                try:
+                    st = entry.stat()  # follows symlinks, as ConfigMap volumes need
+                except FileNotFoundError:
+                    continue
+                if os.path.isfile(entry.path):
+                    found[Path(entry.path)] = (st.st_mtime_ns, st.st_size, st.st_ino)
+        return found
+
+    def _read(self, path: Path, signature: tuple[int, int, int]) -> _FileState:
+        previous = self._files.get(path)
+        if previous is not None and previous.signature == signature:
+            return previous
+        kept = previous.objects if previous is not None else ()
+        try:
+            text = path.read_text(encoding="utf-8")
+            objects = tuple(load_documents(path, text))
+        except SourceError as err:
+            return _FileState(signature, kept, err)
+        except (OSError, UnicodeDecodeError) as err:
+            reason = getattr(err, "strerror", None) or "not UTF-8 text"
+            return _FileState(signature, kept, SourceError(str(path), f"cannot read: {reason}"))
+        return _FileState(signature, objects, None)
+
+    def _assemble(self) -> SourceState:
+        objects: list[tuple[str, Any]] = []
+        errors: list[AtlasError] = []
+        for path in sorted(self._files):
+            state = self._files[path]
+            if state.error is not None:
+                errors.append(state.error)
+            for origin, obj in state.objects:
+                problem = _shape_problem(obj)
+                if problem is not None:
+                    errors.append(SourceError(origin, problem))
+                elif obj["kind"] == "Service":
+                    objects.append((origin, obj))
+        result = parse_services(
+            objects,
+            namespace=self.namespace,
+            alertmanager_selector=self.selector,
+            reserved=self.reserved,
+        )
+        clusters, kept = self._last_good.apply(result)
+        for name in kept:
+            log.warning("cluster %s: keeping its last good definition until fixed", name)
+        errors.extend(result.errors)
+        topology = Topology(
+            clusters=clusters,
+            alertmanagers=result.alertmanagers,
+            observability_addresses=self.observability_addresses,
+        )
+        return SourceState(topology=topology, errors=tuple(errors), synced=True)
+
+    async def run(self, publish: Publish) -> None:
+        """Scan forever; publish only when something a consumer could see has changed."""
+        while True:
+            state = await asyncio.to_thread(self.scan)
+            if not state.same_as(self._last):
+                self._last = state
+                publish(state)
+            await asyncio.sleep(self.poll_interval)
+
+
+def _shape_problem(obj: Any) -> str | None:
+    """Why a document cannot be a Kubernetes object at all, or None.
+
+    Services feed the topology; Secrets and other kinds may share the directory and are
+    left to the consumers that want them.
+    """
+    if not isinstance(obj, Mapping):
+        return f"document must be a Kubernetes object (a mapping), got {type(obj).__name__}"
+    if not isinstance(obj.get("kind"), str) or not obj["kind"]:
+        return "kind is missing"
+    return None

@@ -1,0 +1,72 @@
+"""What every source (directory, Kubernetes) hands to the rest of Atlas.
+
+A source publishes ``SourceState`` values: the validated ``Topology``, the problems found in
+the objects it read, and whether it has completed a first full read. Consumers act on the
+newest state only, so a source may publish as often as it likes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from atlas.errors import AtlasError, ManifestError
+from atlas.manifests import ParseResult
+from atlas.model import DownstreamCluster, Topology
+
+__all__ = ["LastGood", "Publish", "Source", "SourceState"]
+
+
+@dataclass(frozen=True)
+class SourceState:
+    topology: Topology
+    errors: tuple[AtlasError, ...] = ()
+    synced: bool = False
+    """True once the source has read everything once: before that, nothing is authoritative."""
+
+    @property
+    def messages(self) -> tuple[str, ...]:
+        return tuple(str(e) for e in self.errors)
+
+    def same_as(self, other: SourceState | None) -> bool:
+        return (
+            other is not None
+            and self.topology == other.topology
+            and self.synced == other.synced
+            and self.messages == other.messages
+        )
+
+
+Publish = Callable[[SourceState], None]
+
+
+class Source(Protocol):
+    """Runs forever, calling ``publish`` with each new state."""
+
+    async def run(self, publish: Publish) -> None: ...
+
+
+class LastGood:
+    """Keeps serving a cluster's last valid definition while its object is invalid.
+
+    An operator's typo in ``east``'s Service must not take ``east`` off the network: the
+    error is reported and the previous definition stays until the object is fixed or deleted.
+    """
+
+    def __init__(self) -> None:
+        self._good: dict[str, DownstreamCluster] = {}
+
+    def apply(self, result: ParseResult) -> tuple[tuple[DownstreamCluster, ...], tuple[str, ...]]:
+        """The clusters to serve, and the names kept from an earlier good definition."""
+        clusters = {c.name: c for c in result.clusters}
+        kept: list[str] = []
+        for err in result.errors:
+            if not isinstance(err, ManifestError):
+                continue
+            name = err.obj.rpartition("/")[2]
+            if name in self._good and name not in clusters:
+                clusters[name] = self._good[name]
+                kept.append(name)
+        self._good = clusters
+        return tuple(sorted(clusters.values())), tuple(sorted(kept))

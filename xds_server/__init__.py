@@ -1,0 +1,1 @@
+"""Envoy xDS control plane: builders, snapshot cache and ADS server."""
