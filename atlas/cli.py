@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from atlas.bootstrap import BootstrapSpec, CertPaths
-from atlas.config import DEFAULT_ADS_PORT, DEFAULT_NAMESPACE, Settings
+from atlas.config import DEFAULT_ADS_PORT, DEFAULT_NAMESPACE, Settings, settings_from_mapping
 from atlas.errors import AtlasError, ConfigError
 from atlas.manifests import is_cluster_service, object_ref, parse_cluster
 from atlas.model import ANN_ENVOY_ADDRESS, LABEL_CLUSTER, LABEL_GROUP, LABEL_REPLICAS
@@ -37,12 +38,30 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the daemon")
     _source_args(serve)
     serve.add_argument("--namespace", default=DEFAULT_NAMESPACE, help="the Atlas namespace")
+    serve.add_argument("--config", help="YAML settings file (ports, addresses, lifetimes)")
     serve.add_argument(
-        "--observability-address",
+        "--envoy-service-ip",
         action="append",
         default=[],
         metavar="IP",
-        help="address of the observability Envoy, answered in DNS (repeatable)",
+        help="in-cluster address of the observability Envoy, answered in DNS (repeatable)",
+    )
+    serve.add_argument(
+        "--observability-address",
+        help="where downstream Envoys reach the observability Envoy (alert relay)",
+    )
+    serve.add_argument(
+        "--control-plane-address",
+        help="where the observability Envoy reaches Atlas's gRPC port (HOST:PORT)",
+    )
+    serve.add_argument("--ads-listen", default="0.0.0.0:18000", help="gRPC (ADS) HOST:PORT")
+    serve.add_argument(
+        "--ads-insecure",
+        action="store_true",
+        help="plaintext ADS without client certificates (tests, demos only)",
+    )
+    serve.add_argument(
+        "--http-listen", default="0.0.0.0:9180", help="metrics and status HOST:PORT ('' disables)"
     )
 
     cluster = sub.add_parser("cluster", help="manage downstream clusters")
@@ -114,17 +133,44 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     if not Path(args.source).is_dir():
         raise ConfigError(f"--source {args.source}: not a directory")
-    for address in args.observability_address:
+    for address in args.envoy_service_ip:
         if not is_ip(address):
-            raise ConfigError(f"--observability-address {address!r}: not an IP address")
+            raise ConfigError(f"--envoy-service-ip {address!r}: not an IP address")
+    settings = _load_settings(args.config)
+    network = settings.network
+    if args.observability_address:
+        network = dataclasses.replace(network, observability_address=args.observability_address)
+    if args.control_plane_address:
+        host, _, port = args.control_plane_address.rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(
+                f"--control-plane-address {args.control_plane_address!r}: not HOST:PORT"
+            )
+        network = dataclasses.replace(
+            network, control_plane_address=host.strip("[]"), control_plane_port=int(port)
+        )
+    settings = dataclasses.replace(settings, namespace=args.namespace, network=network)
     return run(
         ServeOptions(
             source=args.source,
             state_dir=args.state_dir,
-            settings=Settings(namespace=args.namespace),
-            observability_addresses=tuple(args.observability_address),
+            settings=settings,
+            dns_addresses=tuple(args.envoy_service_ip),
+            ads_listen=args.ads_listen,
+            ads_tls=not args.ads_insecure,
+            http_listen=args.http_listen,
         )
     )
+
+
+def _load_settings(path: str | None) -> Settings:
+    if not path:
+        return Settings()
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"--config {path}: {err}") from None
+    return settings_from_mapping(data, source=path)
 
 
 def _cmd_cluster_add(args: argparse.Namespace) -> int:

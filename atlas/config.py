@@ -6,19 +6,28 @@ Each field carries a docstring saying why it has its value. Chart values use the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import timedelta
+from typing import Any, TypeVar, get_type_hints
+
+from atlas.errors import ConfigError
 
 __all__ = [
+    "BIND_ENVOY_ADDRESS",
     "DEFAULT_ADS_PORT",
     "DEFAULT_NAMESPACE",
     "DEFAULT_OBSERVABILITY_NODE",
     "DNSSettings",
     "DownstreamPorts",
+    "NetworkSettings",
     "ObservabilityPorts",
     "PKISettings",
     "Settings",
+    "settings_from_mapping",
 ]
+
+_T = TypeVar("_T")
 
 DEFAULT_NAMESPACE = "monitoring"
 """The Atlas namespace, as in goatlas.io/atlas."""
@@ -60,6 +69,28 @@ class DownstreamPorts:
     """mTLS to the local Prometheus web UI."""
 
 
+BIND_ENVOY_ADDRESS = "envoy-address"
+"""``downstream_listen_address`` value: each downstream Envoy listens on its own envoy address,
+so several can share one machine (tests, the demo)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class NetworkSettings:
+    """Where the proxies listen and how they reach each other and Atlas."""
+
+    observability_listen_address: str = "0.0.0.0"
+    """Address the observability Envoy's listeners bind."""
+    downstream_listen_address: str = "0.0.0.0"
+    """Address downstream Envoys' listeners bind, or ``envoy-address`` (see BIND_ENVOY_ADDRESS)."""
+    observability_address: str = "127.0.0.1"
+    """Where downstream Envoys reach the observability Envoy (alert relay to 10903)."""
+    control_plane_address: str = "127.0.0.1"
+    """Where the observability Envoy reaches Atlas's gRPC port (10900 passes TLS through)."""
+    control_plane_port: int = DEFAULT_ADS_PORT
+    connect_timeout: float = 2.0
+    """Seconds; cross-cluster dials fail fast so a dead cluster does not stall queries."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class PKISettings:
     """Key types and certificate lifetimes."""
@@ -93,9 +124,53 @@ class Settings:
     observability_node: str = DEFAULT_OBSERVABILITY_NODE
     observability_ports: ObservabilityPorts = field(default_factory=ObservabilityPorts)
     downstream_ports: DownstreamPorts = field(default_factory=DownstreamPorts)
+    network: NetworkSettings = field(default_factory=NetworkSettings)
     pki: PKISettings = field(default_factory=PKISettings)
     dns: DNSSettings = field(default_factory=DNSSettings)
     alertmanager_selector: str = "app=kube-prometheus-stack-alertmanager"
     """Label selector of the observability Alertmanager Services (one per replica)."""
     poll_interval: float = 0.25
     """Seconds between scans of a manifests directory: well inside the 1 s delivery promise."""
+
+
+def settings_from_mapping(data: Mapping[str, Any], *, source: str = "config") -> Settings:
+    """Settings from a YAML/JSON mapping with the field names above (durations in seconds).
+
+    Unknown keys and wrong types are errors naming the key, so a typo is never ignored.
+    """
+    return _build(Settings, data, source)
+
+
+def _build(cls: type[_T], data: Any, path: str) -> _T:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path}: must be a mapping")
+    known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+    hints = get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for key, raw in data.items():
+        if key not in known:
+            raise ConfigError(f"{path}.{key}: unknown setting (known: {', '.join(sorted(known))})")
+        values[key] = _value(hints[key], raw, f"{path}.{key}")
+    return cls(**values)
+
+
+def _value(hint: Any, raw: Any, path: str) -> Any:
+    if is_dataclass(hint) and isinstance(hint, type):
+        return _build(hint, raw, path)
+    if hint is timedelta:
+        if isinstance(raw, bool) or not isinstance(raw, int | float) or raw <= 0:
+            raise ConfigError(f"{path}: must be a positive number of seconds")
+        return timedelta(seconds=raw)
+    if hint is float:
+        if isinstance(raw, bool) or not isinstance(raw, int | float):
+            raise ConfigError(f"{path}: must be a number")
+        return float(raw)
+    if hint is int:
+        if isinstance(raw, bool) or not isinstance(raw, int):
+            raise ConfigError(f"{path}: must be a whole number")
+        return raw
+    if hint is str:
+        if not isinstance(raw, str):
+            raise ConfigError(f"{path}: must be a string")
+        return raw
+    raise ConfigError(f"{path}: unsupported setting type")

@@ -1,7 +1,7 @@
 """``atlas serve``: wires a source to its consumers on one asyncio loop.
 
-Data flows one way: the source publishes ``SourceState`` values, and each consumer (the log
-here; the xDS and DNS servers when enabled) reacts to the newest one.
+Data flows one way: the source publishes ``SourceState`` values; the log, the xDS publisher
+(and the DNS zone) react to the newest one. Servers only serve what those consumers built.
 """
 
 from __future__ import annotations
@@ -10,16 +10,22 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from atlas.config import Settings
+from atlas.http_status import start_http
+from atlas.identities import NodeIdentities
 from atlas.pki import CONTROL_PLANE_URI
 from atlas.pki_store import CertificateManager, DirectoryStore
 from watchers.files import DirectorySource
 from watchers.source import SourceState
+from xds_server.cache import SnapshotCache
+from xds_server.publisher import SnapshotPublisher
+from xds_server.server import AdsServicer, TLSMaterial, start_server
+from xds_server.status import StatusBoard
 
-__all__ = ["ServeOptions", "TopologyLog", "run", "serve"]
+__all__ = ["Atlas", "ServeOptions", "TopologyLog", "run"]
 
 log = logging.getLogger("atlas")
 
@@ -29,7 +35,16 @@ class ServeOptions:
     source: str
     state_dir: str
     settings: Settings = field(default_factory=Settings)
-    observability_addresses: tuple[str, ...] = ()
+    dns_addresses: tuple[str, ...] = ()
+    """The observability Envoy's in-cluster address(es), answered as A/AAAA records."""
+    ads_listen: str = "0.0.0.0:18000"
+    ads_tls: bool = True
+    """Mutual TLS on the gRPC port, with the node id checked against the certificate."""
+    http_listen: str = "0.0.0.0:9180"
+    """Metrics and status; empty disables it."""
+    debounce: float = 0.05
+    debounce_max: float = 0.5
+    refresh_interval: float = 300.0
 
 
 class TopologyLog:
@@ -48,54 +63,135 @@ class TopologyLog:
         self._reported = current
         if state.topology != self._last_topology:
             self._last_topology = state.topology
-            clusters = (
-                ", ".join(f"{c.name}x{c.replicas}" for c in state.topology.clusters) or "none"
-            )
+            clusters = ", ".join(f"{c.name}x{c.replicas}" for c in state.topology.clusters)
             log.info(
                 "topology: %d cluster(s) [%s], %d alertmanager(s)%s",
                 len(state.topology.clusters),
-                clusters,
+                clusters or "none",
                 len(state.topology.alertmanagers),
                 "" if state.synced else " (not yet synced)",
             )
 
 
-async def serve(options: ServeOptions, *, ready: Callable[[], None] | None = None) -> None:
-    settings = options.settings
-    pki = CertificateManager(DirectoryStore(options.state_dir), settings.pki)
-    await asyncio.to_thread(pki.ca)
-    await asyncio.to_thread(pki.credential, "control-plane", CONTROL_PLANE_URI, client=False)
-    source = DirectorySource(
-        options.source,
-        namespace=settings.namespace,
-        alertmanager_selector=settings.alertmanager_selector,
-        observability_addresses=options.observability_addresses,
-        reserved=(settings.observability_node,),
-        poll_interval=settings.poll_interval,
-    )
-    consumers: list[Callable[[SourceState], None]] = [TopologyLog()]
+def _split_hostport(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    return host.strip("[]"), int(port)
 
-    def publish(state: SourceState) -> None:
-        for consume in consumers:
-            consume(state)
 
-    log.info("serving from %s, state in %s", options.source, options.state_dir)
-    if ready is not None:
-        ready()
-    await source.run(publish)
+class Atlas:
+    """The running daemon: start() brings every face up, stop() takes them down."""
+
+    def __init__(self, options: ServeOptions) -> None:
+        self.options = options
+        settings = options.settings
+        self.pki = CertificateManager(DirectoryStore(options.state_dir), settings.pki)
+        self.cache = SnapshotCache()
+        self.board = StatusBoard()
+        self.identities = NodeIdentities(self.pki, settings.observability_node)
+        self.publisher = SnapshotPublisher(
+            self.cache,
+            settings,
+            self.identities,
+            delay=options.debounce,
+            max_delay=options.debounce_max,
+            refresh_interval=options.refresh_interval,
+        )
+        self.source = DirectorySource(
+            options.source,
+            namespace=settings.namespace,
+            alertmanager_selector=settings.alertmanager_selector,
+            observability_addresses=options.dns_addresses,
+            reserved=(settings.observability_node,),
+            poll_interval=settings.poll_interval,
+        )
+        self.state: SourceState | None = None
+        self._log = TopologyLog()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._grpc: Any = None
+        self._http: asyncio.Server | None = None
+        self.ads_port = 0
+        self.http_port = 0
+
+    def _on_state(self, state: SourceState) -> None:
+        self.state = state
+        self._log(state)
+        if state.synced:
+            self.publisher.update(state.topology)
+
+    def status(self) -> dict[str, Any]:
+        state = self.state
+        return {
+            "synced": bool(state and state.synced),
+            "clusters": [
+                {
+                    "name": c.name,
+                    "replicas": c.replicas,
+                    "envoy_address": c.envoy_address,
+                    "group": c.group,
+                }
+                for c in (state.topology.clusters if state else ())
+            ],
+            "errors": list(state.messages) if state else [],
+            "nodes": self.board.snapshot(),
+        }
+
+    def _control_plane_tls(self) -> tuple[bytes, bytes, bytes]:
+        cred = self.pki.credential("control-plane", CONTROL_PLANE_URI, client=False)
+        return cred.cert_pem, cred.key_pem, self.pki.ca().bundle_pem
+
+    async def start(self) -> None:
+        opts = self.options
+        await asyncio.to_thread(self._control_plane_tls)
+        servicer = AdsServicer(
+            self.cache,
+            self.board,
+            observability_node=opts.settings.observability_node,
+            check_identity=opts.ads_tls,
+        )
+        tls = TLSMaterial(self._control_plane_tls) if opts.ads_tls else None
+        self._grpc, self.ads_port = await start_server(servicer, opts.ads_listen, tls=tls)
+        if opts.http_listen:
+            host, port = _split_hostport(opts.http_listen)
+            self._http = await start_http(host, port, self.status)
+            self.http_port = self._http.sockets[0].getsockname()[1]
+        self._tasks = [
+            asyncio.create_task(self.publisher.run(), name="publisher"),
+            asyncio.create_task(self.source.run(self._on_state), name="source"),
+        ]
+        log.info(
+            "ADS on %s (port %d, %s), HTTP on %s; source %s, state in %s",
+            opts.ads_listen,
+            self.ads_port,
+            "mTLS" if opts.ads_tls else "plaintext",
+            opts.http_listen or "-",
+            opts.source,
+            opts.state_dir,
+        )
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._http is not None:
+            self._http.close()
+        if self._grpc is not None:
+            await self._grpc.stop(grace=1)
 
 
 def run(options: ServeOptions) -> int:
     """Run until SIGINT/SIGTERM; exit code 0 on a requested stop."""
 
     async def main() -> None:
+        atlas = Atlas(options)
+        stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        assert task is not None
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, task.cancel)
-        with contextlib.suppress(asyncio.CancelledError):
-            await serve(options)
+            loop.add_signal_handler(sig, stop.set)
+        await atlas.start()
+        await stop.wait()
+        await atlas.stop()
         log.info("stopped")
 
     asyncio.run(main())

@@ -27,10 +27,12 @@ __all__ = [
     "LABEL_GROUP",
     "LABEL_REPLICAS",
     "MAX_REPLICAS",
+    "SIDECARS_DOMAIN",
     "Alertmanager",
     "DownstreamCluster",
     "Topology",
     "Upstream",
+    "sidecar_target",
 ]
 
 # Labels (goatlas.io/atlas compatible).
@@ -52,6 +54,15 @@ ALERTMANAGER_POD_SELECTOR_KEY = "statefulset.kubernetes.io/pod-name"
 """An observability Alertmanager Service selects exactly one pod through this key."""
 
 MAX_REPLICAS = 64
+
+SIDECARS_DOMAIN = "sidecars.thanos.atlas"
+"""Parent of every SRV target. The DNS zone answers these names and the observability Envoy
+routes on them as ``:authority``, so both faces take them from ``sidecar_target``."""
+
+
+def sidecar_target(cluster: str, replica: int) -> str:
+    """``<cluster>-<i>.sidecars.thanos.atlas``: one name per sidecar replica."""
+    return f"{cluster}-{replica}.{SIDECARS_DOMAIN}"
 
 
 @dataclass(frozen=True, order=True)

@@ -241,7 +241,18 @@ def test_serve_logs_topology_rejects_and_stops_on_sigterm(
     src = tmp_path / "clusters"
     shutil.copytree(examples_dir, src)
     proc = subprocess.Popen(
-        [*atlas_cmd(), "serve", "--source", str(src), "--state-dir", str(tmp_path / "state")],
+        [
+            *atlas_cmd(),
+            "serve",
+            "--source",
+            str(src),
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--ads-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -287,7 +298,7 @@ def test_serve_logs_topology_rejects_and_stops_on_sigterm(
     "args",
     [
         ["serve", "--source", "/nonexistent", "--state-dir", "/tmp/x"],
-        ["serve", "--source", ".", "--observability-address", "nope"],
+        ["serve", "--source", ".", "--envoy-service-ip", "nope"],
     ],
 )
 def test_serve_rejects_bad_arguments(args: list[str]) -> None:

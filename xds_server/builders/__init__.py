@@ -1,0 +1,36 @@
+"""Pure builders: Topology + settings + PKI material → one checked Snapshot per node.
+
+No I/O here: the caller reads certificates and hands them in as ``NodeCredentials``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from atlas.config import Settings
+from atlas.model import Topology
+from xds_server.builders.downstream import downstream_resources
+from xds_server.builders.observability import observability_resources
+from xds_server.builders.secrets import NodeCredentials
+from xds_server.snapshot import Snapshot
+
+__all__ = ["NodeCredentials", "build_snapshots", "node_ids"]
+
+
+def node_ids(topology: Topology, settings: Settings) -> tuple[str, ...]:
+    """Every proxy Atlas configures: the observability node, then one per cluster."""
+    return (settings.observability_node, *topology.cluster_names)
+
+
+def build_snapshots(
+    topology: Topology, settings: Settings, creds: Mapping[str, NodeCredentials]
+) -> dict[str, Snapshot]:
+    """Snapshots for every node that has credentials; raises SnapshotInconsistent on a bug."""
+    obs = settings.observability_node
+    snapshots = {obs: Snapshot.build(obs, observability_resources(topology, settings, creds[obs]))}
+    for c in topology.clusters:
+        if c.name in creds:
+            snapshots[c.name] = Snapshot.build(
+                c.name, downstream_resources(c, settings, creds[c.name])
+            )
+    return snapshots

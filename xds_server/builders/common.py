@@ -1,0 +1,228 @@
+"""Small constructors shared by the node builders: addresses, TLS, clusters, listeners.
+
+Everything is built with the generated protobuf classes (never ``json_format``): about ten
+times cheaper, which matters at thousands of clusters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.core.v3 import address_pb2, config_source_pb2, protocol_pb2
+from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
+from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
+from envoy.extensions.filters.http.router.v3 import router_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import (
+    http_connection_manager_pb2 as hcm_pb2,
+)
+from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
+from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tls_pb2
+from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
+from envoy.type.matcher.v3 import string_pb2
+from google.protobuf import any_pb2, duration_pb2
+from google.protobuf.message import Message
+
+from atlas.names import is_ip
+from xds_server.resources import Ref, Resource, make_resource
+from xds_server.types import CLUSTER, LISTENER, ROUTE, SECRET
+
+__all__ = [
+    "BUNDLE_SECRET",
+    "IDENTITY_SECRET",
+    "PeerMatch",
+    "cluster",
+    "http_listener",
+    "tcp_proxy_listener",
+]
+
+IDENTITY_SECRET = "identity"
+"""This node's own certificate and key (each node only ever receives its own)."""
+BUNDLE_SECRET = "trust-bundle"
+"""The CA bundle: current CA plus those kept during a rotation."""
+
+_HTTP_OPTIONS_KEY = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+
+
+def pack(message: Message) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed
+
+
+def seconds(value: float) -> duration_pb2.Duration:
+    d = duration_pb2.Duration()
+    d.FromNanoseconds(int(value * 1e9))
+    return d
+
+
+def address(host: str, port: int) -> address_pb2.Address:
+    return address_pb2.Address(
+        socket_address=address_pb2.SocketAddress(address=host, port_value=port)
+    )
+
+
+def ads_source() -> config_source_pb2.ConfigSource:
+    return config_source_pb2.ConfigSource(
+        ads=config_source_pb2.AggregatedConfigSource(),
+        resource_api_version=config_source_pb2.V3,
+    )
+
+
+@dataclass(frozen=True)
+class PeerMatch:
+    """The peer's URI SAN: an exact identity, or a prefix (any downstream cluster)."""
+
+    value: str
+    prefix: bool = False
+
+    def matcher(self) -> common_pb2.SubjectAltNameMatcher:
+        string = (
+            string_pb2.StringMatcher(prefix=self.value)
+            if self.prefix
+            else string_pb2.StringMatcher(exact=self.value)
+        )
+        return common_pb2.SubjectAltNameMatcher(
+            san_type=common_pb2.SubjectAltNameMatcher.URI, matcher=string
+        )
+
+
+def _common_tls(peer: PeerMatch, alpn: tuple[str, ...]) -> tls_pb2.CommonTlsContext:
+    """Certificate and CA bundle both over SDS; the peer's URI SAN checked, not only the CA."""
+    sds = ads_source()
+    return tls_pb2.CommonTlsContext(
+        alpn_protocols=list(alpn),
+        tls_certificate_sds_secret_configs=[
+            secret_pb2.SdsSecretConfig(name=IDENTITY_SECRET, sds_config=sds)
+        ],
+        combined_validation_context=tls_pb2.CommonTlsContext.CombinedCertificateValidationContext(
+            default_validation_context=common_pb2.CertificateValidationContext(
+                match_typed_subject_alt_names=[peer.matcher()]
+            ),
+            validation_context_sds_secret_config=secret_pb2.SdsSecretConfig(
+                name=BUNDLE_SECRET, sds_config=sds
+            ),
+        ),
+    )
+
+
+_TLS_REFS: frozenset[Ref] = frozenset({(SECRET, IDENTITY_SECRET), (SECRET, BUNDLE_SECRET)})
+
+
+def _transport_socket(message: Message) -> object:
+    from envoy.config.core.v3 import base_pb2
+
+    return base_pb2.TransportSocket(name="envoy.transport_sockets.tls", typed_config=pack(message))
+
+
+def cluster(
+    name: str,
+    host: str,
+    port: int,
+    *,
+    http2: bool,
+    peer: PeerMatch | None = None,
+    connect_timeout: float = 2.0,
+) -> Resource:
+    """An upstream with its endpoint inline: STATIC for an IP, STRICT_DNS for a name.
+
+    ``peer`` makes it mutual TLS (our identity, the peer's SAN checked). HTTP/2 goes through
+    ``typed_extension_protocol_options``, not the deprecated ``http2_protocol_options``.
+    """
+    c = cluster_pb2.Cluster(
+        name=name,
+        type=cluster_pb2.Cluster.STATIC if is_ip(host) else cluster_pb2.Cluster.STRICT_DNS,
+        connect_timeout=seconds(connect_timeout),
+        load_assignment=endpoint_pb2.ClusterLoadAssignment(
+            cluster_name=name,
+            endpoints=[
+                endpoint_components_pb2.LocalityLbEndpoints(
+                    lb_endpoints=[
+                        endpoint_components_pb2.LbEndpoint(
+                            endpoint=endpoint_components_pb2.Endpoint(address=address(host, port))
+                        )
+                    ]
+                )
+            ],
+        ),
+    )
+    if http2:
+        options = http_protocol_options_pb2.HttpProtocolOptions(
+            explicit_http_config=http_protocol_options_pb2.HttpProtocolOptions.ExplicitHttpConfig(
+                http2_protocol_options=protocol_pb2.Http2ProtocolOptions(
+                    connection_keepalive=protocol_pb2.KeepaliveSettings(
+                        interval=seconds(15), timeout=seconds(5)
+                    )
+                )
+            )
+        )
+        c.typed_extension_protocol_options[_HTTP_OPTIONS_KEY].CopyFrom(pack(options))
+    refs: frozenset[Ref] = frozenset()
+    if peer is not None:
+        tls = tls_pb2.UpstreamTlsContext(
+            common_tls_context=_common_tls(peer, ("h2",) if http2 else ())
+        )
+        c.transport_socket.CopyFrom(_transport_socket(tls))
+        refs = _TLS_REFS
+    return make_resource(CLUSTER, name, c, refs)
+
+
+def _listener(
+    name: str, host: str, port: int, chain: listener_components_pb2.FilterChain
+) -> listener_pb2.Listener:
+    return listener_pb2.Listener(name=name, address=address(host, port), filter_chains=[chain])
+
+
+def http_listener(
+    name: str,
+    host: str,
+    port: int,
+    *,
+    route: str,
+    peer: PeerMatch | None = None,
+    http2_only: bool = False,
+) -> Resource:
+    """HTTP listener with routes over RDS; with ``peer`` it requires a client certificate."""
+    manager = hcm_pb2.HttpConnectionManager(
+        stat_prefix=name,
+        codec_type=hcm_pb2.HttpConnectionManager.HTTP2
+        if http2_only
+        else hcm_pb2.HttpConnectionManager.AUTO,
+        # Thanos dials "<target>:<port>": match virtual hosts on the name alone.
+        strip_any_host_port=True,
+        rds=hcm_pb2.Rds(config_source=ads_source(), route_config_name=route),
+        http_filters=[
+            hcm_pb2.HttpFilter(
+                name="envoy.filters.http.router", typed_config=pack(router_pb2.Router())
+            )
+        ],
+    )
+    chain = listener_components_pb2.FilterChain(
+        filters=[
+            listener_components_pb2.Filter(
+                name="envoy.filters.network.http_connection_manager", typed_config=pack(manager)
+            )
+        ]
+    )
+    refs: set[Ref] = {(ROUTE, route)}
+    if peer is not None:
+        tls = tls_pb2.DownstreamTlsContext(
+            common_tls_context=_common_tls(peer, ("h2", "http/1.1")),
+        )
+        tls.require_client_certificate.value = True
+        chain.transport_socket.CopyFrom(_transport_socket(tls))
+        refs |= _TLS_REFS
+    return make_resource(LISTENER, name, _listener(name, host, port, chain), refs)
+
+
+def tcp_proxy_listener(name: str, host: str, port: int, *, target: str) -> Resource:
+    """Plain TCP forwarding: TLS passes through so the far end sees the client's own cert."""
+    proxy = tcp_proxy_pb2.TcpProxy(stat_prefix=name, cluster=target)
+    chain = listener_components_pb2.FilterChain(
+        filters=[
+            listener_components_pb2.Filter(
+                name="envoy.filters.network.tcp_proxy", typed_config=pack(proxy)
+            )
+        ]
+    )
+    return make_resource(LISTENER, name, _listener(name, host, port, chain), {(CLUSTER, target)})

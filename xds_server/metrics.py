@@ -1,0 +1,25 @@
+"""Prometheus metrics of the xDS face (prometheus-client, default registry)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+__all__ = ["ACK_LATENCY", "BUILD_SECONDS", "CONNECTED", "NACKS", "PUSHES", "REFUSED"]
+
+CONNECTED = Gauge("atlas_xds_connected_streams", "Open ADS streams", ["node", "protocol"])
+PUSHES = Counter("atlas_xds_pushes_total", "xDS responses sent", ["node", "type"])
+ACK_LATENCY = Histogram(
+    "atlas_xds_push_ack_seconds",
+    "Time from sending a response to Envoy's ACK",
+    ["type"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+NACKS = Counter("atlas_xds_nacks_total", "Responses Envoy rejected", ["node", "type"])
+REFUSED = Counter(
+    "atlas_xds_refused_streams_total", "Streams refused (identity mismatch)", ["node"]
+)
+BUILD_SECONDS = Histogram(
+    "atlas_xds_snapshot_build_seconds",
+    "Time to build and check the snapshots for one topology",
+    buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)

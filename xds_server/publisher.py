@@ -1,0 +1,104 @@
+"""Topology changes → debounced snapshot builds → the cache.
+
+Bursts of watch events collapse into one build: a build starts ``delay`` after the last event,
+but never later than ``max_delay`` after the first one still waiting. A build that fails its
+consistency check is logged and the cache keeps serving the last good snapshots.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+
+from atlas.config import Settings
+from atlas.errors import AtlasError
+from atlas.model import Topology
+from xds_server import metrics
+from xds_server.builders import NodeCredentials, build_snapshots, node_ids
+from xds_server.cache import SnapshotCache
+
+__all__ = ["CredentialSource", "SnapshotPublisher"]
+
+log = logging.getLogger(__name__)
+
+CredentialSource = Callable[[Iterable[str]], Mapping[str, NodeCredentials]]
+"""Blocking (PKI I/O): run in a thread. Returns credentials for the given node ids."""
+
+
+class SnapshotPublisher:
+    def __init__(
+        self,
+        cache: SnapshotCache,
+        settings: Settings,
+        credentials: CredentialSource,
+        *,
+        delay: float = 0.05,
+        max_delay: float = 0.5,
+        refresh_interval: float = 300.0,
+    ) -> None:
+        self.cache = cache
+        self.settings = settings
+        self.credentials = credentials
+        self.delay = delay
+        self.max_delay = max_delay
+        self.refresh_interval = refresh_interval
+        """Rebuild this often even without changes, so renewed leaves reach Envoy over SDS."""
+        self._topology: Topology | None = None
+        self._wake = asyncio.Event()
+        self._first_pending: float | None = None
+        self.builds = 0
+        self.published: asyncio.Event = asyncio.Event()
+
+    def update(self, topology: Topology) -> None:
+        if topology == self._topology:
+            return
+        self._topology = topology
+        if self._first_pending is None:
+            self._first_pending = time.monotonic()
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.refresh_interval)
+            await self._settle()
+            self._wake.clear()
+            self._first_pending = None
+            if self._topology is not None:
+                await self.publish_now(self._topology)
+
+    async def _settle(self) -> None:
+        """Wait until events stop for ``delay``, or ``max_delay`` has passed."""
+        while self._first_pending is not None:
+            self._wake.clear()
+            left = self._first_pending + self.max_delay - time.monotonic()
+            if left <= 0:
+                return
+            try:
+                await asyncio.wait_for(self._wake.wait(), min(self.delay, left))
+            except TimeoutError:
+                return
+
+    async def publish_now(self, topology: Topology) -> tuple[str, ...]:
+        nodes = node_ids(topology, self.settings)
+        try:
+            creds = await asyncio.to_thread(self.credentials, nodes)
+            started = time.perf_counter()
+            snapshots = build_snapshots(topology, self.settings, creds)
+            metrics.BUILD_SECONDS.observe(time.perf_counter() - started)
+        except AtlasError as err:
+            log.error("snapshot not published, still serving the previous one: %s", err)
+            return ()
+        changed = self.cache.replace_all(snapshots)
+        self.builds += 1
+        self.published.set()
+        if changed:
+            log.info(
+                "published snapshots for %d node(s): %s",
+                len(changed),
+                ", ".join(changed[:10]) + (" …" if len(changed) > 10 else ""),
+            )
+        return changed

@@ -1,0 +1,68 @@
+"""Who is connected and what they hold: the data behind the status endpoint and ``atlas status``."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from xds_server.types import SHORT
+
+__all__ = ["NodeStatus", "StatusBoard"]
+
+
+@dataclass
+class Nack:
+    type: str
+    version: str
+    message: str
+    at: float
+
+
+@dataclass
+class NodeStatus:
+    node: str
+    streams: int = 0
+    protocol: str = ""
+    peer: str = ""
+    sent: dict[str, str] = field(default_factory=dict)
+    acked: dict[str, str] = field(default_factory=dict)
+    last_nack: Nack | None = None
+    last_seen: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "node": self.node,
+            "connected": self.streams > 0,
+            "protocol": self.protocol,
+            "peer": self.peer,
+            "sent": {SHORT.get(t, t): v for t, v in sorted(self.sent.items())},
+            "acked": {SHORT.get(t, t): v for t, v in sorted(self.acked.items())},
+            "last_nack": None
+            if self.last_nack is None
+            else {
+                "type": SHORT.get(self.last_nack.type, self.last_nack.type),
+                "version": self.last_nack.version,
+                "message": self.last_nack.message,
+                "at": self.last_nack.at,
+            },
+            "last_seen": self.last_seen,
+        }
+
+
+class StatusBoard:
+    def __init__(self) -> None:
+        self._nodes: dict[str, NodeStatus] = {}
+
+    def node(self, node: str) -> NodeStatus:
+        status = self._nodes.get(node)
+        if status is None:
+            status = self._nodes[node] = NodeStatus(node)
+        status.last_seen = time.time()
+        return status
+
+    def nack(self, node: str, type_url: str, version: str, message: str) -> None:
+        self.node(node).last_nack = Nack(type_url, version, message, time.time())
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        return [s.as_dict() for _, s in sorted(self._nodes.items())]

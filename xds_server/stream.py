@@ -1,0 +1,187 @@
+"""One ADS stream's state: what each type subscribed to, sent, and had ACKed.
+
+Shared by state-of-the-world (``sotw.py``) and delta (``delta.py``), which only translate
+their wire messages into ``Request`` values and ``Push`` values into responses.
+
+* ACK vs NACK is told by ``error_detail``: a NACK leaves the accepted set as it was.
+* A request whose nonce is not the latest one sent for its type is stale and ignored.
+* One response per type is in flight at a time; its ACK (or NACK) lets the next one go.
+* What was NACKed is not sent again until the snapshot changes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from xds_server import metrics
+from xds_server.planner import desired
+from xds_server.resources import Resource, content_version
+from xds_server.snapshot import Snapshot
+from xds_server.status import StatusBoard
+from xds_server.types import ADS_ORDER, SHORT, WILDCARD_TYPES
+
+__all__ = ["Push", "Request", "StreamState"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Request:
+    """A discovery request reduced to what the state machine needs."""
+
+    type_url: str
+    nonce: str = ""
+    error: str | None = None
+    """Envoy's message when ``error_detail`` is set (a NACK)."""
+    names: tuple[str, ...] | None = None
+    """SotW: the full list of names (empty = wildcard for wildcard types). Delta: None."""
+    version_info: str = ""
+    subscribe: tuple[str, ...] = ()
+    unsubscribe: tuple[str, ...] = ()
+    initial_versions: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Push:
+    type_url: str
+    version: str
+    nonce: str
+    target: dict[str, Resource]
+    updated: tuple[Resource, ...]
+    removed: tuple[str, ...]
+
+
+@dataclass
+class _TypeState:
+    requested: bool = False
+    names: set[str] | None = None
+    acked: dict[str, Resource] = field(default_factory=dict)
+    acked_version: str = ""
+    inflight: dict[str, Resource] | None = None
+    nonce: str = ""
+    sent_version: str = ""
+    sent_at: float = 0.0
+
+
+class StreamState:
+    def __init__(self, node: str, board: StatusBoard, protocol: str) -> None:
+        self.node = node
+        self.board = board
+        self.protocol = protocol
+        self._types = {t: _TypeState() for t in ADS_ORDER}
+        self._nonces = 0
+
+    def _acked(self) -> dict[str, dict[str, Resource]]:
+        return {t: s.acked for t, s in self._types.items()}
+
+    def receive(self, req: Request, snapshot: Snapshot | None) -> None:
+        state = self._types.get(req.type_url)
+        if state is None:
+            log.debug("node %s asked for unsupported type %s", self.node, req.type_url)
+            return
+        if req.nonce:
+            if req.nonce != state.nonce:
+                log.debug("node %s: stale nonce %s for %s", self.node, req.nonce, req.type_url)
+                return
+            self._feedback(req, state)
+        elif snapshot is not None:
+            self._adopt_client_state(req, state, snapshot)
+        self._subscribe(req, state)
+
+    def _feedback(self, req: Request, state: _TypeState) -> None:
+        if state.inflight is None:
+            return
+        status = self.board.node(self.node)
+        short = SHORT[req.type_url]
+        if req.error is not None:
+            metrics.NACKS.labels(self.node, short).inc()
+            self.board.nack(self.node, req.type_url, state.sent_version, req.error)
+            log.warning(
+                "node %s rejected %s version %s: %s",
+                self.node,
+                short,
+                state.sent_version,
+                req.error,
+            )
+        else:
+            state.acked = state.inflight
+            state.acked_version = state.sent_version
+            status.acked[req.type_url] = state.sent_version
+            metrics.ACK_LATENCY.labels(short).observe(time.monotonic() - state.sent_at)
+        state.inflight = None
+
+    def _adopt_client_state(self, req: Request, state: _TypeState, snapshot: Snapshot) -> None:
+        """A reconnecting Envoy tells what it has: what matches is not sent again."""
+        ours = snapshot.of(req.type_url)
+        if req.names is not None:  # SotW: one version for the whole set
+            names = None if not req.names or "*" in req.names else set(req.names)
+            have = {n: r for n, r in ours.items() if names is None or n in names}
+            if req.version_info and req.version_info == content_version(have.values()):
+                state.acked = have
+                state.acked_version = state.sent_version = req.version_info
+                self.board.node(self.node).acked[req.type_url] = req.version_info
+            return
+        for name, version in req.initial_versions:  # delta: a version per resource
+            mine = ours.get(name)
+            state.acked[name] = (
+                mine
+                if mine is not None and mine.version == version
+                else Resource(req.type_url, name, b"", version)
+            )
+
+    def _subscribe(self, req: Request, state: _TypeState) -> None:
+        first = not state.requested
+        state.requested = True
+        if req.names is not None:
+            wildcard = req.type_url in WILDCARD_TYPES and (not req.names or "*" in req.names)
+            state.names = None if wildcard else set(req.names)
+            return
+        subscribe = set(req.subscribe)
+        if "*" in subscribe or (first and req.type_url in WILDCARD_TYPES and not subscribe):
+            state.names = None
+        elif first:
+            state.names = subscribe
+        elif state.names is not None:
+            state.names |= subscribe
+        unsubscribe = set(req.unsubscribe)
+        if "*" in unsubscribe and state.names is None:
+            state.names = set()
+        elif state.names is not None:
+            state.names -= unsubscribe
+        for name in unsubscribe:
+            state.acked.pop(name, None)
+
+    def pushes(self, snapshot: Snapshot | None) -> list[Push]:
+        """Responses to send now, in ADS order."""
+        if snapshot is None:
+            return []
+        result: list[Push] = []
+        for type_url in ADS_ORDER:
+            state = self._types[type_url]
+            if not state.requested or state.inflight is not None:
+                continue
+            target = desired(snapshot, type_url, state.names, self._acked())
+            version = content_version(target.values())
+            if version == state.sent_version:
+                continue
+            updated = tuple(
+                r
+                for n, r in sorted(target.items())
+                if n not in state.acked or state.acked[n].version != r.version
+            )
+            removed = tuple(sorted(n for n in state.acked if n not in target))
+            if self.protocol == "delta" and not updated and not removed:
+                state.sent_version = state.acked_version = version  # client already has it
+                state.acked = target
+                continue
+            self._nonces += 1
+            state.nonce = f"{self._nonces}"
+            state.inflight = target
+            state.sent_version = version
+            state.sent_at = time.monotonic()
+            self.board.node(self.node).sent[type_url] = version
+            metrics.PUSHES.labels(self.node, SHORT[type_url]).inc()
+            result.append(Push(type_url, version, state.nonce, target, updated, removed))
+        return result
