@@ -29,6 +29,10 @@ __all__ = ["Atlas", "ServeOptions", "TopologyLog", "run"]
 
 log = logging.getLogger("atlas")
 
+CONTROL_PLANE_DNS = ("atlas",)
+"""DNS SAN of Atlas's gRPC certificate: the SNI the bootstraps send, so that ordinary gRPC
+clients can verify the server by name as Envoy verifies it by URI SAN."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class ServeOptions:
@@ -136,7 +140,9 @@ class Atlas:
         }
 
     def _control_plane_tls(self) -> tuple[bytes, bytes, bytes]:
-        cred = self.pki.credential("control-plane", CONTROL_PLANE_URI, client=False)
+        cred = self.pki.credential(
+            "control-plane", CONTROL_PLANE_URI, client=False, dns_names=CONTROL_PLANE_DNS
+        )
         return cred.cert_pem, cred.key_pem, self.pki.ca().bundle_pem
 
     async def start(self) -> None:

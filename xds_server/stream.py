@@ -63,6 +63,8 @@ class _TypeState:
     nonce: str = ""
     sent_version: str = ""
     sent_at: float = 0.0
+    reported: Request | None = None
+    """An initial request that came before any snapshot: adopted when the first one arrives."""
 
 
 class StreamState:
@@ -88,6 +90,8 @@ class StreamState:
             self._feedback(req, state)
         elif snapshot is not None:
             self._adopt_client_state(req, state, snapshot)
+        else:
+            state.reported = req
         self._subscribe(req, state)
 
     def _feedback(self, req: Request, state: _TypeState) -> None:
@@ -118,10 +122,14 @@ class StreamState:
         if req.names is not None:  # SotW: one version for the whole set
             names = None if not req.names or "*" in req.names else set(req.names)
             have = {n: r for n, r in ours.items() if names is None or n in names}
+            if req.version_info:
+                # Shown in status even when it is not ours: it is what the proxy runs.
+                self.board.node(self.node).acked[req.type_url] = req.version_info
             if req.version_info and req.version_info == content_version(have.values()):
                 state.acked = have
                 state.acked_version = state.sent_version = req.version_info
-                self.board.node(self.node).acked[req.type_url] = req.version_info
+            return
+        if not req.initial_versions:
             return
         for name, version in req.initial_versions:  # delta: a version per resource
             mine = ours.get(name)
@@ -130,6 +138,9 @@ class StreamState:
                 if mine is not None and mine.version == version
                 else Resource(req.type_url, name, b"", version)
             )
+        # Same hash as a type version computed from our own resources, so it is comparable.
+        state.acked_version = content_version(state.acked.values())
+        self.board.node(self.node).acked[req.type_url] = state.acked_version
 
     def _subscribe(self, req: Request, state: _TypeState) -> None:
         first = not state.requested
@@ -160,6 +171,9 @@ class StreamState:
         result: list[Push] = []
         for type_url in ADS_ORDER:
             state = self._types[type_url]
+            if state.reported is not None:
+                self._adopt_client_state(state.reported, state, snapshot)
+                state.reported = None
             if not state.requested or state.inflight is not None:
                 continue
             target = desired(snapshot, type_url, state.names, self._acked())

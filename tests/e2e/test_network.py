@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
-import pytest
+import json
+import signal
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from http.client import HTTPConnection
+from pathlib import Path
+from typing import Any
 
+import grpc
+import pytest
+from envoy.config.core.v3 import base_pb2
+from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
+
+from atlas.pki import OBSERVABILITY_URI, cluster_uri, create_ca, issue
 from tests.e2e.network import AtlasNetwork, wait_until
 from tests.fakes.thanos import info
+from xds_server.types import SECRET
 
 pytestmark = pytest.mark.e2e
 
@@ -20,3 +36,308 @@ def test_info_reaches_each_clusters_own_sidecar_replica(network: AtlasNetwork) -
     assert thanos(network, "east-1") == {"cluster": "east", "replica": "1"}
     wait_until(lambda: thanos(network, "west-0"), within=10, what="west-0 through the network")
     assert thanos(network, "west-0") == {"cluster": "west", "replica": "0"}
+
+
+def http(
+    host: str,
+    port: int,
+    path: str,
+    *,
+    method: str = "GET",
+    headers: dict[str, str] | None = None,
+    body: bytes | None = None,
+) -> tuple[int, dict[str, Any]]:
+    conn = HTTPConnection(host, port, timeout=5)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        response = conn.getresponse()
+        data = response.read()
+        return response.status, (json.loads(data) if data.startswith(b"{") else {})
+    finally:
+        conn.close()
+
+
+def test_ui_prefixes_are_rewritten(network: AtlasNetwork) -> None:
+    wait_until(lambda: thanos(network, "west-0"), within=30, what="network up")
+    status, body = http(
+        network.obs_ip, network.obs_ports["prometheus_ui"], "/prom/east/api/v1/status/buildinfo"
+    )
+    assert status == 200
+    assert body == {"status": "success", "server": "prom-east", "path": "/api/v1/status/buildinfo"}
+    status, body = http(network.obs_ip, network.obs_ports["alertmanager_ui"], "/am/west/")
+    assert (status, body["server"], body["path"]) == (200, "am-west", "/")
+    status, _ = http(network.obs_ip, network.obs_ports["prometheus_ui"], "/prom/nowhere/")
+    assert status == 404
+    conn = HTTPConnection(network.obs_ip, network.obs_ports["prometheus_ui"], timeout=5)
+    conn.request("GET", "/prom/east")
+    response = conn.getresponse()
+    assert response.status == 301 and response.getheader("location", "").endswith("/prom/east/")
+    conn.close()
+
+
+def test_alert_from_downstream_reaches_observability_alertmanager(network: AtlasNetwork) -> None:
+    wait_until(lambda: thanos(network, "east-0"), within=30, what="network up")
+    alert = json.dumps([{"labels": {"alertname": "E2E", "cluster": "east"}}]).encode()
+    status, body = http(
+        network.envoy_ips["east"],
+        network.ds_ports["alert_relay"],
+        "/api/v2/alerts",
+        method="POST",
+        headers={"Host": "alertmanager-0.atlas", "Content-Type": "application/json"},
+        body=alert,
+    )
+    assert (status, body["server"]) == (200, "am-obs")
+    received = [r for r in network.webs["am-obs"].requests if r["method"] == "POST"]
+    assert received[-1]["path"] == "/api/v2/alerts" and received[-1]["body"] == alert
+    status, _ = http(
+        network.envoy_ips["east"],
+        network.ds_ports["alert_relay"],
+        "/api/v2/alerts",
+        method="POST",
+        headers={"Host": "alertmanager-7"},
+        body=alert,
+    )
+    assert status == 404, "an unknown replica is not silently sent elsewhere"
+
+
+def tls_get(
+    host: str, port: int, *, ca: Path, cert: Path | None, key: Path | None, host_header: str = "x"
+) -> int:
+    """An HTTP/1.1 GET over TLS with an optional client certificate; returns the status.
+
+    Raises OSError (ssl.SSLError, reset, closed) when the server refuses the peer.
+    """
+    ctx = ssl.create_default_context(cafile=str(ca))
+    ctx.check_hostname = False  # Atlas identities are URI SANs, checked by Envoy, not names
+    if cert is not None and key is not None:
+        ctx.load_cert_chain(str(cert), str(key))
+    ctx.set_alpn_protocols(["http/1.1"])
+    with socket.create_connection((host, port), timeout=5) as raw, ctx.wrap_socket(raw) as tls:
+        tls.sendall(f"GET / HTTP/1.1\r\nHost: {host_header}\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := tls.recv(65536):
+            data += chunk
+    if not data.startswith(b"HTTP/1.1 "):
+        raise ConnectionError(f"no HTTP response: {data[:60]!r}")
+    return int(data.split(b" ", 2)[1])
+
+
+@pytest.fixture(scope="module")
+def identities(
+    network: AtlasNetwork, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, tuple[Path, Path]]:
+    """Client certificates: Atlas's own identities, and one from a stranger CA."""
+    out = tmp_path_factory.mktemp("identities")
+    (out / "ca.pem").write_bytes(network.pki.ca().bundle_pem)
+    made: dict[str, tuple[Path, Path]] = {}
+    stranger_ca = create_ca()
+    for label, cred in (
+        ("observability", network.pki.credential("test-obs", OBSERVABILITY_URI)),
+        ("west", network.pki.credential("test-west", cluster_uri("west"))),
+        ("east", network.pki.credential("test-east", cluster_uri("east"))),
+        ("stranger", issue(stranger_ca, OBSERVABILITY_URI)),
+    ):
+        (out / f"{label}.crt").write_bytes(cred.cert_pem)
+        (out / f"{label}.key").write_bytes(cred.key_pem)
+        made[label] = (out / f"{label}.crt", out / f"{label}.key")
+    made["ca"] = (out / "ca.pem", out / "ca.pem")
+    return made
+
+
+def test_every_cross_cluster_hop_requires_the_right_peer(
+    network: AtlasNetwork, identities: dict[str, tuple[Path, Path]]
+) -> None:
+    wait_until(lambda: thanos(network, "east-0"), within=30, what="network up")
+    ca = identities["ca"][0]
+    east = network.envoy_ips["east"]
+    for port_name in ("prometheus", "alertmanager"):
+        port = network.ds_ports[port_name]
+        cert, key = identities["observability"]
+        assert tls_get(east, port, ca=ca, cert=cert, key=key) == 200, "positive control"
+        for who in (None, "stranger", "west", "east"):
+            c, k = identities[who] if who else (None, None)
+            with pytest.raises(OSError):
+                tls_get(east, port, ca=ca, cert=c, key=k)
+    # The thanos listener speaks only HTTP/2 but refuses the peer before any HTTP.
+    with pytest.raises(OSError):
+        tls_get(
+            east,
+            network.ds_ports["thanos"],
+            ca=ca,
+            cert=identities["west"][0],
+            key=identities["west"][1],
+        )
+    intake = network.obs_ports["alert_intake"]
+    cert, key = identities["east"]
+    assert (
+        tls_get(network.obs_ip, intake, ca=ca, cert=cert, key=key, host_header="alertmanager-0")
+        == 200
+    ), "any downstream may send alerts"
+    for who in (None, "stranger"):
+        c, k = identities[who] if who else (None, None)
+        with pytest.raises(OSError):
+            tls_get(network.obs_ip, intake, ca=ca, cert=c, key=k, host_header="alertmanager-0")
+
+
+def test_a_new_cluster_is_routable_within_two_seconds_and_goes_away(network: AtlasNetwork) -> None:
+    wait_until(lambda: thanos(network, "east-0"), within=30, what="network up")
+    restarts = {n: e.proc.pid for n, e in network.envoys.items() if e.proc}
+    with pytest.raises(grpc.RpcError):
+        thanos(network, "north-0")
+    path = network.write_manifest("north", 3)
+    started = time.monotonic()
+    wait_until(
+        lambda: thanos(network, "north-0") == {"cluster": "north", "replica": "0"},
+        within=2.0,
+        what="north routable",
+        interval=0.02,
+    )
+    took = time.monotonic() - started
+    path.unlink()
+    wait_until(
+        lambda: _refused(lambda: thanos(network, "north-0")),
+        within=2.0,
+        what="north removed",
+        interval=0.02,
+    )
+    assert thanos(network, "east-0")["cluster"] == "east"
+    assert {n: e.proc.pid for n, e in network.envoys.items() if e.proc} == restarts
+    print(f"north routable after {took:.2f}s")
+
+
+def _refused(call: Callable[[], Any]) -> bool:
+    try:
+        call()
+    except grpc.RpcError:
+        return True
+    return False
+
+
+def test_a_node_asking_for_another_nodes_id_gets_nothing(
+    network: AtlasNetwork, identities: dict[str, tuple[Path, Path]]
+) -> None:
+    ca = identities["ca"][0].read_bytes()
+    cert, key = (p.read_bytes() for p in identities["east"])
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=ca, private_key=key, certificate_chain=cert
+    )
+    options = [("grpc.ssl_target_name_override", "atlas")]
+
+    def ask(node: str) -> list[Any]:
+        with grpc.secure_channel(
+            f"{network.atlas_ip}:{network.ads_port}", creds, options=options
+        ) as ch:
+            stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(ch)
+            request = discovery_pb2.DiscoveryRequest(
+                node=base_pb2.Node(id=node), type_url=SECRET, resource_names=["identity"]
+            )
+            call = stub.StreamAggregatedResources(iter([request]), timeout=3)
+            got: list[Any] = []
+            try:
+                for response in call:
+                    got.append(response)
+                    break
+            except grpc.RpcError as err:
+                got.append(err)
+            return got
+
+    own = ask("east")
+    assert isinstance(own[0], discovery_pb2.DiscoveryResponse) and own[0].resources, (
+        "positive control"
+    )
+    other = ask("west")
+    assert len(other) == 1 and isinstance(other[0], grpc.RpcError)
+    assert other[0].code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "spiffe://atlas/cluster/west" in other[0].details()
+
+
+def test_sigkill_loses_no_request_and_restart_sends_nothing_new(network: AtlasNetwork) -> None:
+    wait_until(
+        lambda: thanos(network, "east-0") and thanos(network, "west-0"), within=30, what="up"
+    )
+    obs = network.envoys["atlas"]
+    before = {
+        k: v
+        for k, v in obs.stats("update_success").items()
+        if k.startswith(("cluster_manager.cds", "listener_manager.lds"))
+    }
+    failures: list[str] = []
+    calls = [0]
+    stop = threading.Event()
+
+    def traffic() -> None:
+        while not stop.is_set():
+            for target in ("east-0", "east-1", "west-0"):
+                try:
+                    thanos(network, target)
+                    calls[0] += 1
+                except grpc.RpcError as err:
+                    failures.append(f"{target}: {err.code()}")
+
+    worker = threading.Thread(target=traffic)
+    worker.start()
+    try:
+        time.sleep(0.5)
+        assert network.atlas is not None
+        network.atlas.kill(signal.SIGKILL)
+        time.sleep(1.5)
+        network.start_atlas()
+        wait_until(
+            lambda: (
+                all(
+                    n["connected"]
+                    for n in network.status()["nodes"]
+                    if n["node"] in ("atlas", "east", "west")
+                )
+                and len([n for n in network.status()["nodes"] if n["connected"]]) >= 3
+            ),
+            within=30,
+            what="envoys reconnected",
+        )
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        worker.join()
+    assert failures == [] and calls[0] > 20, f"{len(failures)} failed of {calls[0]}: {failures[:5]}"
+    after = {
+        k: v
+        for k, v in obs.stats("update_success").items()
+        if k.startswith(("cluster_manager.cds", "listener_manager.lds"))
+    }
+    assert after == before, "a reconnecting Envoy that has the config is sent nothing new"
+    pushes = [
+        line
+        for line in network.metrics().splitlines()
+        if line.startswith("atlas_xds_pushes_total{") and not line.endswith(" 0.0")
+    ]
+    assert pushes == [], f"restarted Atlas pushed: {pushes}"
+
+
+def test_a_rejected_change_keeps_traffic_on_the_accepted_version(network: AtlasNetwork) -> None:
+    wait_until(lambda: thanos(network, "west-0"), within=30, what="network up")
+    accepted = next(n for n in network.status()["nodes"] if n["node"] == "west")["acked"][
+        "listener"
+    ]
+    west = network.envoy_ips["west"]
+    blocker = socket.socket()
+    blocker.bind((west, 0))
+    blocker.listen()
+    taken = blocker.getsockname()[1]
+    try:
+        assert network.atlas is not None
+        network.atlas.stop()
+        network.start_atlas(alert_relay=taken)  # west's Envoy cannot bind it: Envoy NACKs LDS
+
+        def west_nack() -> dict[str, Any] | None:
+            node = next((n for n in network.status()["nodes"] if n["node"] == "west"), None)
+            return node["last_nack"] if node and node["last_nack"] else None
+
+        nack = wait_until(west_nack, within=20, what="west's NACK in status")
+        assert nack["type"] == "listener" and str(taken) in nack["message"]
+        node = next(n for n in network.status()["nodes"] if n["node"] == "west")
+        assert node["acked"]["listener"] == accepted != node["sent"]["listener"]
+        assert 'atlas_xds_nacks_total{node="west",type="listener"}' in network.metrics()
+        assert thanos(network, "west-0") == {"cluster": "west", "replica": "0"}
+        assert thanos(network, "east-0")["cluster"] == "east"
+    finally:
+        blocker.close()

@@ -24,14 +24,21 @@ def store_modules() -> tuple[ModuleType, ModuleType]:
         from grpc_tools import protoc
 
         out = Path(tempfile.mkdtemp(prefix="atlas-proto-"))
-        rc = protoc.main([
-            "protoc", f"-I{ROOT / 'proto'}", f"--python_out={out}", f"--grpc_python_out={out}",
-            str(ROOT / "proto" / "thanos" / "store.proto"),
-        ])
+        rc = protoc.main(
+            [
+                "protoc",
+                f"-I{ROOT / 'proto'}",
+                f"--python_out={out}",
+                f"--grpc_python_out={out}",
+                str(ROOT / "proto" / "thanos" / "store.proto"),
+            ]
+        )
         assert rc == 0, "protoc failed on proto/thanos/store.proto"
         sys.path.insert(0, str(out))
-        _modules = (importlib.import_module("thanos.store_pb2"),
-                    importlib.import_module("thanos.store_pb2_grpc"))
+        _modules = (
+            importlib.import_module("thanos.store_pb2"),
+            importlib.import_module("thanos.store_pb2_grpc"),
+        )
     return _modules
 
 
@@ -45,11 +52,12 @@ class Sidecar:
         outer = self
 
         class Store(pb2_grpc.StoreServicer):  # type: ignore[name-defined,misc]
-            def Info(self, request: Any, context: Any) -> Any:  # noqa: N802
+            def Info(self, request: Any, context: Any) -> Any:
                 outer.calls += 1
                 labels = [pb2.Label(name=k, value=v) for k, v in sorted(outer.labels.items())]
-                return pb2.InfoResponse(labels=labels, storeType=pb2.SIDECAR,
-                                        label_sets=[pb2.LabelSet(labels=labels)])
+                return pb2.InfoResponse(
+                    labels=labels, storeType=pb2.SIDECAR, label_sets=[pb2.LabelSet(labels=labels)]
+                )
 
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         pb2_grpc.add_StoreServicer_to_server(Store(), self.server)
@@ -61,8 +69,13 @@ class Sidecar:
         self.server.stop(grace=None)
 
 
-def info(target: str, authority: str, *, timeout: float = 3.0,
-         credentials: grpc.ChannelCredentials | None = None) -> dict[str, str]:
+def info(
+    target: str,
+    authority: str,
+    *,
+    timeout: float = 3.0,
+    credentials: grpc.ChannelCredentials | None = None,
+) -> dict[str, str]:
     """Call Info through ``target`` with ``authority``; returns the labels."""
     pb2, pb2_grpc = store_modules()
     options = [("grpc.default_authority", authority)]

@@ -19,20 +19,27 @@ class WebStub:
             def _reply(self, body: bytes) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 payload = self.rfile.read(length) if length else b""
-                outer.requests.append({"method": self.command, "path": self.path,
-                                       "host": self.headers.get("Host"), "body": payload})
-                data = json.dumps({"status": "success", "server": outer.name,
-                                   "path": self.path}).encode()
+                outer.requests.append(
+                    {
+                        "method": self.command,
+                        "path": self.path,
+                        "host": self.headers.get("Host"),
+                        "body": payload,
+                    }
+                )
+                data = json.dumps(
+                    {"status": "success", "server": outer.name, "path": self.path}
+                ).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 self._reply(b"")
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 self._reply(b"")
 
             def log_message(self, *args: Any) -> None:
