@@ -1,0 +1,226 @@
+"""Builders: the resources of each node exactly as the ports table says."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.listener.v3 import listener_pb2
+from envoy.config.route.v3 import route_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import (
+    http_connection_manager_pb2 as hcm_pb2,
+)
+from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
+from envoy.extensions.transport_sockets.tls.v3 import secret_pb2, tls_pb2
+from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
+
+from atlas.config import NetworkSettings, Settings
+from tests.xds_server.fixtures import TOPOLOGY, creds, snapshots
+from xds_server.snapshot import Snapshot
+from xds_server.types import CLUSTER, LISTENER, ROUTE, SECRET
+
+
+def decode(snapshot: Snapshot, type_url: str, name: str, cls: Any) -> Any:
+    message = cls()
+    message.ParseFromString(snapshot.of(type_url)[name].body)
+    return message
+
+
+def listener_port(listener: listener_pb2.Listener) -> tuple[str, int]:
+    sa = listener.address.socket_address
+    return sa.address, sa.port_value
+
+
+def hcm(listener: listener_pb2.Listener) -> hcm_pb2.HttpConnectionManager:
+    manager = hcm_pb2.HttpConnectionManager()
+    listener.filter_chains[0].filters[0].typed_config.Unpack(manager)
+    return manager
+
+
+def tls_of(cluster: cluster_pb2.Cluster) -> tls_pb2.UpstreamTlsContext:
+    ctx = tls_pb2.UpstreamTlsContext()
+    cluster.transport_socket.typed_config.Unpack(ctx)
+    return ctx
+
+
+def test_one_snapshot_per_node() -> None:
+    assert sorted(snapshots()) == ["atlas", "east", "west"]
+
+
+def test_observability_listeners_match_the_ports_table() -> None:
+    obs = snapshots()["atlas"]
+    ports = {
+        n: listener_port(decode(obs, LISTENER, n, listener_pb2.Listener)) for n in obs.of(LISTENER)
+    }
+    assert ports == {
+        "ads": ("0.0.0.0", 10900),
+        "thanos": ("0.0.0.0", 10901),
+        "alertmanager-ui": ("0.0.0.0", 10902),
+        "alert-intake": ("0.0.0.0", 10903),
+        "prometheus-ui": ("0.0.0.0", 10904),
+    }
+    ads = decode(obs, LISTENER, "ads", listener_pb2.Listener)
+    proxy = tcp_proxy_pb2.TcpProxy()
+    ads.filter_chains[0].filters[0].typed_config.Unpack(proxy)
+    assert proxy.cluster == "atlas_control_plane"
+    assert not ads.filter_chains[0].HasField("transport_socket"), "TLS passes through to Atlas"
+    intake = decode(obs, LISTENER, "alert-intake", listener_pb2.Listener)
+    downstream_tls = tls_pb2.DownstreamTlsContext()
+    intake.filter_chains[0].transport_socket.typed_config.Unpack(downstream_tls)
+    assert downstream_tls.require_client_certificate.value
+    san = downstream_tls.common_tls_context.combined_validation_context.default_validation_context
+    assert san.match_typed_subject_alt_names[0].matcher.prefix == "spiffe://atlas/cluster/"
+
+
+def test_downstream_listeners_and_peer_identity() -> None:
+    east = snapshots()["east"]
+    ports = {
+        n: listener_port(decode(east, LISTENER, n, listener_pb2.Listener))[1]
+        for n in east.of(LISTENER)
+    }
+    assert ports == {
+        "thanos": 11901,
+        "alertmanager": 11902,
+        "alert-relay": 11903,
+        "prometheus": 11904,
+    }
+    for name in ("thanos", "alertmanager", "prometheus"):
+        listener = decode(east, LISTENER, name, listener_pb2.Listener)
+        ctx = tls_pb2.DownstreamTlsContext()
+        listener.filter_chains[0].transport_socket.typed_config.Unpack(ctx)
+        assert ctx.require_client_certificate.value
+        common = ctx.common_tls_context
+        assert common.tls_certificate_sds_secret_configs[0].name == "identity"
+        assert (
+            common.combined_validation_context.validation_context_sds_secret_config.name
+            == "trust-bundle"
+        )
+        matcher = common.combined_validation_context.default_validation_context.match_typed_subject_alt_names[
+            0
+        ]
+        assert matcher.matcher.exact == "spiffe://atlas/observability"
+    relay = decode(east, LISTENER, "alert-relay", listener_pb2.Listener)
+    assert not relay.filter_chains[0].HasField("transport_socket"), "in-cluster Prometheus is plain"
+    assert (
+        hcm(decode(east, LISTENER, "thanos", listener_pb2.Listener)).codec_type
+        == hcm_pb2.HttpConnectionManager.HTTP2
+    )
+
+
+def test_thanos_routes_by_srv_target_name() -> None:
+    snaps = snapshots()
+    obs_routes = decode(snaps["atlas"], ROUTE, "thanos", route_pb2.RouteConfiguration)
+    assert {tuple(v.domains): v.routes[0].route.cluster for v in obs_routes.virtual_hosts} == {
+        ("east-0.sidecars.thanos.atlas",): "east_thanos",
+        ("east-1.sidecars.thanos.atlas",): "east_thanos",
+        ("west-0.sidecars.thanos.atlas",): "west_thanos",
+    }
+    assert all(v.routes[0].route.timeout.seconds == 0 for v in obs_routes.virtual_hosts)
+    assert hcm(
+        decode(snaps["atlas"], LISTENER, "thanos", listener_pb2.Listener)
+    ).strip_any_host_port
+    east_routes = decode(snaps["east"], ROUTE, "thanos", route_pb2.RouteConfiguration)
+    assert {v.domains[0]: v.routes[0].route.cluster for v in east_routes.virtual_hosts} == {
+        "east-0.sidecars.thanos.atlas": "thanos_0",
+        "east-1.sidecars.thanos.atlas": "thanos_1",
+    }
+    per_replica = {
+        n: decode(snaps["east"], CLUSTER, n, cluster_pb2.Cluster) for n in ("thanos_0", "thanos_1")
+    }
+    hosts = {
+        n: c.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.address
+        for n, c in per_replica.items()
+    }
+    assert hosts == {"thanos_0": "prom-0.mon.svc", "thanos_1": "prom-1.mon.svc"}
+    assert per_replica["thanos_0"].type == cluster_pb2.Cluster.STRICT_DNS
+    west = decode(snaps["west"], CLUSTER, "thanos_0", cluster_pb2.Cluster)
+    sa = west.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address
+    assert (sa.address, sa.port_value) == (
+        "prometheus-operated.monitoring.svc.cluster.local",
+        10901,
+    )
+
+
+def test_ui_prefix_routes_rewrite_to_root() -> None:
+    obs = snapshots()["atlas"]
+    prom = decode(obs, ROUTE, "prometheus-ui", route_pb2.RouteConfiguration)
+    routes = {r.match.prefix or r.match.path: r for r in prom.virtual_hosts[0].routes}
+    assert routes["/prom/east/"].route.cluster == "east_prometheus"
+    assert routes["/prom/east/"].route.prefix_rewrite == "/"
+    assert routes["/prom/east"].redirect.path_redirect == "/prom/east/"
+    am = decode(obs, ROUTE, "alertmanager-ui", route_pb2.RouteConfiguration)
+    assert {
+        r.match.prefix: r.route.cluster for r in am.virtual_hosts[0].routes if r.match.prefix
+    } == {"/am/east/": "east_alertmanager", "/am/west/": "west_alertmanager"}
+    intake = decode(obs, ROUTE, "alert-intake", route_pb2.RouteConfiguration)
+    assert [(list(v.domains), v.routes[0].route.cluster) for v in intake.virtual_hosts] == [
+        (["alertmanager-0", "alertmanager-0.*"], "alertmanager_0")
+    ]
+
+
+def test_cross_cluster_upstreams_are_http2_mtls_with_peer_san() -> None:
+    obs = snapshots()["atlas"]
+    east = decode(obs, CLUSTER, "east_thanos", cluster_pb2.Cluster)
+    assert east.type == cluster_pb2.Cluster.STATIC
+    sa = east.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address
+    assert (sa.address, sa.port_value) == ("192.0.2.11", 11901)
+    assert not east.HasField("http2_protocol_options"), "deprecated field unused"
+    options = http_protocol_options_pb2.HttpProtocolOptions()
+    east.typed_extension_protocol_options[
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+    ].Unpack(options)
+    assert options.explicit_http_config.HasField("http2_protocol_options")
+    tls = tls_of(east)
+    assert list(tls.common_tls_context.alpn_protocols) == ["h2"]
+    matcher = tls.common_tls_context.combined_validation_context.default_validation_context.match_typed_subject_alt_names[
+        0
+    ]
+    assert matcher.matcher.exact == "spiffe://atlas/cluster/east"
+    west = decode(obs, CLUSTER, "west_prometheus", cluster_pb2.Cluster)
+    assert west.type == cluster_pb2.Cluster.STRICT_DNS
+    relay = decode(snapshots()["east"], CLUSTER, "observability_alerts", cluster_pb2.Cluster)
+    assert (
+        tls_of(relay)
+        .common_tls_context.combined_validation_context.default_validation_context.match_typed_subject_alt_names[
+            0
+        ]
+        .matcher.exact
+        == "spiffe://atlas/observability"
+    )
+
+
+def test_secrets_are_the_nodes_own() -> None:
+    snaps = snapshots()
+    for node in ("atlas", "east", "west"):
+        identity = decode(snaps[node], SECRET, "identity", secret_pb2.Secret)
+        assert identity.tls_certificate.certificate_chain.inline_bytes == creds(node).cert_pem
+        bundle = decode(snaps[node], SECRET, "trust-bundle", secret_pb2.Secret)
+        assert bundle.validation_context.trusted_ca.inline_bytes == creds(node).bundle_pem
+    assert snaps["east"].of(SECRET)["identity"].body != snaps["west"].of(SECRET)["identity"].body
+
+
+def test_listen_addresses_come_from_settings() -> None:
+    settings = Settings(
+        network=NetworkSettings(
+            observability_listen_address="127.0.0.10", downstream_listen_address="envoy-address"
+        )
+    )
+    snaps = snapshots(settings=settings)
+    assert (
+        listener_port(decode(snaps["atlas"], LISTENER, "thanos", listener_pb2.Listener))[0]
+        == "127.0.0.10"
+    )
+    assert (
+        listener_port(decode(snaps["east"], LISTENER, "thanos", listener_pb2.Listener))[0]
+        == "192.0.2.11"
+    )
+
+
+def test_versions_are_content_hashes_stable_across_builds() -> None:
+    first, second = snapshots(), snapshots()
+    assert {n: dict(s.versions) for n, s in first.items()} == {
+        n: dict(s.versions) for n, s in second.items()
+    }
+    changed = snapshots(TOPOLOGY.__class__(TOPOLOGY.clusters[:1], TOPOLOGY.alertmanagers))
+    assert changed["east"] == first["east"], "east's own resources did not change"
+    assert changed["atlas"].versions[CLUSTER] != first["atlas"].versions[CLUSTER]

@@ -1,0 +1,165 @@
+"""The ADS protocol state machine, without sockets: ACK, NACK, stale nonces, reconnects,
+unsubscribe, and make-before-break ordering."""
+
+from __future__ import annotations
+
+from atlas.model import Topology
+from tests.xds_server.fixtures import EAST, TOPOLOGY, WEST, snapshots
+from xds_server.resources import content_version
+from xds_server.snapshot import Snapshot
+from xds_server.status import StatusBoard
+from xds_server.stream import Push, Request, StreamState
+from xds_server.types import CLUSTER, LISTENER, ROUTE, SECRET
+
+
+def sotw(board: StatusBoard | None = None) -> StreamState:
+    return StreamState("atlas", board or StatusBoard(), "sotw")
+
+
+def ack(
+    state: StreamState, push: Push, snapshot: Snapshot, names: tuple[str, ...] = ()
+) -> list[Push]:
+    state.receive(
+        Request(push.type_url, nonce=push.nonce, names=names, version_info=push.version), snapshot
+    )
+    return state.pushes(snapshot)
+
+
+def subscribe_all(state: StreamState, snapshot: Snapshot) -> dict[str, Push]:
+    """Drive a fresh SotW stream the way Envoy does until nothing more is sent."""
+    state.receive(Request(CLUSTER, names=()), snapshot)
+    state.receive(Request(LISTENER, names=()), snapshot)
+    last: dict[str, Push] = {}
+    pending = state.pushes(snapshot)
+    while pending:
+        push = pending.pop(0)
+        last[push.type_url] = push
+        names: tuple[str, ...] = ()
+        if push.type_url == LISTENER:
+            state.receive(Request(ROUTE, names=tuple(snapshot.of(ROUTE))), snapshot)
+            state.receive(Request(SECRET, names=tuple(snapshot.of(SECRET))), snapshot)
+        if push.type_url in (ROUTE, SECRET):
+            names = tuple(snapshot.of(push.type_url))
+        pending += ack(state, push, snapshot, names)
+    return last
+
+
+def test_clusters_go_before_the_listeners_that_use_them() -> None:
+    snap = snapshots()["atlas"]
+    state = sotw()
+    state.receive(Request(LISTENER, names=()), snap)
+    state.receive(Request(CLUSTER, names=()), snap)
+    first = state.pushes(snap)
+    assert [p.type_url for p in first] == [CLUSTER, LISTENER]
+    assert "ads" not in first[1].target, "the ADS listener waits for its cluster's ACK"
+    after_ack = ack(state, first[0], snap)
+    assert after_ack == [], "one response per type in flight"
+    listeners = ack(state, first[1], snap)
+    assert [p.type_url for p in listeners] == [LISTENER] and "ads" in listeners[0].target
+
+
+def test_removals_go_last() -> None:
+    state = sotw()
+    before = snapshots()["atlas"]
+    sent = subscribe_all(state, before)
+    assert "west_thanos" in sent[CLUSTER].target
+    after = snapshots(Topology((EAST,), TOPOLOGY.alertmanagers))["atlas"]
+    (routes,) = state.pushes(after)
+    assert routes.type_url == ROUTE, "routes stop using west first; clusters are unchanged yet"
+    (clusters,) = ack(state, routes, after, names=tuple(after.of(ROUTE)))
+    assert clusters.type_url == CLUSTER and "west_thanos" not in clusters.target
+    assert "east_thanos" in clusters.target
+
+
+def test_nack_keeps_the_accepted_version_and_is_not_resent() -> None:
+    board = StatusBoard()
+    state = sotw(board)
+    before = snapshots()["atlas"]
+    sent = subscribe_all(state, before)
+    after = snapshots(Topology((EAST,), TOPOLOGY.alertmanagers))["atlas"]
+    (routes,) = state.pushes(after)
+    names = tuple(after.of(ROUTE))
+    state.receive(Request(ROUTE, nonce=routes.nonce, error="bad route", names=names), after)
+    assert state.pushes(after) == [], "not resent, and west's clusters stay while routes use them"
+    (status,) = board.snapshot()
+    assert status["last_nack"]["type"] == "route" and status["last_nack"]["message"] == "bad route"
+    assert status["acked"]["route"] == sent[ROUTE].version != status["sent"]["route"]
+    fixed = snapshots(Topology((EAST,), ()))["atlas"]
+    (retry,) = state.pushes(fixed)
+    assert retry.type_url == ROUTE and retry.version != routes.version, "a new snapshot is sent"
+
+
+def test_stale_nonce_is_ignored() -> None:
+    snap = snapshots()["atlas"]
+    state = sotw()
+    state.receive(Request(CLUSTER, names=()), snap)
+    (push,) = state.pushes(snap)
+    state.receive(Request(CLUSTER, nonce="999", names=(), error="old news"), snap)
+    assert StatusBoard().snapshot() == []
+    assert state.pushes(snap) == [], "still waiting for the real ACK"
+    assert ack(state, push, snap) == []
+
+
+def test_sotw_reconnect_with_current_version_gets_nothing() -> None:
+    snap = snapshots()["atlas"]
+    sent = subscribe_all(sotw(), snap)
+    again = sotw()
+    again.receive(Request(CLUSTER, names=(), version_info=sent[CLUSTER].version), snap)
+    again.receive(Request(LISTENER, names=(), version_info=sent[LISTENER].version), snap)
+    again.receive(
+        Request(ROUTE, names=tuple(snap.of(ROUTE)), version_info=sent[ROUTE].version), snap
+    )
+    assert again.pushes(snap) == []
+
+
+def test_delta_reconnect_with_initial_resource_versions_gets_only_the_difference() -> None:
+    snap = snapshots()["atlas"]
+    state = StreamState("atlas", StatusBoard(), "delta")
+    clusters = snap.of(CLUSTER)
+    known = {n: r.version for n, r in clusters.items() if n != "west_prometheus"}
+    known["gone_cluster"] = "abc"
+    known["east_thanos"] = "outdated"
+    state.receive(Request(CLUSTER, initial_versions=tuple(sorted(known.items()))), snap)
+    (push,) = state.pushes(snap)
+    assert sorted(r.name for r in push.updated) == ["east_thanos", "west_prometheus"]
+    assert push.removed == ("gone_cluster",)
+    assert push.version == content_version(clusters.values())
+
+
+def test_delta_reconnect_with_everything_current_sends_nothing() -> None:
+    snap = snapshots()["atlas"]
+    state = StreamState("atlas", StatusBoard(), "delta")
+    versions = tuple(sorted((n, r.version) for n, r in snap.of(CLUSTER).items()))
+    state.receive(Request(CLUSTER, initial_versions=versions), snap)
+    assert state.pushes(snap) == []
+
+
+def test_delta_subscribe_and_unsubscribe_by_name() -> None:
+    snap = snapshots()["east"]
+    state = StreamState("east", StatusBoard(), "delta")
+    state.receive(Request(SECRET, subscribe=("identity",)), snap)
+    (push,) = state.pushes(snap)
+    assert [r.name for r in push.updated] == ["identity"]
+    state.receive(Request(SECRET, nonce=push.nonce), snap)
+    state.receive(Request(SECRET, subscribe=("trust-bundle",)), snap)
+    (push,) = state.pushes(snap)
+    assert [r.name for r in push.updated] == ["trust-bundle"], "only the new name is sent"
+    state.receive(Request(SECRET, nonce=push.nonce), snap)
+    state.receive(Request(SECRET, unsubscribe=("identity",)), snap)
+    assert state.pushes(snap) == [] or all(not p.removed for p in state.pushes(snap))
+    changed = snapshots(Topology((EAST.__class__("east", "192.0.2.99", replicas=2), WEST)))["east"]
+    for p in state.pushes(changed):
+        assert "identity" not in {r.name for r in p.updated}, "unsubscribed names are not sent"
+
+
+def test_snapshot_change_pushes_only_changed_types() -> None:
+    snap = snapshots()["east"]
+    state = StreamState("east", StatusBoard(), "sotw")
+    subscribe_all(state, snap)
+    moved = snapshots(
+        Topology(
+            (EAST, WEST.__class__("west", "envoy.west.example.net", replicas=1)),
+            TOPOLOGY.alertmanagers,
+        )
+    )["east"]
+    assert state.pushes(moved) == [], "west's change does not touch east"
