@@ -95,9 +95,8 @@ def test_downstream_listeners_and_peer_identity() -> None:
             common.combined_validation_context.validation_context_sds_secret_config.name
             == "trust-bundle"
         )
-        matcher = common.combined_validation_context.default_validation_context.match_typed_subject_alt_names[
-            0
-        ]
+        validation = common.combined_validation_context.default_validation_context
+        matcher = validation.match_typed_subject_alt_names[0]
         assert matcher.matcher.exact == "spiffe://atlas/observability"
     relay = decode(east, LISTENER, "alert-relay", listener_pb2.Listener)
     assert not relay.filter_chains[0].HasField("transport_socket"), "in-cluster Prometheus is plain"
@@ -172,9 +171,8 @@ def test_cross_cluster_upstreams_are_http2_mtls_with_peer_san() -> None:
     assert options.explicit_http_config.HasField("http2_protocol_options")
     tls = tls_of(east)
     assert list(tls.common_tls_context.alpn_protocols) == ["h2"]
-    matcher = tls.common_tls_context.combined_validation_context.default_validation_context.match_typed_subject_alt_names[
-        0
-    ]
+    validation = tls.common_tls_context.combined_validation_context.default_validation_context
+    matcher = validation.match_typed_subject_alt_names[0]
     assert matcher.matcher.exact == "spiffe://atlas/cluster/east"
     west = decode(obs, CLUSTER, "west_prometheus", cluster_pb2.Cluster)
     assert west.type == cluster_pb2.Cluster.STRICT_DNS
