@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -93,6 +94,10 @@ class SnapshotPublisher:
             log.error("snapshot not published, still serving the previous one: %s", err)
             return ()
         changed = self.cache.replace_all(snapshots)
+        # Snapshots and the builders' caches are long-lived: take them out of the cyclic
+        # collector's generations so full collections do not pause every stream (they are
+        # still freed by reference counting when replaced).
+        gc.freeze()
         self.builds += 1
         self.published.set()
         if changed:

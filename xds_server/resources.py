@@ -13,7 +13,14 @@ from dataclasses import dataclass, field
 from google.protobuf.any_pb2 import Any as AnyProto
 from google.protobuf.message import Message
 
-__all__ = ["Ref", "Resource", "content_version", "make_resource"]
+__all__ = [
+    "Ref",
+    "Resource",
+    "content_version",
+    "length_delimited",
+    "make_resource",
+    "resource_from_bytes",
+]
 
 Ref = tuple[str, str]
 """(type_url, name) of a resource another resource depends on."""
@@ -34,17 +41,36 @@ class Resource:
 def make_resource(type_url: str, name: str, message: Message, refs: Iterable[Ref] = ()) -> Resource:
     # Deterministic serialization: equal content must give equal bytes and thus equal
     # versions across processes, restarts and replicas.
-    body = message.SerializeToString(deterministic=True)
+    return resource_from_bytes(type_url, name, message.SerializeToString(deterministic=True), refs)
+
+
+def resource_from_bytes(
+    type_url: str, name: str, body: bytes, refs: Iterable[Ref] = ()
+) -> Resource:
     version = hashlib.sha256(body).hexdigest()[:16]
     return Resource(type_url, name, body, version, frozenset(refs))
 
 
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def length_delimited(field_number: int, payload: bytes) -> bytes:
+    """One occurrence of a message field on the wire.
+
+    A repeated message field is just its occurrences one after another, so a large message
+    (a route table with one entry per cluster) can be assembled by joining cached entries
+    instead of rebuilding and re-serializing every entry on each change.
+    """
+    return _varint(field_number << 3 | 2) + _varint(len(payload)) + payload
+
+
 def content_version(resources: Iterable[Resource]) -> str:
     """A version for a set of resources: a hash of their names and versions, order-free."""
-    digest = hashlib.sha256()
-    for name, version in sorted((r.name, r.version) for r in resources):
-        digest.update(name.encode())
-        digest.update(b"\0")
-        digest.update(version.encode())
-        digest.update(b"\n")
-    return digest.hexdigest()[:16]
+    lines = sorted(f"{r.name}\0{r.version}" for r in resources)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]

@@ -61,6 +61,10 @@ class StatusBoard:
         status.last_seen = time.time()
         return status
 
+    def get(self, node: str) -> NodeStatus | None:
+        """Read-only lookup (does not mark the node as seen)."""
+        return self._nodes.get(node)
+
     def nack(self, node: str, type_url: str, version: str, message: str) -> None:
         self.node(node).last_nack = Nack(type_url, version, message, time.time())
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from atlas.config import Settings
 from atlas.model import Alertmanager, DownstreamCluster, Topology, sidecar_target
 from atlas.pki import cluster_uri
@@ -21,11 +23,12 @@ def upstream_name(cluster_name: str, service: str) -> str:
     return f"{cluster_name}_{service}"
 
 
-def _downstream_upstreams(c: DownstreamCluster, settings: Settings) -> list[Resource]:
+@lru_cache(maxsize=16384)
+def _downstream_upstreams(c: DownstreamCluster, settings: Settings) -> tuple[Resource, ...]:
     ports = settings.downstream_ports
     peer = PeerMatch(cluster_uri(c.name))
     timeout = settings.network.connect_timeout
-    return [
+    return tuple(
         cluster(
             upstream_name(c.name, svc),
             c.envoy_address,
@@ -39,7 +42,7 @@ def _downstream_upstreams(c: DownstreamCluster, settings: Settings) -> list[Reso
             ("prometheus", ports.prometheus),
             ("alertmanager", ports.alertmanager),
         )
-    ]
+    )
 
 
 def observability_resources(

@@ -1,18 +1,28 @@
-"""Route configurations: virtual hosts by ``:authority``/``Host``, or by path prefix."""
+"""Route configurations: virtual hosts by ``:authority``/``Host``, or by path prefix.
+
+Route tables grow with the number of clusters and change whenever one cluster does, so each
+entry is serialized once (cached) and a table is assembled by joining entry bytes on the
+wire (see ``resources.length_delimited``), never by rebuilding every entry.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
 
 from xds_server.builders.common import seconds
-from xds_server.resources import Resource, make_resource
+from xds_server.resources import Resource, length_delimited, resource_from_bytes
 from xds_server.types import CLUSTER, ROUTE
 
 __all__ = ["Host", "Prefix", "by_host", "by_prefix"]
+
+_VIRTUAL_HOSTS = route_pb2.RouteConfiguration.DESCRIPTOR.fields_by_name["virtual_hosts"].number
+_ROUTES = rc.VirtualHost.DESCRIPTOR.fields_by_name["routes"].number
+_ENTRIES = 65536
 
 
 @dataclass(frozen=True)
@@ -41,44 +51,53 @@ def _forward(cluster: str, *, streaming: bool = False, rewrite: str = "") -> rc.
     return action
 
 
-def _resource(name: str, hosts: Sequence[rc.VirtualHost], clusters: Iterable[str]) -> Resource:
-    config = route_pb2.RouteConfiguration(name=name, virtual_hosts=hosts)
-    return make_resource(ROUTE, name, config, {(CLUSTER, c) for c in clusters})
+def _serialize(message: object) -> bytes:
+    return message.SerializeToString(deterministic=True)  # type: ignore[attr-defined,no-any-return]
+
+
+@lru_cache(maxsize=_ENTRIES)
+def _vhost_entry(h: Host) -> bytes:
+    vhost = rc.VirtualHost(
+        name=h.name,
+        domains=list(h.domains),
+        routes=[
+            rc.Route(
+                match=rc.RouteMatch(prefix="/"), route=_forward(h.cluster, streaming=h.streaming)
+            )
+        ],
+    )
+    return length_delimited(_VIRTUAL_HOSTS, _serialize(vhost))
+
+
+@lru_cache(maxsize=_ENTRIES)
+def _prefix_entries(p: Prefix) -> bytes:
+    base = p.prefix.rstrip("/")
+    redirect = rc.Route(
+        match=rc.RouteMatch(path=base), redirect=rc.RedirectAction(path_redirect=base + "/")
+    )
+    forward = rc.Route(
+        match=rc.RouteMatch(prefix=base + "/"), route=_forward(p.cluster, rewrite="/")
+    )
+    return length_delimited(_ROUTES, _serialize(redirect)) + length_delimited(
+        _ROUTES, _serialize(forward)
+    )
+
+
+def _head(name: str) -> bytes:
+    return _serialize(route_pb2.RouteConfiguration(name=name))
 
 
 def by_host(name: str, hosts: Iterable[Host]) -> Resource:
     """Unknown names get Envoy's 404: a typo must not reach some other cluster."""
     hosts = list(hosts)
-    vhosts = [
-        rc.VirtualHost(
-            name=h.name,
-            domains=list(h.domains),
-            routes=[
-                rc.Route(
-                    match=rc.RouteMatch(prefix="/"),
-                    route=_forward(h.cluster, streaming=h.streaming),
-                )
-            ],
-        )
-        for h in hosts
-    ]
-    return _resource(name, vhosts, (h.cluster for h in hosts))
+    body = _head(name) + b"".join(_vhost_entry(h) for h in hosts)
+    return resource_from_bytes(ROUTE, name, body, {(CLUSTER, h.cluster) for h in hosts})
 
 
 def by_prefix(name: str, prefixes: Iterable[Prefix]) -> Resource:
     """One catch-all virtual host; ``/p`` redirects to ``/p/`` so relative links work."""
     prefixes = list(prefixes)
-    routes: list[rc.Route] = []
-    for p in prefixes:
-        base = p.prefix.rstrip("/")
-        routes.append(
-            rc.Route(
-                match=rc.RouteMatch(path=base),
-                redirect=rc.RedirectAction(path_redirect=base + "/"),
-            )
-        )
-        routes.append(
-            rc.Route(match=rc.RouteMatch(prefix=base + "/"), route=_forward(p.cluster, rewrite="/"))
-        )
-    vhost = rc.VirtualHost(name=name, domains=["*"], routes=routes)
-    return _resource(name, [vhost], (p.cluster for p in prefixes))
+    vhost = _serialize(rc.VirtualHost(name=name, domains=["*"]))
+    vhost += b"".join(_prefix_entries(p) for p in prefixes)
+    body = _head(name) + length_delimited(_VIRTUAL_HOSTS, vhost)
+    return resource_from_bytes(ROUTE, name, body, {(CLUSTER, p.cluster) for p in prefixes})
