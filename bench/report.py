@@ -20,7 +20,7 @@ def write_section(name: str, body: str) -> None:
     text = (
         DOC.read_text()
         if DOC.exists()
-        else "# Benchmarks\n\nFigures written by the scripts in `bench/`; re-run them to refresh.\n\n"
+        else "# Benchmarks\n\nFigures written by the scripts in `bench/`; re-run them.\n\n"
     )
     pattern = re.compile(
         rf"<!-- {re.escape(name)}:begin -->.*?<!-- {re.escape(name)}:end -->\n", re.S

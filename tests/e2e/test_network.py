@@ -205,6 +205,10 @@ def test_a_new_cluster_is_routable_within_two_seconds_and_goes_away(network: Atl
     print(f"north routable after {took:.2f}s")
 
 
+def connected(net: AtlasNetwork) -> set[str]:
+    return {n["node"] for n in net.status()["nodes"] if n["connected"]}
+
+
 def _refused(call: Callable[[], Any]) -> bool:
     try:
         call()
@@ -283,14 +287,7 @@ def test_sigkill_loses_no_request_and_restart_sends_nothing_new(network: AtlasNe
         time.sleep(1.5)
         network.start_atlas()
         wait_until(
-            lambda: (
-                all(
-                    n["connected"]
-                    for n in network.status()["nodes"]
-                    if n["node"] in ("atlas", "east", "west")
-                )
-                and len([n for n in network.status()["nodes"] if n["connected"]]) >= 3
-            ),
+            lambda: connected(network) >= {"atlas", "east", "west"},
             within=30,
             what="envoys reconnected",
         )
@@ -315,6 +312,7 @@ def test_sigkill_loses_no_request_and_restart_sends_nothing_new(network: AtlasNe
 
 def test_a_rejected_change_keeps_traffic_on_the_accepted_version(network: AtlasNetwork) -> None:
     wait_until(lambda: thanos(network, "west-0"), within=30, what="network up")
+    wait_until(lambda: "west" in connected(network), within=30, what="west connected")
     accepted = next(n for n in network.status()["nodes"] if n["node"] == "west")["acked"][
         "listener"
     ]
