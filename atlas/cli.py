@@ -61,6 +61,13 @@ def _parser() -> argparse.ArgumentParser:
         help="plaintext ADS without client certificates (tests, demos only)",
     )
     serve.add_argument(
+        "--dns-listen",
+        action="append",
+        default=None,
+        metavar="HOST:PORT",
+        help="DNS over UDP and TCP (repeatable; default 0.0.0.0:5353, the container uses :53)",
+    )
+    serve.add_argument(
         "--http-listen", default="0.0.0.0:9180", help="metrics and status HOST:PORT ('' disables)"
     )
 
@@ -159,6 +166,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             ads_listen=args.ads_listen,
             ads_tls=not args.ads_insecure,
             http_listen=args.http_listen,
+            dns_listen=tuple(args.dns_listen or ["0.0.0.0:5353"]),
         )
     )
 

@@ -107,9 +107,8 @@ class PKISettings:
 
 @dataclass(frozen=True, kw_only=True)
 class DNSSettings:
-    """The authoritative zone ``atlas.``."""
+    """The authoritative zone ``atlas.`` (names are fixed: see ``dns_server.zone``)."""
 
-    zone: str = "atlas."
     ttl: int = 30
     """Seconds; short so a removed cluster leaves resolvers' caches quickly."""
     negative_ttl: int = 5

@@ -16,8 +16,10 @@ from typing import Any
 from atlas.config import Settings
 from atlas.http_status import start_http
 from atlas.identities import NodeIdentities
+from atlas.names import is_ip
 from atlas.pki import CONTROL_PLANE_URI
 from atlas.pki_store import CertificateManager, DirectoryStore
+from dns_server.server import DnsServer
 from watchers.files import DirectorySource
 from watchers.source import SourceState
 from xds_server.cache import SnapshotCache
@@ -46,6 +48,8 @@ class ServeOptions:
     """Mutual TLS on the gRPC port, with the node id checked against the certificate."""
     http_listen: str = "0.0.0.0:9180"
     """Metrics and status; empty disables it."""
+    dns_listen: tuple[str, ...] = ("0.0.0.0:5353",)
+    """DNS (UDP and TCP) HOST:PORT; unprivileged by default, the container uses port 53."""
     debounce: float = 0.05
     debounce_max: float = 0.5
     refresh_interval: float = 300.0
@@ -108,12 +112,14 @@ class Atlas:
             reserved=(settings.observability_node,),
             poll_interval=settings.poll_interval,
         )
+        self.dns = DnsServer(settings=settings.dns, srv_port=settings.observability_ports.thanos)
         self.state: SourceState | None = None
         self._log = TopologyLog()
         self._tasks: list[asyncio.Task[None]] = []
         self._grpc: Any = None
         self._http: asyncio.Server | None = None
         self.ads_port = 0
+        self.dns_ports: list[int] = []
         self.http_port = 0
 
     def _on_state(self, state: SourceState) -> None:
@@ -121,6 +127,15 @@ class Atlas:
         self._log(state)
         if state.synced:
             self.publisher.update(state.topology)
+            self.dns.update(state.topology, self._dns_addresses(state))
+
+    def _dns_addresses(self, state: SourceState) -> tuple[str, ...]:
+        """Configured addresses, those the source found, or the observability address."""
+        found = self.options.dns_addresses + state.topology.observability_addresses
+        if found:
+            return found
+        fallback = self.options.settings.network.observability_address
+        return (fallback,) if is_ip(fallback) else ()
 
     def status(self) -> dict[str, Any]:
         state = self.state
@@ -136,6 +151,7 @@ class Atlas:
                 for c in (state.topology.clusters if state else ())
             ],
             "errors": list(state.messages) if state else [],
+            "dns": {"serial": self.dns.resolver.zone.serial if self.dns.resolver.zone else None},
             "nodes": self.board.snapshot(),
         }
 
@@ -160,6 +176,7 @@ class Atlas:
             host, port = _split_hostport(opts.http_listen)
             self._http = await start_http(host, port, self.status)
             self.http_port = self._http.sockets[0].getsockname()[1]
+        self.dns_ports = [await self.dns.start(*_split_hostport(a)) for a in opts.dns_listen]
         self._tasks = [
             asyncio.create_task(self.publisher.run(), name="publisher"),
             asyncio.create_task(self.source.run(self._on_state), name="source"),
@@ -182,6 +199,7 @@ class Atlas:
                 await task
         if self._http is not None:
             self._http.close()
+        await self.dns.stop()
         if self._grpc is not None:
             await self._grpc.stop(grace=1)
 

@@ -28,6 +28,7 @@ __all__ = [
     "LABEL_REPLICAS",
     "MAX_REPLICAS",
     "SIDECARS_DOMAIN",
+    "ZONE",
     "Alertmanager",
     "DownstreamCluster",
     "Topology",
@@ -55,6 +56,7 @@ ALERTMANAGER_POD_SELECTOR_KEY = "statefulset.kubernetes.io/pod-name"
 
 MAX_REPLICAS = 64
 
+ZONE = "atlas."
 SIDECARS_DOMAIN = "sidecars.thanos.atlas"
 """Parent of every SRV target. The DNS zone answers these names and the observability Envoy
 routes on them as ``:authority``, so both faces take them from ``sidecar_target``."""

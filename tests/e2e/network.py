@@ -155,6 +155,7 @@ class AtlasNetwork:
         }
         self.ads_port = free_port(self.atlas_ip)
         self.http_port = free_port(self.atlas_ip)
+        self.dns_port = free_port(self.atlas_ip)
         self.sidecar_port = free_port(ip(21), ip(21, 1), ip(22), ip(23))
         self.web_port = free_port(*(ip(n) for n in (31, 32, 33, 41, 42, 43, 50)))
         self.source = root / "clusters"

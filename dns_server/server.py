@@ -1,0 +1,82 @@
+"""The DNS face: listens on UDP and TCP and serves the newest zone.
+
+``DnsServer.update`` takes a Topology (from the watchers) and swaps in a freshly built zone
+with a bumped serial; until the first call every answer is SERVFAIL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections.abc import Iterable
+
+from atlas.config import DNSSettings
+from atlas.model import Topology
+from dns_server.protocol import TcpHandler, UdpProtocol
+from dns_server.resolver import Resolver
+from dns_server.zone import build_zone
+
+__all__ = ["DnsServer"]
+
+log = logging.getLogger(__name__)
+
+
+class DnsServer:
+    def __init__(self, *, settings: DNSSettings | None = None, srv_port: int = 10901) -> None:
+        self.settings = settings or DNSSettings()
+        self.srv_port = srv_port
+        self.resolver = Resolver()
+        self._serial = 0
+        self._last: tuple[Topology, tuple[str, ...]] | None = None
+        self._servers: list[asyncio.AbstractServer] = []
+        self._transports: list[asyncio.BaseTransport] = []
+        self.ports: list[tuple[str, int]] = []
+
+    def update(self, topology: Topology, addresses: Iterable[str]) -> bool:
+        """Serve ``topology``; returns False when nothing changed (serial kept)."""
+        key = (topology, tuple(sorted(set(addresses))))
+        if key == self._last:
+            return False
+        # Serials increase on every change and track the clock, so a restarted replica
+        # does not go backwards (RFC 1982 arithmetic is not needed within 68 years).
+        self._serial = max(self._serial + 1, int(time.time()))
+        zone = build_zone(
+            topology,
+            addresses=key[1],
+            serial=self._serial,
+            settings=self.settings,
+            port=self.srv_port,
+        )
+        self.resolver.set_zone(zone)
+        self._last = key
+        log.info("DNS zone serial %d: %d records", zone.serial, zone.record_count)
+        return True
+
+    async def start(self, host: str, port: int) -> int:
+        """Listen on UDP and TCP at ``host:port`` (port 0 picks one for both)."""
+        loop = asyncio.get_running_loop()
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        tcp = await asyncio.start_server(
+            TcpHandler(self.resolver), host, port, family=family, reuse_address=True
+        )
+        port = tcp.sockets[0].getsockname()[1]
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: UdpProtocol(self.resolver), local_addr=(host, port), family=family
+        )
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+        self._servers.append(tcp)
+        self._transports.append(transport)
+        self.ports.append((host, port))
+        log.info("DNS on %s port %d (UDP and TCP)", host, port)
+        return int(port)
+
+    async def stop(self) -> None:
+        for transport in self._transports:
+            transport.close()
+        for server in self._servers:
+            server.close()
+            await server.wait_closed()
