@@ -17,6 +17,7 @@ from dnslib import RR, DNSHeader, DNSQuestion, DNSRecord
 from dnslib import SOA as DSOA
 from dnslib import SRV as DSRV
 from dnslib import A as DA
+from dnslib.label import DNSBuffer
 
 from dns_server.zone import AAAA, NS, SOA, SRV, A, Record, Zone
 
@@ -58,6 +59,29 @@ def _rdata(r: Record) -> object:
 
 def _rr(r: Record) -> RR:
     return RR(r.name, r.rtype, ttl=r.ttl, rdata=_rdata(r))
+
+
+class _ReachableNames(dict[tuple[bytes, ...], int]):
+    """dnslib's compression table, keeping only offsets a 14-bit pointer can reach.
+
+    dnslib records every name's offset, and past 16 KiB it writes pointers that wrap into
+    garbage; large SRV answers (a few hundred clusters, over TCP) reach that.
+    """
+
+    def __setitem__(self, key: tuple[bytes, ...], offset: int) -> None:
+        if offset < 0x4000:
+            super().__setitem__(key, offset)
+
+
+def _pack(record: DNSRecord) -> bytes:
+    record.set_header_qa()
+    buffer = DNSBuffer()
+    buffer.names = _ReachableNames()
+    record.header.pack(buffer)
+    for section in (record.questions, record.rr, record.auth, record.ar):
+        for item in section:
+            item.pack(buffer)
+    return bytes(buffer.data)
 
 
 def _wire_name(name: str) -> bytes:
@@ -137,4 +161,4 @@ class PreparedZone:
             reply.add_auth(_rr(r))
         for r in additional:
             reply.add_ar(_rr(r))
-        return bytes(reply.pack())
+        return _pack(reply)
