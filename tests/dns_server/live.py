@@ -17,9 +17,14 @@ ADDRESSES = ("127.0.0.1", "::1")
 
 
 def fleet(n: int, replicas: int = 2) -> Topology:
-    return Topology(tuple(DownstreamCluster(f"c{i:03d}", "192.0.2.1", replicas=replicas,
-                                            group="even" if i % 2 == 0 else "odd")
-                          for i in range(n)))
+    return Topology(
+        tuple(
+            DownstreamCluster(
+                f"c{i:03d}", "192.0.2.1", replicas=replicas, group="even" if i % 2 == 0 else "odd"
+            )
+            for i in range(n)
+        )
+    )
 
 
 class LiveDns:

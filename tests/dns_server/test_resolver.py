@@ -13,7 +13,6 @@ import pytest
 from atlas.model import DownstreamCluster, Topology
 from dns_server.resolver import Resolver
 from dns_server.zone import build_zone
-
 from tests.dns_server.live import fleet
 
 SRV_ALL = "_grpc._tcp.sidecars.thanos.atlas."
@@ -22,13 +21,19 @@ SRV_ALL = "_grpc._tcp.sidecars.thanos.atlas."
 @pytest.fixture
 def resolver() -> Resolver:
     r = Resolver()
-    topo = Topology((DownstreamCluster("east", "192.0.2.1", replicas=2, group="prod"),
-                     DownstreamCluster("west", "192.0.2.2")))
+    topo = Topology(
+        (
+            DownstreamCluster("east", "192.0.2.1", replicas=2, group="prod"),
+            DownstreamCluster("west", "192.0.2.2"),
+        )
+    )
     r.set_zone(build_zone(topo, addresses=["10.0.0.5", "fd00::5"], serial=42))
     return r
 
 
-def ask(r: Resolver, name: str, rdtype: str = "A", *, tcp: bool = False, **kw: object) -> dns.message.Message:
+def ask(
+    r: Resolver, name: str, rdtype: str = "A", *, tcp: bool = False, **kw: object
+) -> dns.message.Message:
     query = dns.message.make_query(name, rdtype, **kw)  # type: ignore[arg-type]
     wire = r.resolve(query.to_wire(), tcp=tcp)
     assert wire is not None
@@ -49,9 +54,14 @@ def test_srv_answer_holds_only_srv_and_addresses_go_in_additional(resolver: Reso
     assert response.rcode() == dns.rcode.NOERROR and response.flags & dns.flags.AA
     assert {rrset.rdtype for rrset in response.answer} == {dns.rdatatype.SRV}
     targets = sorted(str(rd.target) for rd in response.answer[0])
-    assert targets == ["east-0.sidecars.thanos.atlas.", "east-1.sidecars.thanos.atlas.",
-                       "west-0.sidecars.thanos.atlas."]
-    assert all(rd.port == 10901 and rd.priority == 10 and rd.weight == 100 for rd in response.answer[0])
+    assert targets == [
+        "east-0.sidecars.thanos.atlas.",
+        "east-1.sidecars.thanos.atlas.",
+        "west-0.sidecars.thanos.atlas.",
+    ]
+    assert all(
+        rd.port == 10901 and rd.priority == 10 and rd.weight == 100 for rd in response.answer[0]
+    )
     extra = {(str(rr.name), rr.rdtype) for rr in response.additional}
     assert ("east-0.sidecars.thanos.atlas.", dns.rdatatype.A) in extra
     assert ("west-0.sidecars.thanos.atlas.", dns.rdatatype.AAAA) in extra
@@ -62,7 +72,9 @@ def test_per_cluster_and_group_srv(resolver: Resolver) -> None:
     assert len(east.answer[0]) == 2
     prod = ask(resolver, "_grpc._tcp.prod.groups.thanos.atlas.", "SRV")
     assert sorted(str(rd.target) for rd in prod.answer[0]) == [
-        "east-0.sidecars.thanos.atlas.", "east-1.sidecars.thanos.atlas."]
+        "east-0.sidecars.thanos.atlas.",
+        "east-1.sidecars.thanos.atlas.",
+    ]
 
 
 def test_a_and_aaaa_of_targets(resolver: Resolver) -> None:
@@ -72,14 +84,19 @@ def test_a_and_aaaa_of_targets(resolver: Resolver) -> None:
     assert [rd.address for rd in aaaa.answer[0]] == ["fd00::5"]
 
 
-@pytest.mark.parametrize(("name", "rdtype", "rcode"), [
-    ("north-0.sidecars.thanos.atlas.", "A", dns.rcode.NXDOMAIN),
-    ("atlas.", "A", dns.rcode.NOERROR),
-    ("west-0.sidecars.thanos.atlas.", "TXT", dns.rcode.NOERROR),
-    ("sidecars.thanos.atlas.", "A", dns.rcode.NOERROR),
-    ("_grpc._tcp.north.sidecars.thanos.atlas.", "SRV", dns.rcode.NXDOMAIN),
-])
-def test_nxdomain_and_nodata_carry_the_soa(resolver: Resolver, name: str, rdtype: str, rcode: int) -> None:
+@pytest.mark.parametrize(
+    ("name", "rdtype", "rcode"),
+    [
+        ("north-0.sidecars.thanos.atlas.", "A", dns.rcode.NXDOMAIN),
+        ("atlas.", "A", dns.rcode.NOERROR),
+        ("west-0.sidecars.thanos.atlas.", "TXT", dns.rcode.NOERROR),
+        ("sidecars.thanos.atlas.", "A", dns.rcode.NOERROR),
+        ("_grpc._tcp.north.sidecars.thanos.atlas.", "SRV", dns.rcode.NXDOMAIN),
+    ],
+)
+def test_nxdomain_and_nodata_carry_the_soa(
+    resolver: Resolver, name: str, rdtype: str, rcode: int
+) -> None:
     response = ask(resolver, name, rdtype)
     assert response.rcode() == rcode and not response.answer
     assert response.flags & dns.flags.AA
@@ -107,9 +124,14 @@ def test_other_opcodes_and_classes_are_refused(resolver: Resolver) -> None:
     response = dns.message.from_wire(resolver.resolve(query.to_wire()) or b"")
     assert response.rcode() == dns.rcode.REFUSED
     chaos = dns.message.make_query("version.bind.", "TXT", rdclass="CH")
-    assert dns.message.from_wire(resolver.resolve(chaos.to_wire()) or b"").rcode() == dns.rcode.REFUSED
+    assert (
+        dns.message.from_wire(resolver.resolve(chaos.to_wire()) or b"").rcode() == dns.rcode.REFUSED
+    )
     chaos_in_zone = dns.message.make_query("atlas.", "SOA", rdclass="CH")
-    assert dns.message.from_wire(resolver.resolve(chaos_in_zone.to_wire()) or b"").rcode() == dns.rcode.REFUSED
+    assert (
+        dns.message.from_wire(resolver.resolve(chaos_in_zone.to_wire()) or b"").rcode()
+        == dns.rcode.REFUSED
+    )
 
 
 def test_case_is_echoed_and_ignored(resolver: Resolver) -> None:
@@ -124,7 +146,10 @@ def test_formerr_and_drops(resolver: Resolver) -> None:
     response = dns.message.from_wire(resolver.resolve(truncated) or b"", question_only=True)
     assert response.rcode() == dns.rcode.FORMERR
     two_questions = query[:4] + b"\x00\x02" + query[6:]
-    assert dns.message.from_wire(resolver.resolve(two_questions) or b"", question_only=True).rcode() == dns.rcode.FORMERR
+    assert (
+        dns.message.from_wire(resolver.resolve(two_questions) or b"", question_only=True).rcode()
+        == dns.rcode.FORMERR
+    )
     assert resolver.resolve(b"\x12") is None, "a runt gets no answer"
     as_response = query[:2] + bytes([query[2] | 0x80]) + query[3:]
     assert resolver.resolve(as_response) is None, "responses are never answered"
