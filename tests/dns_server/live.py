@@ -6,9 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Iterator
-
-import pytest
 
 from atlas.model import DownstreamCluster, Topology
 from dns_server.server import DnsServer
@@ -56,12 +53,3 @@ class LiveDns:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
         self.loop.close()
-
-
-@pytest.fixture
-def live() -> Iterator[LiveDns]:
-    server = LiveDns()
-    try:
-        yield server
-    finally:
-        server.stop()

@@ -16,7 +16,7 @@ import dns.query
 import dns.rcode
 import pytest
 
-from tests.dns_server.live import LiveDns, fleet, live  # noqa: F401 - fixture
+from tests.dns_server.live import LiveDns, fleet
 from tests.e2e.network import free_port, wait_until
 
 pytestmark = pytest.mark.e2e

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from dns_server.resolver import Resolver
 from dns_server.zone import build_zone
-from tests.dns_server.live import LiveDns, fleet, live  # noqa: F401 - fixture
+from tests.dns_server.live import LiveDns, fleet
 
 SRV_ALL = "_grpc._tcp.sidecars.thanos.atlas."
 SEEDS = [
