@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
 
-__all__ = ["DROPPED", "LATENCY", "QUERIES", "RECORDS", "SERIAL", "TRUNCATED", "count"]
+__all__ = ["DROPPED", "LATENCY", "QUERIES", "RECORDS", "SERIAL", "TRUNCATED", "child"]
 
 QUERIES = Counter("atlas_dns_queries_total", "DNS queries answered", ["type", "rcode"])
 LATENCY = Histogram(
@@ -20,14 +22,27 @@ DROPPED = Counter("atlas_dns_dropped_total", "Packets not answered (responses, r
 
 _TYPES = {1: "A", 2: "NS", 6: "SOA", 28: "AAAA", 33: "SRV", 255: "ANY"}
 _RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 5: "REFUSED", 16: "BADVERS"}
-_children: dict[tuple[int, int], object] = {}
+_children: dict[tuple[int, int], Any] = {}
 
 
-def count(qtype: int, rcode: int) -> None:
-    """Increment by label, with the label child cached (labels() is the expensive part)."""
-    child = _children.get((qtype, rcode))
-    if child is None:
-        child = QUERIES.labels(_TYPES.get(qtype, "other"), _RCODES.get(rcode, str(rcode)))
-        if len(_children) < 256:
-            _children[(qtype, rcode)] = child
-    child.inc()  # type: ignore[attr-defined]
+class _Uncounted:
+    """Dropped packets have no query type or rcode: counted in DROPPED instead."""
+
+    def inc(self) -> None:
+        pass
+
+
+def child(qtype: int, rcode: int) -> Any:
+    """The counter for (type, rcode), cached: ``labels()`` is the expensive part."""
+    if rcode < 0:
+        return _Uncounted()
+    counter = _children.get((qtype, rcode))
+    if counter is None:
+        counter = QUERIES.labels(_TYPES.get(qtype, "other"), _RCODES.get(rcode, str(rcode)))
+        if len(_children) < 512:  # types outside the table share "other"; bound regardless
+            _children[(qtype, rcode)] = counter
+    return counter
+
+
+UDP_LATENCY = LATENCY.labels("udp")
+TCP_LATENCY = LATENCY.labels("tcp")

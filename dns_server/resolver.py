@@ -11,6 +11,7 @@ No sockets here (``protocol.py`` owns framing); a resolver can be driven directl
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 from dns_server import metrics
 from dns_server.answers import PreparedZone, Sections
@@ -37,11 +38,18 @@ _OPT = _opt()
 _OPT_BADVERS = _opt(_BADVERS_TTL)
 
 
+REPLAY_ENTRIES = 8192
+"""Bound on remembered responses per zone version (a flood of distinct queries clears it)."""
+
+
 class Resolver:
     def __init__(self) -> None:
         self._prepared: PreparedZone | None = None
         self.origin = "atlas."
         self._suffix = ".atlas."
+        # Everything after the 2-byte id determines the response after the id, for one zone
+        # version: a repeated question is answered with one lookup and one concatenation.
+        self._replay: dict[tuple[bool, bytes], tuple[bytes, Any]] = {}
 
     @property
     def zone(self) -> Zone | None:
@@ -54,48 +62,63 @@ class Resolver:
     def set_zone(self, zone: Zone) -> None:
         """Swap in a new zone atomically: the next query sees all of it or none of it."""
         self._prepared = PreparedZone(zone)
+        self._replay = {}
         metrics.SERIAL.set(zone.serial)
         metrics.RECORDS.set(zone.record_count)
 
     def resolve(self, packet: bytes, *, tcp: bool = False) -> bytes | None:
         """The response to ``packet``, sized for UDP (the client's EDNS payload) or TCP."""
+        key = (tcp, packet[2:])
+        hit = self._replay.get(key)
+        if hit is not None:
+            hit[1].inc()
+            return packet[:2] + hit[0]
+        response, qtype, rcode = self._resolve(packet, tcp)
+        counter = metrics.child(qtype, rcode)
+        counter.inc()
+        if response is not None and rcode == NOERROR and self._prepared is not None:
+            # Only answers from the zone are kept: their variety is bounded by the zone.
+            if len(self._replay) >= REPLAY_ENTRIES:
+                self._replay.clear()
+            self._replay[key] = (response[2:], counter)
+        return response
+
+    def _resolve(self, packet: bytes, tcp: bool) -> tuple[bytes | None, int, int]:
+        """(response, qtype, rcode) for metrics; the response is None for dropped packets."""
         try:
             query = parse_query(packet)
         except Drop:
             metrics.DROPPED.inc()
-            return None
+            return None, 0, -1
         except FormErr as err:
-            metrics.count(0, FORMERR)
             flags = _QR | (err.flags & (_RD | 0x7800)) | FORMERR
-            return pack_header(err.qid, flags, 1 if err.question else 0, 0, 0, 0) + err.question
+            head = pack_header(err.qid, flags, 1 if err.question else 0, 0, 0, 0)
+            return head + err.question, 0, FORMERR
         if tcp:
             limit = MAX_TCP
         else:
             limit = 512 if query.edns is None else min(query.edns, EDNS_PAYLOAD)
-        return self._answer(query, limit)
+        response, rcode = self._answer(query, limit)
+        return response, query.qtype, rcode
 
-    def _answer(self, q: Query, limit: int) -> bytes:
+    def _answer(self, q: Query, limit: int) -> tuple[bytes, int]:
         opt = b""
         if q.edns is not None:
             if q.edns_version != 0:
-                metrics.count(q.qtype, 16)
-                return self._bare(q, 0, opt=_OPT_BADVERS)
+                return self._bare(q, 0, opt=_OPT_BADVERS), 16
             opt = _OPT
         name = q.name
         in_zone = name is not None and (name == self.origin or name.endswith(self._suffix))
         if q.opcode != 0 or q.qclass not in (_IN, _ANY_CLASS) or not (in_zone or name is None):
-            metrics.count(q.qtype, REFUSED)
-            return self._bare(q, REFUSED, opt=opt, authoritative=False)
+            return self._bare(q, REFUSED, opt=opt, authoritative=False), REFUSED
         prepared = self._prepared
         if prepared is None:
-            metrics.count(q.qtype, SERVFAIL)
-            return self._bare(q, SERVFAIL, opt=opt, authoritative=False)
+            return self._bare(q, SERVFAIL, opt=opt, authoritative=False), SERVFAIL
         if name is None:  # a label with a '.' inside: no such name can exist here
             sections = prepared.nxdomain
         else:
             sections = prepared.sections(name, q.qtype)
-        metrics.count(q.qtype, sections.rcode)
-        return self._full(q, sections, opt, limit)
+        return self._full(q, sections, opt, limit), sections.rcode
 
     def _full(self, q: Query, s: Sections, opt: bytes, limit: int) -> bytes:
         flags = _QR | _AA | (q.flags & _RD) | s.rcode

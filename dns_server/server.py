@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 from atlas.config import DNSSettings
 from atlas.model import Topology
-from dns_server.protocol import TcpHandler, UdpProtocol
+from dns_server.protocol import TcpHandler, UdpServer
 from dns_server.resolver import Resolver
 from dns_server.zone import build_zone
 
@@ -31,7 +31,7 @@ class DnsServer:
         self._serial = 0
         self._last: tuple[Topology, tuple[str, ...]] | None = None
         self._servers: list[asyncio.AbstractServer] = []
-        self._transports: list[asyncio.BaseTransport] = []
+        self._udp: list[UdpServer] = []
         self.ports: list[tuple[str, int]] = []
 
     def update(self, topology: Topology, addresses: Iterable[str]) -> bool:
@@ -62,21 +62,27 @@ class DnsServer:
             TcpHandler(self.resolver), host, port, family=family, reuse_address=True
         )
         port = tcp.sockets[0].getsockname()[1]
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: UdpProtocol(self.resolver), local_addr=(host, port), family=family
-        )
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+            sock.bind((host, port))
+        except OSError:
+            sock.close()
+            tcp.close()
+            raise
+        udp = UdpServer(self.resolver, sock)
+        udp.start(loop)
         self._servers.append(tcp)
-        self._transports.append(transport)
+        self._udp.append(udp)
         self.ports.append((host, port))
         log.info("DNS on %s port %d (UDP and TCP)", host, port)
         return int(port)
 
     async def stop(self) -> None:
-        for transport in self._transports:
-            transport.close()
+        loop = asyncio.get_running_loop()
+        for udp in self._udp:
+            udp.close(loop)
+        self._udp = []
         for server in self._servers:
             server.close()
             await server.wait_closed()
