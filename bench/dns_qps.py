@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from atlas.model import DownstreamCluster, Topology  # noqa: E402
 from bench.report import write_section  # noqa: E402
-from dns_server.zone import A, AAAA, NS, SOA, SRV, build_zone  # noqa: E402
+from dns_server.zone import AAAA, NS, SOA, SRV, A, build_zone  # noqa: E402
 
 ENVOY_IP = "127.0.0.1"
 
