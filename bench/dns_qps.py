@@ -145,7 +145,8 @@ def main() -> None:
         (work / "knot.conf").write_text(
             f"server:\n    listen: 127.0.0.1@{knot_port}\n    rundir: {work}\n    user: root\n"
             f"    background-workers: 1\n    udp-workers: 1\n    tcp-workers: 1\n"
-            f"database:\n    storage: {work}\nzone:\n  - domain: atlas.\n    file: {work}/atlas.zone\n"
+            f"database:\n    storage: {work}\n"
+            f"zone:\n  - domain: atlas.\n    file: {work}/atlas.zone\n"
             f"log:\n  - target: stderr\n    any: warning\n"
         )
         procs.append(
@@ -217,9 +218,10 @@ def main() -> None:
                 f"| Atlas (`atlas serve`, one asyncio loop) | {atlas:,.0f} |",
                 f"| ratio | **{ratio:.2f}x** (target ≥ 0.3x) |",
                 "",
-                f"dnsperf for {args.seconds} s each, 8 clients, up to 200 outstanding queries, the same "
-                f"SRV query file ({args.clusters + 1} names: all sidecars and each of {args.clusters} "
-                "clusters with 2 replicas) against the same zone, on the same 2 shared cores.",
+                f"dnsperf for {args.seconds} s each, 8 clients, up to 200 outstanding queries, "
+                f"the same SRV query file ({args.clusters + 1} names: all sidecars and each of "
+                f"{args.clusters} clusters with 2 replicas) against the same zone, on the same "
+                "2 shared cores.",
             ]
         ),
     )
