@@ -25,6 +25,7 @@ from atlas.values import FORMATS, envoy_values, render
 __all__ = ["main"]
 
 DEFAULT_STATE_DIR = ".atlas"
+KUBERNETES = "kubernetes"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -55,6 +56,11 @@ def _parser() -> argparse.ArgumentParser:
         help="where the observability Envoy reaches Atlas's gRPC port (HOST:PORT)",
     )
     serve.add_argument("--ads-listen", default="0.0.0.0:18000", help="gRPC (ADS) HOST:PORT")
+    serve.add_argument("--identity", help="this replica's name in the leader Lease")
+    serve.add_argument(
+        "--control-plane-service",
+        help="Atlas's gRPC HOST:PORT as the observability Envoy sees it (for its values)",
+    )
     serve.add_argument(
         "--ads-insecure",
         action="store_true",
@@ -81,7 +87,10 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--replicas", type=int, default=1)
     add.add_argument("--group", help="DNS group label (goatlas.io/group)")
     add.add_argument("--namespace", default=DEFAULT_NAMESPACE)
-    add.add_argument("--source", required=True, help="manifests directory")
+    add.add_argument(
+        "--source", required=True, help="manifests directory, or 'kubernetes' to create the Service"
+    )
+    _kube_args(add)
     add.add_argument("--overwrite", action="store_true", help="replace an existing manifest")
 
     values = csub.add_parser("values", help="print Helm values for a cluster's Envoy")
@@ -120,8 +129,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _source_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--source", required=True, help="manifests directory")
+    p.add_argument(
+        "--source", required=True, help="manifests directory, or 'kubernetes' to use the API"
+    )
     p.add_argument("--state-dir", default=DEFAULT_STATE_DIR, help="PKI state directory")
+    _kube_args(p)
+
+
+def _kube_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster, then ~/.kube)")
+    p.add_argument("--kube-context", help="kubeconfig context")
 
 
 def _values_args(p: argparse.ArgumentParser) -> None:
@@ -138,8 +155,8 @@ def _values_args(p: argparse.ArgumentParser) -> None:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from atlas.daemon import ServeOptions, run
 
-    if not Path(args.source).is_dir():
-        raise ConfigError(f"--source {args.source}: not a directory")
+    if args.source != KUBERNETES and not Path(args.source).is_dir():
+        raise ConfigError(f"--source {args.source}: not a directory (or 'kubernetes')")
     for address in args.envoy_service_ip:
         if not is_ip(address):
             raise ConfigError(f"--envoy-service-ip {address!r}: not an IP address")
@@ -167,6 +184,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             ads_tls=not args.ads_insecure,
             http_listen=args.http_listen,
             dns_listen=tuple(args.dns_listen or ["0.0.0.0:5353"]),
+            kubeconfig=args.kubeconfig,
+            kube_context=args.kube_context,
+            identity=args.identity,
+            control_plane_service=args.control_plane_service,
         )
     )
 
@@ -191,8 +212,12 @@ def _cmd_cluster_add(args: argparse.Namespace) -> int:
         spec["externalIPs"] = [args.external_ip]
     else:
         metadata["annotations"] = {ANN_ENVOY_ADDRESS: args.envoy_address}
-    service = {"apiVersion": "v1", "kind": "Service", "metadata": metadata, "spec": spec}
+    service: dict[str, object] = {
+        "apiVersion": "v1", "kind": "Service", "metadata": metadata, "spec": spec
+    }
     parse_cluster(service, namespace=args.namespace)  # never write what serve would reject
+    if args.source == KUBERNETES:
+        return _kube_cluster_add(args, service)
 
     directory = Path(args.source)
     directory.mkdir(parents=True, exist_ok=True)
@@ -206,6 +231,44 @@ def _cmd_cluster_add(args: argparse.Namespace) -> int:
     tmp.write_text(yaml.safe_dump(service, sort_keys=False), encoding="utf-8")
     os.replace(tmp, path)
     print(f"wrote {path}")
+    return 0
+
+
+def _kube_cluster_add(args: argparse.Namespace, service: dict[str, object]) -> int:
+    from atlas.kube import KubeError, connect
+
+    kube = connect(kubeconfig=args.kubeconfig, context=args.kube_context)
+    try:
+        kube.call(
+            f"create Service {args.name}",
+            kube.core.create_namespaced_service,
+            args.namespace,
+            service,
+        )
+    except KubeError as err:
+        if err.status != 409:
+            raise
+        if not args.overwrite:
+            raise ConfigError(
+                f"Service {args.namespace}/{args.name} exists; pass --overwrite to replace it"
+            ) from None
+        current = kube.call(
+            f"get Service {args.name}", kube.core.read_namespaced_service, args.name, args.namespace
+        )
+        metadata = service["metadata"]
+        assert isinstance(metadata, dict)
+        metadata["resourceVersion"] = current["metadata"]["resourceVersion"]
+        spec = service["spec"]
+        assert isinstance(spec, dict)
+        spec["clusterIP"] = current.get("spec", {}).get("clusterIP")
+        kube.call(
+            f"replace Service {args.name}",
+            kube.core.replace_namespaced_service,
+            args.name,
+            args.namespace,
+            service,
+        )
+    print(f"wrote Service {args.namespace}/{args.name}")
     return 0
 
 
@@ -231,13 +294,16 @@ def _defined_elsewhere(directory: Path, name: str, own: Path, namespace: str) ->
 def _cmd_cluster_values(args: argparse.Namespace) -> int:
     from watchers.files import DirectorySource
 
-    state = DirectorySource(args.source, namespace=args.namespace).scan()
-    if not state.synced:
-        raise ConfigError(f"--source {args.source}: cannot be read")
-    if state.topology.cluster(args.name) is None:
-        raise ConfigError(f"cluster {args.name!r} is not defined in {args.source}")
     settings = Settings()
-    pki = CertificateManager(DirectoryStore(args.state_dir), settings.pki)
+    if args.source == KUBERNETES:
+        pki = _kube_pki(args, settings)
+    else:
+        state = DirectorySource(args.source, namespace=args.namespace).scan()
+        if not state.synced:
+            raise ConfigError(f"--source {args.source}: cannot be read")
+        if state.topology.cluster(args.name) is None:
+            raise ConfigError(f"cluster {args.name!r} is not defined in {args.source}")
+        pki = CertificateManager(DirectoryStore(args.state_dir), settings.pki)
     credential = pki.credential(
         f"bootstrap-{args.name}",
         cluster_uri(args.name),
@@ -254,6 +320,26 @@ def _cmd_cluster_values(args: argparse.Namespace) -> int:
     values = envoy_values(spec, credential, pki.ca())
     sys.stdout.write(render(values, args.format, namespace=args.namespace, release="atlas-envoy"))
     return 0
+
+
+def _kube_pki(args: argparse.Namespace, settings: Settings) -> CertificateManager:
+    """Check the cluster's Service in the API; PKI material lives in the namespace's Secrets."""
+    from atlas.kube import KubeError, connect
+    from atlas.pki_kube import KubeSecretStore
+
+    kube = connect(kubeconfig=args.kubeconfig, context=args.kube_context)
+    try:
+        service = kube.call(
+            f"get Service {args.name}", kube.core.read_namespaced_service, args.name, args.namespace
+        )
+    except KubeError as err:
+        if err.status == 404:
+            raise ConfigError(
+                f"cluster {args.name!r} is not defined in namespace {args.namespace}"
+            ) from None
+        raise
+    parse_cluster(service, namespace=args.namespace)
+    return CertificateManager(KubeSecretStore(kube, args.namespace), settings.pki)
 
 
 def _cmd_observability_values(args: argparse.Namespace) -> int:

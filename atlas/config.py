@@ -20,10 +20,12 @@ __all__ = [
     "DEFAULT_OBSERVABILITY_NODE",
     "DNSSettings",
     "DownstreamPorts",
+    "LeaseSettings",
     "NetworkSettings",
     "ObservabilityPorts",
     "PKISettings",
     "Settings",
+    "WatchSettings",
     "settings_from_mapping",
 ]
 
@@ -116,6 +118,35 @@ class DNSSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class LeaseSettings:
+    """Leader election (``coordination.k8s.io/v1`` Lease) among Atlas replicas."""
+
+    name: str = "atlas"
+    lease_duration: float = 15.0
+    """Seconds others wait after the holder's last renewal before taking over."""
+    renew_deadline: float = 10.0
+    """A holder that could not renew for this long stops writing (shorter than the duration)."""
+    retry_period: float = 2.0
+    """How often the holder renews and the others try."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class WatchSettings:
+    """Kubernetes list/watch behaviour."""
+
+    watch_timeout: int = 240
+    """Seconds a watch stays open server-side; shorter than proxies' idle cut-offs."""
+    backoff_initial: float = 0.2
+    """First retry quickly: most failures are a restarting API server."""
+    backoff_max: float = 10.0
+    """Never wait longer than this between attempts."""
+    jitter: float = 0.5
+    """Up to this fraction is added at random, so replicas do not retry in lockstep."""
+    reconcile_interval: float = 5.0
+    """Seconds between the leader's passes over Events, values Secrets and CA rotation."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     """Everything ``atlas serve`` needs, with defaults an operator can run with."""
 
@@ -128,6 +159,10 @@ class Settings:
     dns: DNSSettings = field(default_factory=DNSSettings)
     alertmanager_selector: str = "app=kube-prometheus-stack-alertmanager"
     """Label selector of the observability Alertmanager Services (one per replica)."""
+    envoy_selector: str = "app=envoy,release=atlas"
+    """Labels of the observability Envoy Service, whose ClusterIP(s) DNS answers."""
+    lease: LeaseSettings = field(default_factory=LeaseSettings)
+    watch: WatchSettings = field(default_factory=WatchSettings)
     poll_interval: float = 0.25
     """Seconds between scans of a manifests directory: well inside the 1 s delivery promise."""
 

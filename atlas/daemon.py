@@ -9,18 +9,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import socket
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 from atlas.config import Settings
+from atlas.errors import AtlasError
 from atlas.http_status import start_http
 from atlas.identities import NodeIdentities
+from atlas.kube import Kube, connect
+from atlas.leader import LeaderElector
 from atlas.names import is_ip
-from atlas.pki import CONTROL_PLANE_URI
+from atlas.pki import CONTROL_PLANE_URI, CAState, Credential, issue
+from atlas.pki_kube import KubeSecretStore
 from atlas.pki_store import CertificateManager, DirectoryStore
+from atlas.reconcile import Reconciler
 from dns_server.server import DnsServer
 from watchers.files import DirectorySource
+from watchers.kube import KubeSource
 from watchers.source import SourceState
 from xds_server.cache import SnapshotCache
 from xds_server.publisher import SnapshotPublisher
@@ -30,6 +39,9 @@ from xds_server.status import StatusBoard
 __all__ = ["Atlas", "ServeOptions", "TopologyLog", "run"]
 
 log = logging.getLogger("atlas")
+
+KUBERNETES = "kubernetes"
+"""``--source kubernetes``: watch the API instead of a manifests directory."""
 
 CONTROL_PLANE_DNS = ("atlas",)
 """DNS SAN of Atlas's gRPC certificate: the SNI the bootstraps send, so that ordinary gRPC
@@ -50,6 +62,12 @@ class ServeOptions:
     """Metrics and status; empty disables it."""
     dns_listen: tuple[str, ...] = ("0.0.0.0:5353",)
     """DNS (UDP and TCP) HOST:PORT; unprivileged by default, the container uses port 53."""
+    kubeconfig: str | None = None
+    kube_context: str | None = None
+    identity: str | None = None
+    """This replica's name in the Lease (default: hostname and pid)."""
+    control_plane_service: str | None = None
+    """HOST:PORT of Atlas's gRPC as the observability Envoy sees it (its Helm values)."""
     debounce: float = 0.05
     debounce_max: float = 0.5
     refresh_interval: float = 300.0
@@ -92,10 +110,25 @@ class Atlas:
     def __init__(self, options: ServeOptions) -> None:
         self.options = options
         settings = options.settings
-        self.pki = CertificateManager(DirectoryStore(options.state_dir), settings.pki)
+        self.kube: Kube | None = None
+        self.leader: LeaderElector | None = None
+        self.reconciler: Reconciler | None = None
+        self.source: DirectorySource | KubeSource
+        if options.source == KUBERNETES:
+            self._init_kube(options)
+        else:
+            self.pki = CertificateManager(DirectoryStore(options.state_dir), settings.pki)
+            self.source = DirectorySource(
+                options.source,
+                namespace=settings.namespace,
+                alertmanager_selector=settings.alertmanager_selector,
+                observability_addresses=options.dns_addresses,
+                reserved=(settings.observability_node,),
+                poll_interval=settings.poll_interval,
+            )
         self.cache = SnapshotCache()
         self.board = StatusBoard()
-        self.identities = NodeIdentities(self.pki, settings.observability_node)
+        self.identities = NodeIdentities(self.pki, settings.observability_node, self.may_write)
         self.publisher = SnapshotPublisher(
             self.cache,
             settings,
@@ -103,14 +136,6 @@ class Atlas:
             delay=options.debounce,
             max_delay=options.debounce_max,
             refresh_interval=options.refresh_interval,
-        )
-        self.source = DirectorySource(
-            options.source,
-            namespace=settings.namespace,
-            alertmanager_selector=settings.alertmanager_selector,
-            observability_addresses=options.dns_addresses,
-            reserved=(settings.observability_node,),
-            poll_interval=settings.poll_interval,
         )
         self.dns = DnsServer(settings=settings.dns, srv_port=settings.observability_ports.thanos)
         self.state: SourceState | None = None
@@ -121,6 +146,43 @@ class Atlas:
         self.ads_port = 0
         self.dns_ports: list[int] = []
         self.http_port = 0
+        self._control_plane: tuple[Credential, bytes] | None = None
+        self._reconcile_wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _init_kube(self, options: ServeOptions) -> None:
+        settings = options.settings
+        self.kube = connect(kubeconfig=options.kubeconfig, context=options.kube_context)
+        source = KubeSource(
+            self.kube,
+            namespace=settings.namespace,
+            alertmanager_selector=settings.alertmanager_selector,
+            envoy_selector=settings.envoy_selector,
+            reserved=(settings.observability_node,),
+            settings=settings.watch,
+        )
+        self.source = source
+        identity = options.identity or f"{socket.gethostname()}-{os.getpid()}"
+        self.leader = LeaderElector(self.kube, settings.namespace, identity, settings.lease)
+        self.store = KubeSecretStore(
+            self.kube, settings.namespace, cached=source.secret, may_write=self.leader.is_leader
+        )
+        self.pki = CertificateManager(self.store, settings.pki)
+        ads = options.control_plane_service or (
+            f"{settings.network.control_plane_address}:{settings.network.control_plane_port}"
+        )
+        self.reconciler = Reconciler(
+            self.kube, settings.namespace, self.pki, self.store, settings, ads_address=ads
+        )
+
+    def may_write(self) -> bool:
+        """The directory store is ours alone; in Kubernetes only the Lease holder writes."""
+        return self.leader is None or self.leader.is_leader()
+
+    def _on_secrets(self) -> None:
+        """Secrets changed (credentials, CA, a rotation request): rebuild and reconcile."""
+        self.publisher.poke()
+        self._reconcile_wake.set()
 
     def _on_state(self, state: SourceState) -> None:
         self.state = state
@@ -128,6 +190,7 @@ class Atlas:
         if state.synced:
             self.publisher.update(state.topology)
             self.dns.update(state.topology, self._dns_addresses(state))
+            self._reconcile_wake.set()
 
     def _dns_addresses(self, state: SourceState) -> tuple[str, ...]:
         """Configured addresses, those the source found, or the observability address."""
@@ -155,14 +218,84 @@ class Atlas:
             "nodes": self.board.snapshot(),
         }
 
+    def _current_ca(self) -> CAState:
+        ca = self.pki.store.load_ca()
+        if ca is None:
+            ca = self.pki.ca()  # creates it: only reached where this replica may write
+        return ca
+
     def _control_plane_tls(self) -> tuple[bytes, bytes, bytes]:
-        cred = self.pki.credential(
-            "control-plane", CONTROL_PLANE_URI, client=False, dns_names=CONTROL_PLANE_DNS
-        )
-        return cred.cert_pem, cred.key_pem, self.pki.ca().bundle_pem
+        """Each replica's own server certificate, issued in memory from the current CA: it
+        need not be shared, so followers never have to write to get one."""
+        ca = self._current_ca()
+        cached = self._control_plane
+        if cached is None or cached[1] != ca.current.cert_pem or cached[0].needs_renewal():
+            credential = issue(
+                ca.current,
+                CONTROL_PLANE_URI,
+                client=False,
+                dns_names=CONTROL_PLANE_DNS,
+                key_type=self.pki.settings.key_type,
+            )
+            self._control_plane = cached = (credential, ca.current.cert_pem)
+        return cached[0].cert_pem, cached[0].key_pem, ca.bundle_pem
+
+    async def _wait_for_ca(self) -> None:
+        """Kubernetes: the Secrets must be listed before deciding there is no CA, and only the
+        leader may create one; until then this replica waits."""
+        if self.kube is None:
+            await asyncio.to_thread(self.pki.ca)
+            return
+        assert isinstance(self.source, KubeSource)
+        while True:
+            if self.source.secrets_listed:
+                if self.pki.store.load_ca() is not None:
+                    return
+                if self.may_write():
+                    await asyncio.to_thread(self.pki.ca)
+                    return
+            await asyncio.sleep(0.1)
+
+    async def _reconcile_loop(self) -> None:
+        assert self.reconciler is not None and isinstance(self.source, KubeSource)
+        interval = self.options.settings.watch.reconcile_interval
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._reconcile_wake.wait(), interval)
+            self._reconcile_wake.clear()
+            state = self.state
+            if not self.may_write() or state is None or not state.synced:
+                continue
+            source = self.source
+            try:
+                await asyncio.to_thread(
+                    self._reconcile_once, state, dict(source.services), dict(source.secrets)
+                )
+            except AtlasError as err:
+                log.warning("reconcile: %s", err)
+
+    def _reconcile_once(
+        self, state: SourceState, services: dict[str, Any], secrets: dict[str, Any]
+    ) -> None:
+        assert self.reconciler is not None
+        if self.reconciler.rotate_ca_if_requested():
+            self.publisher_poke_threadsafe()
+        self.reconciler.events(state.errors, services)
+        self.reconciler.values(state.topology.cluster_names, secrets)
+
+    def publisher_poke_threadsafe(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.publisher.poke)
 
     async def start(self) -> None:
         opts = self.options
+        self._loop = asyncio.get_running_loop()
+        if self.leader is not None:
+            threading.Thread(target=self.leader.run, name="leader", daemon=True).start()
+        if isinstance(self.source, KubeSource):
+            self.source.secret_listeners.append(self._on_secrets)
+            self._tasks.append(asyncio.create_task(self.source.run(self._on_state), name="source"))
+        await self._wait_for_ca()
         await asyncio.to_thread(self._control_plane_tls)
         servicer = AdsServicer(
             self.cache,
@@ -177,10 +310,11 @@ class Atlas:
             self._http = await start_http(host, port, self.status)
             self.http_port = self._http.sockets[0].getsockname()[1]
         self.dns_ports = [await self.dns.start(*_split_hostport(a)) for a in opts.dns_listen]
-        self._tasks = [
-            asyncio.create_task(self.publisher.run(), name="publisher"),
-            asyncio.create_task(self.source.run(self._on_state), name="source"),
-        ]
+        self._tasks.append(asyncio.create_task(self.publisher.run(), name="publisher"))
+        if isinstance(self.source, DirectorySource):
+            self._tasks.append(asyncio.create_task(self.source.run(self._on_state), name="source"))
+        if self.reconciler is not None:
+            self._tasks.append(asyncio.create_task(self._reconcile_loop(), name="reconcile"))
         log.info(
             "ADS on %s (port %d, %s), HTTP on %s; source %s, state in %s",
             opts.ads_listen,
@@ -192,6 +326,10 @@ class Atlas:
         )
 
     async def stop(self) -> None:
+        if self.leader is not None:
+            self.leader.stop()
+        if isinstance(self.source, KubeSource):
+            self.source.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -7,20 +7,31 @@ when a leaf is new, due for renewal, or signed by a CA that is no longer current
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
+from atlas.errors import PKIError
 from atlas.pki import OBSERVABILITY_URI, CAState, Credential, cluster_uri
 from atlas.pki_store import CertificateManager
 from xds_server.builders import NodeCredentials
 
 __all__ = ["NodeIdentities"]
 
+log = logging.getLogger(__name__)
+
 
 class NodeIdentities:
-    def __init__(self, manager: CertificateManager, observability_node: str) -> None:
+    def __init__(
+        self,
+        manager: CertificateManager,
+        observability_node: str,
+        may_issue: Callable[[], bool] = lambda: True,
+    ) -> None:
         self.manager = manager
         self.observability_node = observability_node
+        self.may_issue = may_issue
+        """False on a follower: it serves what the leader stored and never issues."""
         self._cache: dict[str, tuple[Credential, bytes]] = {}
         self._lock = threading.Lock()
 
@@ -29,7 +40,7 @@ class NodeIdentities:
             return "observability", OBSERVABILITY_URI
         return f"node-{node}", cluster_uri(node)
 
-    def _fresh(self, node: str, ca: CAState) -> Credential:
+    def _fresh(self, node: str, ca: CAState) -> Credential | None:
         cached = self._cache.get(node)
         # Comparing the CA's bytes is enough to notice a rotation, and far cheaper than
         # verifying a signature per node on every rebuild.
@@ -40,16 +51,29 @@ class NodeIdentities:
         ):
             return cached[0]
         name, uri = self._store_name(node)
-        credential = self.manager.credential(name, uri)
+        if self.may_issue():
+            credential = self.manager.credential(name, uri)
+        else:
+            stored = self.manager.store.load(name)
+            if stored is None or stored.uri != uri or not stored.issued_by(ca.current.certificate):
+                return None  # the leader has not issued it yet: this node waits
+            credential = stored
         self._cache[node] = (credential, ca.current.cert_pem)
         return credential
 
     def __call__(self, nodes: Iterable[str]) -> dict[str, NodeCredentials]:
         with self._lock:
-            ca = self.manager.ca()
+            ca = self.manager.store.load_ca() if not self.may_issue() else self.manager.ca()
+            if ca is None:
+                return {}
             bundle = ca.bundle_pem
             result: dict[str, NodeCredentials] = {}
             for node in nodes:
-                credential = self._fresh(node, ca)
-                result[node] = NodeCredentials(credential.cert_pem, credential.key_pem, bundle)
+                try:
+                    credential = self._fresh(node, ca)
+                except PKIError as err:
+                    log.warning("no credential for node %s yet: %s", node, err)
+                    continue
+                if credential is not None:
+                    result[node] = NodeCredentials(credential.cert_pem, credential.key_pem, bundle)
             return result

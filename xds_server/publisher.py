@@ -53,6 +53,13 @@ class SnapshotPublisher:
         self.builds = 0
         self.published: asyncio.Event = asyncio.Event()
 
+    def poke(self) -> None:
+        """Rebuild even though the topology is unchanged (credentials or CA changed)."""
+        if self._topology is not None:
+            if self._first_pending is None:
+                self._first_pending = time.monotonic()
+            self._wake.set()
+
     def update(self, topology: Topology) -> None:
         if topology == self._topology:
             return

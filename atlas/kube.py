@@ -1,0 +1,73 @@
+"""Kubernetes client set-up and the one place its exceptions are translated.
+
+Everything that talks to the API server goes through ``connect``; callers catch
+``WatchError``/``ResourceExpired``/``KubeError`` and never the client's own exceptions.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from atlas.errors import AtlasError
+
+__all__ = ["Kube", "KubeError", "connect", "status_of"]
+
+
+class KubeError(AtlasError):
+    """An API call failed; ``status`` is the HTTP status (0 for transport failures)."""
+
+    def __init__(self, action: str, status: int, reason: str) -> None:
+        self.status = status
+        super().__init__(f"{action}: {status or 'no response'} {reason}".strip())
+
+
+def status_of(err: BaseException) -> int:
+    return int(getattr(err, "status", 0) or 0)
+
+
+@dataclass
+class Kube:
+    """The typed API groups Atlas uses, sharing one ApiClient."""
+
+    api: client.ApiClient
+    core: client.CoreV1Api
+    coordination: client.CoordinationV1Api
+
+    def call(self, action: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Call ``fn`` returning raw JSON (dict), mapping failures to KubeError."""
+        try:
+            response = fn(*args, _preload_content=False, **kwargs)
+        except ApiException as err:
+            raise KubeError(action, status_of(err), _reason(err)) from None
+        except Exception as err:  # urllib3 transport errors: connection refused, reset...
+            raise KubeError(action, 0, type(err).__name__) from None
+        data = response.data
+        return json.loads(data) if data else {}
+
+
+def _reason(err: ApiException) -> str:
+    try:
+        return str(json.loads(err.body or "{}").get("message", err.reason))
+    except (TypeError, ValueError, AttributeError):
+        return str(err.reason)
+
+
+def connect(*, kubeconfig: str | None = None, context: str | None = None) -> Kube:
+    """In-cluster configuration when running in a pod, else the kubeconfig."""
+    configuration = client.Configuration()
+    if kubeconfig is None:
+        try:
+            config.load_incluster_config(client_configuration=configuration)
+        except config.ConfigException:
+            config.load_kube_config(context=context, client_configuration=configuration)
+    else:
+        config.load_kube_config(
+            config_file=kubeconfig, context=context, client_configuration=configuration
+        )
+    api = client.ApiClient(configuration)
+    return Kube(api, client.CoreV1Api(api), client.CoordinationV1Api(api))

@@ -1,0 +1,176 @@
+"""PKI material in Kubernetes Secrets: the same ``PKIStore`` contract as the state directory.
+
+* ``atlas-ca``: ``ca.crt``, ``ca.key`` and ``ca-previous.pem`` (CAs still trusted during a
+  rotation); the annotation ``goatlas.io/ca-rotate`` on it asks the leader to rotate.
+* ``atlas-<name>`` (type kubernetes.io/tls) for every identity's credential.
+
+Reads come from the watch cache when one is given (every replica), writes go to the API and
+only while ``may_write()`` says this replica leads: a follower never writes.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Callable
+from typing import Any
+
+from atlas.errors import PKIError
+from atlas.kube import Kube, KubeError
+from atlas.pki import CAState, Credential
+
+__all__ = ["CA_ROTATE_ANNOTATION", "CA_SECRET", "KubeSecretStore", "secret_name"]
+
+CA_SECRET = "atlas-ca"
+CA_ROTATE_ANNOTATION = "goatlas.io/ca-rotate"
+MANAGED_LABEL = "goatlas.io/managed-by"
+
+
+def secret_name(name: str) -> str:
+    return f"atlas-{name}"
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _unb64(value: Any) -> bytes:
+    return base64.b64decode(value) if isinstance(value, str) else b""
+
+
+def _split_pem(data: bytes) -> tuple[bytes, ...]:
+    marker = b"-----END CERTIFICATE-----"
+    return tuple(p.strip() + b"\n" + marker + b"\n" for p in data.split(marker) if p.strip())
+
+
+class KubeSecretStore:
+    def __init__(
+        self,
+        kube: Kube,
+        namespace: str,
+        *,
+        cached: Callable[[str], dict[str, Any] | None] | None = None,
+        may_write: Callable[[], bool] = lambda: True,
+    ) -> None:
+        self.kube, self.namespace = kube, namespace
+        self.cached = cached
+        self.may_write = may_write
+        self._written: dict[str, tuple[float, dict[str, Any]]] = {}
+
+    def _get(self, name: str) -> dict[str, Any] | None:
+        if self.cached is not None:
+            seen = self.cached(name)
+            written = self._written.get(name)
+            if written is None:
+                return seen
+            # Our own write, until the watch cache has caught up with it (normally ms): without
+            # this a leader would not see the CA it just created and create another one.
+            at, body = written
+            if (
+                seen is not None and seen.get("data") == body["data"]
+            ) or time.monotonic() - at > 30:
+                del self._written[name]
+                return seen
+            return body
+        try:
+            return dict(
+                self.kube.call(
+                    f"get Secret {name}",
+                    self.kube.core.read_namespaced_secret,
+                    name,
+                    self.namespace,
+                )
+            )
+        except KubeError as err:
+            if err.status == 404:
+                return None
+            raise PKIError(f"cannot read Secret {self.namespace}/{name}: {err.status}") from None
+
+    def _put(
+        self,
+        name: str,
+        data: dict[str, bytes],
+        *,
+        secret_type: str = "Opaque",
+        annotations: dict[str, str] | None = None,
+    ) -> None:
+        if not self.may_write():
+            raise PKIError(f"Secret {self.namespace}/{name}: only the leader writes")
+        body = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": secret_type,
+            "metadata": {
+                "name": name,
+                "namespace": self.namespace,
+                "labels": {MANAGED_LABEL: "atlas"},
+                "annotations": annotations or {},
+            },
+            "data": {k: _b64(v) for k, v in data.items()},
+        }
+        self._written[name] = (time.monotonic(), body)
+        try:
+            self.kube.call(
+                f"replace Secret {name}",
+                self.kube.core.replace_namespaced_secret,
+                name,
+                self.namespace,
+                body,
+            )
+        except KubeError as err:
+            if err.status != 404:
+                raise PKIError(
+                    f"cannot write Secret {self.namespace}/{name}: {err.status}"
+                ) from None
+            try:
+                self.kube.call(
+                    f"create Secret {name}",
+                    self.kube.core.create_namespaced_secret,
+                    self.namespace,
+                    body,
+                )
+            except KubeError as err2:
+                raise PKIError(
+                    f"cannot create Secret {self.namespace}/{name}: {err2.status}"
+                ) from None
+
+    def load_ca(self) -> CAState | None:
+        obj = self._get(CA_SECRET)
+        if obj is None:
+            return None
+        data = obj.get("data") or {}
+        cert, key = _unb64(data.get("ca.crt")), _unb64(data.get("ca.key"))
+        if not cert or not key:
+            return None
+        return CAState(Credential(cert, key), _split_pem(_unb64(data.get("ca-previous.pem"))))
+
+    def rotation_requested(self) -> bool:
+        obj = self._get(CA_SECRET)
+        annotations = (obj or {}).get("metadata", {}).get("annotations") or {}
+        return CA_ROTATE_ANNOTATION in annotations
+
+    def save_ca(self, state: CAState) -> None:
+        # Writing the Secret without the rotate annotation acknowledges a rotation request.
+        self._put(
+            CA_SECRET,
+            {
+                "ca.crt": state.current.cert_pem,
+                "ca.key": state.current.key_pem,
+                "ca-previous.pem": b"".join(state.previous),
+            },
+        )
+
+    def load(self, name: str) -> Credential | None:
+        obj = self._get(secret_name(name))
+        if obj is None:
+            return None
+        data = obj.get("data") or {}
+        cert, key = _unb64(data.get("tls.crt")), _unb64(data.get("tls.key"))
+        return Credential(cert, key) if cert and key else None
+
+    def save(self, name: str, credential: Credential) -> None:
+        self._put(
+            secret_name(name),
+            {"tls.crt": credential.cert_pem, "tls.key": credential.key_pem},
+            secret_type="kubernetes.io/tls",
+        )

@@ -1,0 +1,190 @@
+"""What the leader writes to Kubernetes: Events for invalid Services, per-cluster Helm values
+Secrets (and the observability one), and CA rotation when the CA Secret asks for it.
+
+Every method is idempotent and only called while this replica holds the Lease.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import yaml
+
+from atlas.bootstrap import BootstrapSpec
+from atlas.config import Settings
+from atlas.errors import AtlasError, ManifestError
+from atlas.kube import Kube, KubeError
+from atlas.pki import OBSERVABILITY_URI, cluster_uri
+from atlas.pki_kube import KubeSecretStore
+from atlas.pki_store import CertificateManager
+from atlas.values import envoy_values, render
+
+__all__ = ["OBSERVABILITY_VALUES", "VALUES_LABEL", "Reconciler", "values_secret_name"]
+
+log = logging.getLogger(__name__)
+
+VALUES_LABEL = "goatlas.io/envoy-values"
+OBSERVABILITY_VALUES = "atlas-envoy-values"
+
+
+def values_secret_name(cluster: str) -> str:
+    return f"{cluster}-envoy-values"
+
+
+class Reconciler:
+    def __init__(
+        self,
+        kube: Kube,
+        namespace: str,
+        pki: CertificateManager,
+        store: KubeSecretStore,
+        settings: Settings,
+        *,
+        ads_address: str,
+    ) -> None:
+        self.kube, self.namespace, self.pki, self.store = kube, namespace, pki, store
+        self.settings = settings
+        self.ads_address = ads_address
+        self._reported: set[str] = set()
+        self._written: dict[str, str] = {}
+
+    def events(self, errors: tuple[AtlasError, ...], services: dict[str, dict[str, Any]]) -> None:
+        """One Warning Event per new problem, on the Service it is about."""
+        for err in errors:
+            if not isinstance(err, ManifestError) or str(err) in self._reported:
+                continue
+            name = err.obj.rpartition("/")[2]
+            obj = services.get(name, {})
+            now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            event = {
+                "apiVersion": "v1",
+                "kind": "Event",
+                "metadata": {"generateName": f"{name[:200]}.", "namespace": self.namespace},
+                "involvedObject": {
+                    "apiVersion": "v1",
+                    "kind": "Service",
+                    "name": name,
+                    "namespace": self.namespace,
+                    "uid": obj.get("metadata", {}).get("uid", ""),
+                },
+                "reason": "InvalidClusterService",
+                "type": "Warning",
+                "message": f"{err.field}: {err.reason}"[:1000],
+                "source": {"component": "atlas"},
+                "count": 1,
+                "firstTimestamp": now,
+                "lastTimestamp": now,
+            }
+            try:
+                self.kube.call(
+                    "create Event", self.kube.core.create_namespaced_event, self.namespace, event
+                )
+                self._reported.add(str(err))
+            except KubeError as e:
+                log.warning("could not record an Event for %s: %s", err.obj, e)
+
+    def rotate_ca_if_requested(self) -> bool:
+        if not self.store.rotation_requested():
+            return False
+        state = self.pki.rotate_ca()
+        log.info("CA rotated on request (%d previous CA(s) still trusted)", len(state.previous))
+        return True
+
+    def values(self, clusters: tuple[str, ...], secrets: dict[str, dict[str, Any]]) -> None:
+        """``<cluster>-envoy-values`` for every cluster, ``atlas-envoy-values``; stale ones go."""
+        ports = self.settings.observability_ports
+        wanted: dict[str, tuple[str, str, str, int]] = {
+            values_secret_name(c): (
+                c,
+                cluster_uri(c),
+                self.settings.network.observability_address,
+                ports.ads,
+            )
+            for c in clusters
+        }
+        host, _, port = self.ads_address.rpartition(":")
+        wanted[OBSERVABILITY_VALUES] = (
+            self.settings.observability_node,
+            OBSERVABILITY_URI,
+            host,
+            int(port),
+        )
+        ca = self.pki.ca()
+        for secret, (node, uri, ads_host, ads_port) in wanted.items():
+            credential = self.pki.credential(
+                f"bootstrap-{node}",
+                uri,
+                server=False,
+                lifetime=self.settings.pki.bootstrap_lifetime,
+            )
+            spec = BootstrapSpec(node_id=node, ads_host=ads_host, ads_port=ads_port)
+            text = render(
+                envoy_values(spec, credential, ca),
+                "raw",
+                namespace=self.namespace,
+                release="atlas-envoy",
+            )
+            if self._written.get(secret) == text and secret in secrets:
+                continue
+            self._write(secret, text)
+            self._written[secret] = text
+        for name, obj in secrets.items():
+            labels = obj.get("metadata", {}).get("labels") or {}
+            if labels.get(VALUES_LABEL) == "true" and name not in wanted:
+                self._delete(name)
+                self._written.pop(name, None)
+
+    def _write(self, name: str, text: str) -> None:
+        import base64
+
+        body = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "Opaque",
+            "metadata": {
+                "name": name,
+                "namespace": self.namespace,
+                "labels": {VALUES_LABEL: "true", "goatlas.io/managed-by": "atlas"},
+            },
+            "data": {"values.yaml": base64.b64encode(text.encode()).decode()},
+        }
+        try:
+            self.kube.call(
+                f"replace Secret {name}",
+                self.kube.core.replace_namespaced_secret,
+                name,
+                self.namespace,
+                body,
+            )
+        except KubeError as err:
+            if err.status != 404:
+                raise
+            self.kube.call(
+                f"create Secret {name}",
+                self.kube.core.create_namespaced_secret,
+                self.namespace,
+                body,
+            )
+        log.info("wrote Helm values Secret %s", name)
+
+    def _delete(self, name: str) -> None:
+        try:
+            self.kube.call(
+                f"delete Secret {name}",
+                self.kube.core.delete_namespaced_secret,
+                name,
+                self.namespace,
+            )
+            log.info("removed stale Helm values Secret %s", name)
+        except KubeError as err:
+            if err.status != 404:
+                raise
+
+
+def values_from_secret(obj: dict[str, Any]) -> dict[str, Any]:
+    import base64
+
+    data = (obj.get("data") or {}).get("values.yaml", "")
+    return dict(yaml.safe_load(base64.b64decode(data)) or {})

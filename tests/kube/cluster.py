@@ -1,0 +1,225 @@
+"""A real kube-apiserver (v1.20.2, built from Debian's source package) with etcd on loopback.
+
+Built once and cached (``ATLAS_KUBE_HOME``, default ~/.cache/atlas-kube) by
+``build-apiserver.sh``; started per test session on ports picked here. Two users: ``admin``
+(system:masters) and ``limited`` (no rights until RBAC grants them), as tokens in a kubeconfig.
+The API server can be stopped and started again while etcd keeps the data.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import signal
+import ssl
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def build() -> str:
+    result = subprocess.run(
+        ["bash", str(HERE / "build-apiserver.sh")],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=1800,
+    )
+    if result.returncode != 0:
+        raise RuntimeError("building kube-apiserver failed:\n" + result.stderr[-3000:])
+    return result.stdout.strip().splitlines()[-1]
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+class KubeCluster:
+    def __init__(self, root: Path, binary: str, etcd_port: int, api_port: int) -> None:
+        self.root, self.binary = root, binary
+        self.etcd_port, self.api_port = etcd_port, api_port
+        self.pki = root / "pki"
+        self.kubeconfig = root / "kubeconfig"
+        self.etcd: subprocess.Popen[bytes] | None = None
+        self.apiserver: subprocess.Popen[bytes] | None = None
+        self.tokens: dict[str, str] = {}
+
+    def _certs(self) -> None:
+        p = self.pki
+        p.mkdir(parents=True)
+        _openssl(
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "3650",
+            "-subj",
+            "/CN=test-kube-ca",
+            cwd=p,
+        )
+        _openssl(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "apiserver.key",
+            "-out",
+            "apiserver.csr",
+            "-subj",
+            "/CN=kube-apiserver",
+            cwd=p,
+        )
+        (p / "apiserver.ext").write_text(
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"
+        )
+        _openssl(
+            "x509",
+            "-req",
+            "-in",
+            "apiserver.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "apiserver.crt",
+            "-days",
+            "3650",
+            "-extfile",
+            "apiserver.ext",
+            cwd=p,
+        )
+        _openssl("genrsa", "-out", "sa.key", "2048", cwd=p)
+        _openssl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=p)
+        self.tokens = {user: secrets.token_hex(24) for user in ("admin", "limited", "limited2")}
+        (p / "tokens.csv").write_text(
+            f"{self.tokens['admin']},admin,admin,system:masters\n"
+            f"{self.tokens['limited']},limited,limited\n"
+            f"{self.tokens['limited2']},limited2,limited2\n"
+        )
+        users = "\n".join(f'- name: {u}\n  user: {{token: "{t}"}}' for u, t in self.tokens.items())
+        contexts = "\n".join(
+            f"- name: {u}\n  context: {{cluster: test, user: {u}}}" for u in self.tokens
+        )
+        self.kubeconfig.write_text(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster: {server: "
+            f'"https://127.0.0.1:{self.api_port}", certificate-authority: "{p / "ca.crt"}"}}\n'
+            f"users:\n{users}\ncontexts:\n{contexts}\ncurrent-context: admin\n"
+        )
+
+    def start(self) -> None:
+        self._certs()
+        etcd = shutil.which("etcd") or "/usr/bin/etcd"
+        peer = self.etcd_port + 1
+        self.etcd = subprocess.Popen(
+            [
+                etcd,
+                "--name",
+                "test",
+                "--data-dir",
+                str(self.root / "etcd"),
+                "--listen-client-urls",
+                f"http://127.0.0.1:{self.etcd_port}",
+                "--advertise-client-urls",
+                f"http://127.0.0.1:{self.etcd_port}",
+                "--listen-peer-urls",
+                f"http://127.0.0.1:{peer}",
+                "--initial-advertise-peer-urls",
+                f"http://127.0.0.1:{peer}",
+                "--initial-cluster",
+                f"test=http://127.0.0.1:{peer}",
+            ],
+            stdout=(self.root / "etcd.log").open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+        self.start_apiserver()
+
+    def start_apiserver(self) -> None:
+        p = self.pki
+        self.apiserver = subprocess.Popen(
+            [
+                self.binary,
+                f"--etcd-servers=http://127.0.0.1:{self.etcd_port}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={self.api_port}",
+                "--insecure-port=0",
+                f"--cert-dir={self.root / 'certdir'}",
+                f"--tls-cert-file={p / 'apiserver.crt'}",
+                f"--tls-private-key-file={p / 'apiserver.key'}",
+                f"--client-ca-file={p / 'ca.crt'}",
+                f"--token-auth-file={p / 'tokens.csv'}",
+                "--authorization-mode=RBAC",
+                "--anonymous-auth=false",
+                f"--service-account-key-file={p / 'sa.pub'}",
+                f"--service-account-signing-key-file={p / 'sa.key'}",
+                "--service-account-issuer=https://kubernetes.default.svc",
+                "--api-audiences=https://kubernetes.default.svc",
+                "--service-cluster-ip-range=10.96.0.0/16",
+                "--endpoint-reconciler-type=none",
+                "--enable-priority-and-fairness=false",
+                "--profiling=false",
+                # Small watch caches make "too old resource version" (410) easy to reach.
+                "--watch-cache-sizes=services#50,secrets#50",
+            ],
+            stdout=(self.root / "apiserver.log").open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+        self.wait_ready()
+
+    def wait_ready(self, within: float = 90) -> None:
+        ctx = ssl.create_default_context(cafile=str(self.pki / "ca.crt"))
+        request = urllib.request.Request(
+            f"https://127.0.0.1:{self.api_port}/readyz",
+            headers={"Authorization": f"Bearer {self.tokens['admin']}"},
+        )
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            if self.apiserver is not None and self.apiserver.poll() is not None:
+                raise RuntimeError("kube-apiserver exited:\n" + self.log_tail())
+            try:
+                with urllib.request.urlopen(request, context=ctx, timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError("kube-apiserver not ready:\n" + self.log_tail())
+
+    def stop_apiserver(self) -> None:
+        _terminate(self.apiserver)
+        self.apiserver = None
+
+    def stop(self) -> None:
+        _terminate(self.apiserver)
+        _terminate(self.etcd)
+
+    def log_tail(self, lines: int = 30) -> str:
+        path = self.root / "apiserver.log"
+        return (
+            "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+            if path.exists()
+            else ""
+        )
+
+
+def _terminate(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
