@@ -213,7 +213,10 @@ def _cmd_cluster_add(args: argparse.Namespace) -> int:
     else:
         metadata["annotations"] = {ANN_ENVOY_ADDRESS: args.envoy_address}
     service: dict[str, object] = {
-        "apiVersion": "v1", "kind": "Service", "metadata": metadata, "spec": spec
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata,
+        "spec": spec,
     }
     parse_cluster(service, namespace=args.namespace)  # never write what serve would reject
     if args.source == KUBERNETES:

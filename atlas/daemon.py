@@ -214,6 +214,7 @@ class Atlas:
                 for c in (state.topology.clusters if state else ())
             ],
             "errors": list(state.messages) if state else [],
+            "leader": self.may_write(),
             "dns": {"serial": self.dns.resolver.zone.serial if self.dns.resolver.zone else None},
             "nodes": self.board.snapshot(),
         }

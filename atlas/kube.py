@@ -13,9 +13,12 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from atlas import metrics
 from atlas.errors import AtlasError
 
 __all__ = ["Kube", "KubeError", "connect", "status_of"]
+
+_WRITES = frozenset({"create", "replace", "update", "patch", "delete"})
 
 
 class KubeError(AtlasError):
@@ -40,6 +43,9 @@ class Kube:
 
     def call(self, action: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """Call ``fn`` returning raw JSON (dict), mapping failures to KubeError."""
+        verb, _, rest = action.partition(" ")
+        if verb in _WRITES:
+            metrics.KUBE_WRITES.labels(verb, rest.split(" ", 1)[0]).inc()
         try:
             response = fn(*args, _preload_content=False, **kwargs)
         except ApiException as err:

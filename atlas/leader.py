@@ -14,6 +14,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from atlas import metrics
 from atlas.config import LeaseSettings
 from atlas.kube import Kube, KubeError
 
@@ -75,6 +76,7 @@ class LeaderElector:
         with self._lock:
             was = self._leading_until is not None
             self._leading_until = until
+        metrics.LEADER.set(1 if until is not None else 0)
         if was != (until is not None):
             state = "acquired" if until else "lost"
             self.transitions.append((state, _now()))

@@ -74,14 +74,17 @@ class _KindWatch:
                 self.stop.wait(wait)
                 delay = min(delay * 2, self.settings.backoff_max)
 
-    def _list_then_watch(self) -> None:
+    def _list(self) -> tuple[Objects, str]:
         body = self.kube.call(f"list {self.kind}s", self.list_fn, self.namespace)
         items = {
             item["metadata"]["name"]: _with_kind(item, self.kind) for item in body.get("items", [])
         }
+        return items, str(body.get("metadata", {}).get("resourceVersion", ""))
+
+    def _list_then_watch(self) -> None:
+        items, version = self._list()
         self.relists += 1
         self.listed(items)
-        version = body.get("metadata", {}).get("resourceVersion", "")
         while not self.stop.is_set():
             try:
                 version = self._watch_once(version)
@@ -97,12 +100,13 @@ class _KindWatch:
                 self.namespace,
                 resource_version=version,
                 allow_watch_bookmarks=True,
-                deserialize=False,
                 timeout_seconds=self.settings.watch_timeout,
             ):
                 if self.stop.is_set():
                     break
-                kind, obj = event.get("type"), event.get("object") or {}
+                # raw_object is the JSON as sent (the client's own ERROR handling needs its
+                # deserializing mode: with deserialize=False it fails on a 410 event).
+                kind, obj = event.get("type"), event.get("raw_object") or {}
                 new_version = obj.get("metadata", {}).get("resourceVersion")
                 if kind == "ERROR":
                     if obj.get("code") == 410:

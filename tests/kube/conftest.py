@@ -1,0 +1,124 @@
+"""A real kube-apiserver for the Kubernetes tests: built once (cached), started per session.
+
+Atlas runs in these tests as the user ``limited`` (and ``limited2`` for a second replica),
+bound to exactly the rules in charts/atlas/files/rbac-rules.yaml.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from atlas.kube import Kube, KubeError, connect
+from tests.kube.cluster import KubeCluster, build
+
+ROOT = Path(__file__).resolve().parents[2]
+NAMESPACE = "monitoring"
+
+
+def _free_ports(count: int) -> list[int]:
+    """``count`` consecutive free ports (etcd needs its peer port right after the client's)."""
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base = s.getsockname()[1]
+        ports = list(range(base, base + count))
+        if ports[-1] > 65000:
+            continue
+        try:
+            for p in ports:
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        return ports
+    raise RuntimeError("no free ports")
+
+
+def _grant(admin: Kube) -> None:
+    rules = yaml.safe_load((ROOT / "charts/atlas/files/rbac-rules.yaml").read_text())
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": "atlas", "namespace": NAMESPACE},
+        "rules": rules,
+    }
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": "atlas", "namespace": NAMESPACE},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "atlas"},
+        "subjects": [
+            {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": u}
+            for u in ("limited", "limited2")
+        ],
+    }
+    from kubernetes import client
+
+    rbac = client.RbacAuthorizationV1Api(admin.api)
+    admin.call("create Role", rbac.create_namespaced_role, NAMESPACE, role)
+    admin.call("create RoleBinding", rbac.create_namespaced_role_binding, NAMESPACE, binding)
+
+
+@pytest.fixture(scope="session")
+def kube_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
+    binary = build()
+    etcd_port, _, api_port = _free_ports(3)
+    cluster = KubeCluster(tmp_path_factory.mktemp("kube"), binary, etcd_port, api_port)
+    try:
+        cluster.start()
+        admin = connect(kubeconfig=str(cluster.kubeconfig), context="admin")
+        admin.call(
+            "create Namespace",
+            admin.core.create_namespace,
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
+        )
+        _grant(admin)
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def admin(kube_cluster: KubeCluster) -> Iterator[Kube]:
+    kube = connect(kubeconfig=str(kube_cluster.kubeconfig), context="admin")
+    yield kube
+    # Leave the namespace as the next test expects it: no Services, no Atlas Secrets, no Lease.
+    for kind, list_fn, delete_fn in (
+        ("Service", kube.core.list_namespaced_service, kube.core.delete_namespaced_service),
+        ("Secret", kube.core.list_namespaced_secret, kube.core.delete_namespaced_secret),
+    ):
+        for item in kube.call(f"list {kind}s", list_fn, NAMESPACE).get("items", []):
+            name = item["metadata"]["name"]
+            if kind == "Secret" and item.get("type") == "kubernetes.io/service-account-token":
+                continue
+            try:
+                kube.call(f"delete {kind} {name}", delete_fn, name, NAMESPACE)
+            except KubeError:
+                pass
+    try:
+        kube.call("delete Lease", kube.coordination.delete_namespaced_lease, "atlas", NAMESPACE)
+    except KubeError:
+        pass
+
+
+@pytest.fixture
+def limited(kube_cluster: KubeCluster) -> Kube:
+    return connect(kubeconfig=str(kube_cluster.kubeconfig), context="limited")
+
+
+def service(name: str, *, replicas: str = "1", ip: str = "192.0.2.10") -> dict[str, object]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": name,
+            "namespace": NAMESPACE,
+            "labels": {"goatlas.io/cluster": "true", "goatlas.io/replicas": replicas},
+        },
+        "spec": {"ports": [{"name": "thanos", "port": 10901}], "externalIPs": [ip]},
+    }
