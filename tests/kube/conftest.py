@@ -6,6 +6,7 @@ bound to exactly the rules in charts/atlas/files/rbac-rules.yaml.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -96,14 +97,10 @@ def admin(kube_cluster: KubeCluster) -> Iterator[Kube]:
             name = item["metadata"]["name"]
             if kind == "Secret" and item.get("type") == "kubernetes.io/service-account-token":
                 continue
-            try:
+            with contextlib.suppress(KubeError):
                 kube.call(f"delete {kind} {name}", delete_fn, name, NAMESPACE)
-            except KubeError:
-                pass
-    try:
+    with contextlib.suppress(KubeError):
         kube.call("delete Lease", kube.coordination.delete_namespaced_lease, "atlas", NAMESPACE)
-    except KubeError:
-        pass
 
 
 @pytest.fixture

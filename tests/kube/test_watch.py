@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -37,10 +38,8 @@ class Watching:
             left = within - (time.monotonic() - start)
             if left <= 0:
                 raise AssertionError(f"not within {within}s; last: {self.states[-1:]}")
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.queue.get(), left)
-            except TimeoutError:
-                pass
         return time.monotonic() - start
 
 

@@ -1,0 +1,254 @@
+"""The leader's writes against a real API server: Events for invalid Services, Helm values
+Secrets, CA rotation through the annotation, and the Lease handed over when the leader dies."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import signal
+import subprocess
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from cryptography import x509
+
+from atlas.config import LeaseSettings, Settings, WatchSettings
+from atlas.daemon import Atlas, ServeOptions
+from atlas.kube import Kube, KubeError
+from atlas.pki import uri_of
+from tests.conftest import atlas_cmd
+from tests.e2e.network import free_port
+from tests.kube.cluster import KubeCluster
+from tests.kube.conftest import NAMESPACE, service
+
+pytestmark = pytest.mark.e2e
+
+LEASE = LeaseSettings(lease_duration=3.0, renew_deadline=2.0, retry_period=0.3)
+WATCH = WatchSettings(backoff_initial=0.1, backoff_max=0.5, reconcile_interval=0.5)
+
+
+async def until(check: Callable[[], Any], within: float, what: str) -> Any:
+    start = time.monotonic()
+    while True:
+        try:
+            result = await asyncio.to_thread(check)
+        except KubeError:
+            result = None
+        if result:
+            return result
+        if time.monotonic() - start > within:
+            raise AssertionError(f"{what}: not within {within}s")
+        await asyncio.sleep(0.1)
+
+
+@pytest.fixture
+async def leader(kube_cluster: KubeCluster, admin: Kube) -> AsyncIterator[Atlas]:
+    atlas = Atlas(
+        ServeOptions(
+            source="kubernetes",
+            state_dir="",
+            kubeconfig=str(kube_cluster.kubeconfig),
+            kube_context="limited",
+            identity="replica-a",
+            ads_listen="127.0.0.1:0",
+            http_listen="",
+            dns_listen=("127.0.0.1:0",),
+            settings=Settings(lease=LEASE, watch=WATCH),
+        )
+    )
+    await atlas.start()
+    await until(atlas.may_write, within=10, what="leadership")
+    yield atlas
+    await atlas.stop()
+
+
+def secret(admin: Kube, name: str) -> dict[str, Any] | None:
+    try:
+        return dict(admin.call("get", admin.core.read_namespaced_secret, name, NAMESPACE))
+    except KubeError as err:
+        if err.status == 404:
+            return None
+        raise
+
+
+def data(obj: dict[str, Any], key: str) -> bytes:
+    return base64.b64decode(obj["data"][key])
+
+
+async def test_invalid_services_produce_events_and_others_keep_working(
+    admin: Kube, leader: Atlas
+) -> None:
+    admin.call("create", admin.core.create_namespaced_service, NAMESPACE, service("east"))
+    bad = service("west", replicas="two")
+    admin.call("create", admin.core.create_namespaced_service, NAMESPACE, bad)
+
+    def warning() -> dict[str, Any] | None:
+        events = admin.call("list", admin.core.list_namespaced_event, NAMESPACE)["items"]
+        return next((e for e in events if e["involvedObject"]["name"] == "west"), None)
+
+    event = await until(warning, within=10, what="an Event on the invalid Service")
+    assert event["type"] == "Warning" and event["reason"] == "InvalidClusterService"
+    assert event["involvedObject"]["kind"] == "Service"
+    assert event["message"].startswith("metadata.labels[goatlas.io/replicas]: 'two'")
+    assert leader.state is not None and leader.state.topology.cluster_names == ("east",)
+
+
+async def test_values_secrets_follow_the_clusters(admin: Kube, leader: Atlas) -> None:
+    admin.call("create", admin.core.create_namespaced_service, NAMESPACE, service("east"))
+    admin.call("create", admin.core.create_namespaced_service, NAMESPACE, service("west"))
+    east = await until(lambda: secret(admin, "east-envoy-values"), 10, "east values")
+    await until(lambda: secret(admin, "west-envoy-values"), 10, "west values")
+    obs = await until(lambda: secret(admin, "atlas-envoy-values"), 10, "observability values")
+    values = yaml.safe_load(data(east, "values.yaml"))
+    assert values["nodeId"] == "east" and values["bootstrap"]["node"]["id"] == "east"
+    cert = x509.load_pem_x509_certificate(values["certificates"]["tls.crt"].encode())
+    assert uri_of(cert) == "spiffe://atlas/cluster/east"
+    assert yaml.safe_load(data(obs, "values.yaml"))["nodeId"] == "atlas"
+    admin.call("delete", admin.core.delete_namespaced_service, "west", NAMESPACE)
+    await until(lambda: secret(admin, "west-envoy-values") is None, 10, "stale values removed")
+    assert secret(admin, "east-envoy-values") is not None
+
+
+async def test_ca_rotation_through_the_annotation(admin: Kube, leader: Atlas) -> None:
+    admin.call("create", admin.core.create_namespaced_service, NAMESPACE, service("east"))
+    before = await until(lambda: secret(admin, "atlas-ca"), 10, "the CA Secret")
+    node = await until(lambda: secret(admin, "atlas-node-east"), 10, "east's leaf Secret")
+    old_ca = data(before, "ca.crt")
+    body = dict(before)
+    body["metadata"].setdefault("annotations", {})["goatlas.io/ca-rotate"] = "now"
+    admin.call("replace", admin.core.replace_namespaced_secret, "atlas-ca", NAMESPACE, body)
+
+    def rotated() -> dict[str, Any] | None:
+        obj = secret(admin, "atlas-ca")
+        return obj if obj and data(obj, "ca.crt") != old_ca else None
+
+    after = await until(rotated, within=10, what="CA rotated")
+    assert data(after, "ca-previous.pem") == old_ca, "the old CA stays trusted"
+    assert "goatlas.io/ca-rotate" not in (after["metadata"].get("annotations") or {})
+    new_ca = x509.load_pem_x509_certificate(data(after, "ca.crt"))
+
+    def reissued() -> bool:
+        obj = secret(admin, "atlas-node-east")
+        if obj is None or data(obj, "tls.crt") == data(node, "tls.crt"):
+            return False
+        x509.load_pem_x509_certificate(data(obj, "tls.crt")).verify_directly_issued_by(new_ca)
+        return True
+
+    await until(reissued, within=10, what="east's leaf re-issued by the new CA")
+
+
+def _status(port: int) -> dict[str, Any]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=2) as r:
+        return dict(json.loads(r.read()))
+
+
+def _writes(port: int) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+        text = r.read().decode()
+    result: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("atlas_kube_writes_total{"):
+            labels, value = line.rsplit(" ", 1)
+            kind = labels.split('kind="')[1].split('"')[0]
+            result[kind] = result.get(kind, 0) + float(value)
+    return result
+
+
+async def test_two_replicas_only_the_leader_writes_and_the_lease_moves(
+    admin: Kube, kube_cluster: KubeCluster, tmp_path: Path
+) -> None:
+    config = tmp_path / "atlas.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "lease": {"lease_duration": 3.0, "renew_deadline": 2.0, "retry_period": 0.3},
+                "watch": {"backoff_initial": 0.1, "backoff_max": 0.5, "reconcile_interval": 0.5},
+            }
+        )
+    )
+    admin.call("create", admin.core.create_namespaced_service, NAMESPACE, service("east"))
+    procs: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
+    try:
+        for name, user in (("replica-a", "limited"), ("replica-b", "limited2")):
+            port = free_port("127.0.0.1")
+            log = (tmp_path / f"{name}.log").open("wb")
+            procs[name] = (
+                subprocess.Popen(
+                    [
+                        *atlas_cmd(),
+                        "serve",
+                        "--source",
+                        "kubernetes",
+                        "--kubeconfig",
+                        str(kube_cluster.kubeconfig),
+                        "--kube-context",
+                        user,
+                        "--identity",
+                        name,
+                        "--config",
+                        str(config),
+                        "--ads-listen",
+                        "127.0.0.1:0",
+                        "--dns-listen",
+                        "127.0.0.1:0",
+                        "--http-listen",
+                        f"127.0.0.1:{port}",
+                    ],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                ),
+                port,
+            )
+            log.close()
+
+        def leaders() -> list[str]:
+            found = []
+            for name, (_, port) in procs.items():
+                try:
+                    if _status(port)["leader"]:
+                        found.append(name)
+                except OSError:
+                    pass
+            return found
+
+        first = (await until(lambda: leaders() if len(leaders()) == 1 else None, 20, "one leader"))[
+            0
+        ]
+        follower = next(n for n in procs if n != first)
+        await until(lambda: secret(admin, "east-envoy-values"), 15, "the leader's values Secret")
+        await asyncio.sleep(1.5)
+        assert leaders() == [first], "exactly one replica leads"
+        lead_writes, follow_writes = _writes(procs[first][1]), _writes(procs[follower][1])
+        assert lead_writes.get("Secret", 0) > 0
+        assert follow_writes.get("Secret", 0) == 0 and follow_writes.get("Event", 0) == 0, (
+            f"the follower wrote: {follow_writes}"
+        )
+        lease = admin.call("get", admin.coordination.read_namespaced_lease, "atlas", NAMESPACE)
+        assert lease["spec"]["holderIdentity"] == first
+
+        killed_at = time.monotonic()
+        procs[first][0].send_signal(signal.SIGKILL)
+        procs[first][0].wait(10)
+        await until(lambda: leaders() == [follower], within=3.0 + 2.0, what="the Lease handed over")
+        took = time.monotonic() - killed_at
+        lease = admin.call("get", admin.coordination.read_namespaced_lease, "atlas", NAMESPACE)
+        assert lease["spec"]["holderIdentity"] == follower
+        admin.call("create", admin.core.create_namespaced_service, NAMESPACE, service("west"))
+        await until(lambda: secret(admin, "west-envoy-values"), 10, "the new leader writes")
+        assert _writes(procs[follower][1]).get("Secret", 0) > 0
+        print(f"lease handed over {took:.1f}s after SIGKILL (lease duration 3 s)")
+    finally:
+        for proc, _ in procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
