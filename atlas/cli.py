@@ -125,6 +125,9 @@ def _parser() -> argparse.ArgumentParser:
     ):
         c = casub.add_parser(name, help=text)
         c.add_argument("--state-dir", default=DEFAULT_STATE_DIR)
+        c.add_argument("--source", default="", help="'kubernetes' to act on the atlas-ca Secret")
+        c.add_argument("--namespace", default=DEFAULT_NAMESPACE)
+        _kube_args(c)
     return p
 
 
@@ -367,6 +370,8 @@ def _cmd_observability_values(args: argparse.Namespace) -> int:
 
 
 def _cmd_ca(args: argparse.Namespace) -> int:
+    if args.source == KUBERNETES:
+        return _kube_ca(args)
     pki = CertificateManager(DirectoryStore(args.state_dir), Settings().pki)
     if args.ca_command == "rotate":
         state = pki.rotate_ca()
@@ -377,6 +382,29 @@ def _cmd_ca(args: argparse.Namespace) -> int:
     else:
         pki.drop_previous_cas()
         print("previous CAs dropped from the trust bundle")
+    return 0
+
+
+def _kube_ca(args: argparse.Namespace) -> int:
+    """Ask the leader (through the CA Secret) rather than race it: it rotates and re-issues."""
+    from atlas.kube import connect
+    from atlas.pki_kube import CA_ROTATE_ANNOTATION, CA_SECRET, KubeSecretStore
+
+    kube = connect(kubeconfig=args.kubeconfig, context=args.kube_context)
+    if args.ca_command == "rotate":
+        patch = {"metadata": {"annotations": {CA_ROTATE_ANNOTATION: "requested"}}}
+        kube.call(
+            f"patch Secret {CA_SECRET}",
+            kube.core.patch_namespaced_secret,
+            CA_SECRET,
+            args.namespace,
+            patch,
+        )
+        print(f"rotation requested on Secret {args.namespace}/{CA_SECRET}; the leader rotates")
+        return 0
+    pki = CertificateManager(KubeSecretStore(kube, args.namespace), Settings().pki)
+    pki.drop_previous_cas()
+    print("previous CAs dropped from the trust bundle")
     return 0
 
 
