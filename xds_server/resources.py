@@ -51,7 +51,12 @@ def resource_from_bytes(
     return Resource(type_url, name, body, version, frozenset(refs))
 
 
+_ONE_BYTE = tuple(bytes((i,)) for i in range(0x80))
+
+
 def _varint(value: int) -> bytes:
+    if value < 0x80:  # tags and most lengths: the common case, no loop
+        return _ONE_BYTE[value]
     out = bytearray()
     while value > 0x7F:
         out.append((value & 0x7F) | 0x80)

@@ -25,7 +25,13 @@ from google.protobuf import any_pb2, duration_pb2
 from google.protobuf.message import Message
 
 from atlas.names import is_ip
-from xds_server.resources import Ref, Resource, make_resource
+from xds_server.resources import (
+    Ref,
+    Resource,
+    length_delimited,
+    make_resource,
+    resource_from_bytes,
+)
 from xds_server.types import CLUSTER, LISTENER, ROUTE, SECRET
 
 __all__ = [
@@ -147,6 +153,44 @@ def _http2_options() -> any_pb2.Any:
 _is_ip = lru_cache(maxsize=_CACHE)(is_ip)
 
 
+_CLUSTER_NAME = cluster_pb2.Cluster.DESCRIPTOR.fields_by_name["name"].number
+_LOAD_ASSIGNMENT = cluster_pb2.Cluster.DESCRIPTOR.fields_by_name["load_assignment"].number
+_CLA_NAME = endpoint_pb2.ClusterLoadAssignment.DESCRIPTOR.fields_by_name["cluster_name"].number
+
+
+@lru_cache(maxsize=256)
+def _cluster_constant(
+    is_static: bool, http2: bool, peer: PeerMatch | None, connect_timeout: float
+) -> bytes:
+    """Every field of a Cluster except its name and endpoint, serialized once."""
+    c = cluster_pb2.Cluster(
+        type=cluster_pb2.Cluster.STATIC if is_static else cluster_pb2.Cluster.STRICT_DNS,
+        connect_timeout=seconds(connect_timeout),
+    )
+    if http2:
+        c.typed_extension_protocol_options[_HTTP_OPTIONS_KEY].CopyFrom(_http2_options())
+    if peer is not None:
+        c.transport_socket.CopyFrom(_upstream_tls(peer, http2))
+    return c.SerializeToString(deterministic=True)
+
+
+@lru_cache(maxsize=_CACHE)
+def _endpoints(host: str, port: int) -> bytes:
+    """The ``endpoints`` field of a ClusterLoadAssignment for one address."""
+    cla = endpoint_pb2.ClusterLoadAssignment(
+        endpoints=[
+            endpoint_components_pb2.LocalityLbEndpoints(
+                lb_endpoints=[
+                    endpoint_components_pb2.LbEndpoint(
+                        endpoint=endpoint_components_pb2.Endpoint(address=address(host, port))
+                    )
+                ]
+            )
+        ]
+    )
+    return cla.SerializeToString(deterministic=True)
+
+
 @lru_cache(maxsize=_CACHE)
 def cluster(
     name: str,
@@ -161,31 +205,17 @@ def cluster(
 
     ``peer`` makes it mutual TLS (our identity, the peer's SAN checked). HTTP/2 goes through
     ``typed_extension_protocol_options``, not the deprecated ``http2_protocol_options``.
+    Assembled on the wire from cached parts: thousands of clusters differ only in name and
+    endpoint (the peer's transport socket is shared by that cluster's three upstreams).
     """
-    c = cluster_pb2.Cluster(
-        name=name,
-        type=cluster_pb2.Cluster.STATIC if _is_ip(host) else cluster_pb2.Cluster.STRICT_DNS,
-        connect_timeout=seconds(connect_timeout),
-        load_assignment=endpoint_pb2.ClusterLoadAssignment(
-            cluster_name=name,
-            endpoints=[
-                endpoint_components_pb2.LocalityLbEndpoints(
-                    lb_endpoints=[
-                        endpoint_components_pb2.LbEndpoint(
-                            endpoint=endpoint_components_pb2.Endpoint(address=address(host, port))
-                        )
-                    ]
-                )
-            ],
-        ),
+    encoded = name.encode()
+    load_assignment = length_delimited(_CLA_NAME, encoded) + _endpoints(host, port)
+    body = (
+        length_delimited(_CLUSTER_NAME, encoded)
+        + _cluster_constant(_is_ip(host), http2, peer, connect_timeout)
+        + length_delimited(_LOAD_ASSIGNMENT, load_assignment)
     )
-    if http2:
-        c.typed_extension_protocol_options[_HTTP_OPTIONS_KEY].CopyFrom(_http2_options())
-    refs: frozenset[Ref] = frozenset()
-    if peer is not None:
-        c.transport_socket.CopyFrom(_upstream_tls(peer, http2))
-        refs = _TLS_REFS
-    return make_resource(CLUSTER, name, c, refs)
+    return resource_from_bytes(CLUSTER, name, body, _TLS_REFS if peer is not None else ())
 
 
 def _listener(

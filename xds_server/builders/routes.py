@@ -56,17 +56,16 @@ def _serialize(message: object) -> bytes:
 
 
 @lru_cache(maxsize=_ENTRIES)
+def _catch_all_route(cluster: str, streaming: bool) -> bytes:
+    """``/`` to one cluster: shared by every virtual host that sends everything there."""
+    route = rc.Route(match=rc.RouteMatch(prefix="/"), route=_forward(cluster, streaming=streaming))
+    return length_delimited(_ROUTES, _serialize(route))
+
+
+@lru_cache(maxsize=_ENTRIES)
 def _vhost_entry(h: Host) -> bytes:
-    vhost = rc.VirtualHost(
-        name=h.name,
-        domains=list(h.domains),
-        routes=[
-            rc.Route(
-                match=rc.RouteMatch(prefix="/"), route=_forward(h.cluster, streaming=h.streaming)
-            )
-        ],
-    )
-    return length_delimited(_VIRTUAL_HOSTS, _serialize(vhost))
+    vhost = _serialize(rc.VirtualHost(name=h.name, domains=list(h.domains)))
+    return length_delimited(_VIRTUAL_HOSTS, vhost + _catch_all_route(h.cluster, h.streaming))
 
 
 @lru_cache(maxsize=_ENTRIES)
