@@ -166,6 +166,15 @@ class Settings:
     poll_interval: float = 0.25
     """Seconds between scans of a manifests directory: well inside the 1 s delivery promise."""
 
+    def __hash__(self) -> int:
+        # Builders are memoized on their arguments, settings among them: computing this hash
+        # over every nested field once, not on each of thousands of lookups per build.
+        cached: int | None = self.__dict__.get("_hash")
+        if cached is None:
+            cached = hash(tuple(getattr(self, f.name) for f in fields(self)))
+            object.__setattr__(self, "_hash", cached)
+        return cached
+
 
 def settings_from_mapping(data: Mapping[str, Any], *, source: str = "config") -> Settings:
     """Settings from a YAML/JSON mapping with the field names above (durations in seconds).

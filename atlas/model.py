@@ -101,6 +101,25 @@ class DownstreamCluster:
     alertmanager: Upstream = DEFAULT_ALERTMANAGER
     group: str | None = None
 
+    def __hash__(self) -> int:
+        # Memoized builders hash a cluster several times per build; compute it once.
+        cached: int | None = self.__dict__.get("_hash")
+        if cached is None:
+            cached = hash(
+                (
+                    self.name,
+                    self.envoy_address,
+                    self.replicas,
+                    self.thanos,
+                    self.thanos_replica_template,
+                    self.prometheus,
+                    self.alertmanager,
+                    self.group,
+                )
+            )
+            object.__setattr__(self, "_hash", cached)
+        return cached
+
     def thanos_replica(self, index: int) -> Upstream:
         """The sidecar of replica ``index``; with one replica the plain thanos Service.
 

@@ -33,6 +33,12 @@ class Resource:
     body: bytes = field(repr=False)
     version: str
     refs: frozenset[Ref] = frozenset()
+    line: str = field(default="", repr=False, compare=False)
+    """``name\0version``, precomputed for ``content_version`` (snapshots of 30,000 resources)."""
+
+    def __post_init__(self) -> None:
+        if not self.line:
+            object.__setattr__(self, "line", f"{self.name}\0{self.version}")
 
     def to_any(self) -> AnyProto:
         return AnyProto(type_url=self.type_url, value=self.body)
@@ -77,5 +83,5 @@ def length_delimited(field_number: int, payload: bytes) -> bytes:
 
 def content_version(resources: Iterable[Resource]) -> str:
     """A version for a set of resources: a hash of their names and versions, order-free."""
-    lines = sorted(f"{r.name}\0{r.version}" for r in resources)
+    lines = sorted([r.line for r in resources])
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]

@@ -60,9 +60,12 @@ class Snapshot:
         return self.resources.get(type_url, {})
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Snapshot) and (self.node, dict(self.versions)) == (
-            other.node,
-            dict(other.versions),
+        if self is other:  # memoized builders hand back the same snapshot when nothing changed
+            return True
+        return (
+            isinstance(other, Snapshot)
+            and self.node == other.node
+            and dict(self.versions) == dict(other.versions)
         )
 
     def __hash__(self) -> int:

@@ -57,7 +57,7 @@ def clear_caches() -> None:
         common._cluster_constant,
         common._endpoints,
         routes._catch_all_route,
-        observability._downstream_upstreams,
+        observability._cluster_part,
         routes._vhost_entry,
         routes._prefix_entries,
     ):

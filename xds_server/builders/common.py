@@ -171,7 +171,7 @@ def _cluster_constant(
         c.typed_extension_protocol_options[_HTTP_OPTIONS_KEY].CopyFrom(_http2_options())
     if peer is not None:
         c.transport_socket.CopyFrom(_upstream_tls(peer, http2))
-    return c.SerializeToString(deterministic=True)
+    return bytes(c.SerializeToString(deterministic=True))
 
 
 @lru_cache(maxsize=_CACHE)
@@ -188,7 +188,7 @@ def _endpoints(host: str, port: int) -> bytes:
             )
         ]
     )
-    return cla.SerializeToString(deterministic=True)
+    return bytes(cla.SerializeToString(deterministic=True))
 
 
 @lru_cache(maxsize=_CACHE)

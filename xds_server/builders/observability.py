@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 from atlas.config import Settings
 from atlas.model import Alertmanager, DownstreamCluster, Topology, sidecar_target
 from atlas.pki import cluster_uri
 from xds_server.builders.common import PeerMatch, cluster, http_listener, tcp_proxy_listener
-from xds_server.builders.routes import Host, Prefix, by_host, by_prefix
+from xds_server.builders.routes import (
+    Host,
+    Prefix,
+    by_host,
+    host_entries,
+    host_table,
+    prefix_entries,
+    prefix_table,
+)
 from xds_server.builders.secrets import NodeCredentials, node_secrets
 from xds_server.resources import Resource
 
@@ -23,12 +32,23 @@ def upstream_name(cluster_name: str, service: str) -> str:
     return f"{cluster_name}_{service}"
 
 
+@dataclass(frozen=True)
+class _ClusterPart:
+    """Everything one downstream cluster adds to the observability node, built once."""
+
+    upstreams: tuple[Resource, ...]
+    thanos_hosts: bytes
+    prometheus_prefix: bytes
+    alertmanager_prefix: bytes
+
+
 @lru_cache(maxsize=16384)
-def _downstream_upstreams(c: DownstreamCluster, settings: Settings) -> tuple[Resource, ...]:
+def _cluster_part(c: DownstreamCluster, settings: Settings) -> _ClusterPart:
+    """Memoized per cluster, so a one-cluster change rebuilds one part and joins the rest."""
     ports = settings.downstream_ports
     peer = PeerMatch(cluster_uri(c.name))
     timeout = settings.network.connect_timeout
-    return tuple(
+    upstreams = tuple(
         cluster(
             upstream_name(c.name, svc),
             c.envoy_address,
@@ -42,6 +62,24 @@ def _downstream_upstreams(c: DownstreamCluster, settings: Settings) -> tuple[Res
             ("prometheus", ports.prometheus),
             ("alertmanager", ports.alertmanager),
         )
+    )
+    return _ClusterPart(
+        upstreams=upstreams,
+        thanos_hosts=host_entries(
+            Host(
+                f"{c.name}-{i}",
+                (sidecar_target(c.name, i),),
+                upstream_name(c.name, "thanos"),
+                streaming=True,
+            )
+            for i in range(c.replicas)
+        ),
+        prometheus_prefix=prefix_entries(
+            [Prefix(f"/prom/{c.name}/", upstream_name(c.name, "prometheus"))]
+        ),
+        alertmanager_prefix=prefix_entries(
+            [Prefix(f"/am/{c.name}/", upstream_name(c.name, "alertmanager"))]
+        ),
     )
 
 
@@ -61,8 +99,9 @@ def observability_resources(
             connect_timeout=net.connect_timeout,
         )
     )
-    for c in topology.clusters:
-        resources += _downstream_upstreams(c, settings)
+    parts = [_cluster_part(c, settings) for c in topology.clusters]
+    for part in parts:
+        resources += part.upstreams
     alertmanagers: dict[int, Alertmanager] = {}
     for am in topology.alertmanagers:
         alertmanagers.setdefault(am.replica, am)
@@ -78,32 +117,20 @@ def observability_resources(
         )
 
     resources += [
-        by_host(
+        host_table(
             "thanos",
-            (
-                Host(
-                    f"{c.name}-{i}",
-                    (sidecar_target(c.name, i),),
-                    upstream_name(c.name, "thanos"),
-                    streaming=True,
-                )
-                for c in topology.clusters
-                for i in range(c.replicas)
-            ),
+            (p.thanos_hosts for p in parts),
+            (upstream_name(c.name, "thanos") for c in topology.clusters),
         ),
-        by_prefix(
+        prefix_table(
             "prometheus-ui",
-            (
-                Prefix(f"/prom/{c.name}/", upstream_name(c.name, "prometheus"))
-                for c in topology.clusters
-            ),
+            (p.prometheus_prefix for p in parts),
+            (upstream_name(c.name, "prometheus") for c in topology.clusters),
         ),
-        by_prefix(
+        prefix_table(
             "alertmanager-ui",
-            (
-                Prefix(f"/am/{c.name}/", upstream_name(c.name, "alertmanager"))
-                for c in topology.clusters
-            ),
+            (p.alertmanager_prefix for p in parts),
+            (upstream_name(c.name, "alertmanager") for c in topology.clusters),
         ),
         by_host(
             "alert-intake",

@@ -18,7 +18,16 @@ from xds_server.builders.common import seconds
 from xds_server.resources import Resource, length_delimited, resource_from_bytes
 from xds_server.types import CLUSTER, ROUTE
 
-__all__ = ["Host", "Prefix", "by_host", "by_prefix"]
+__all__ = [
+    "Host",
+    "Prefix",
+    "by_host",
+    "by_prefix",
+    "host_entries",
+    "host_table",
+    "prefix_entries",
+    "prefix_table",
+]
 
 _VIRTUAL_HOSTS = route_pb2.RouteConfiguration.DESCRIPTOR.fields_by_name["virtual_hosts"].number
 _ROUTES = rc.VirtualHost.DESCRIPTOR.fields_by_name["routes"].number
@@ -86,17 +95,36 @@ def _head(name: str) -> bytes:
     return _serialize(route_pb2.RouteConfiguration(name=name))
 
 
+def host_entries(hosts: Iterable[Host]) -> bytes:
+    """Serialized virtual hosts, to be joined into a table by ``host_table``."""
+    return b"".join(_vhost_entry(h) for h in hosts)
+
+
+def prefix_entries(prefixes: Iterable[Prefix]) -> bytes:
+    """Serialized prefix routes, to be joined into a table by ``prefix_table``."""
+    return b"".join(_prefix_entries(p) for p in prefixes)
+
+
+def host_table(name: str, entries: Iterable[bytes], clusters: Iterable[str]) -> Resource:
+    """A RouteConfiguration from virtual-host entries; ``clusters`` are what they route to."""
+    body = _head(name) + b"".join(entries)
+    return resource_from_bytes(ROUTE, name, body, {(CLUSTER, c) for c in clusters})
+
+
+def prefix_table(name: str, entries: Iterable[bytes], clusters: Iterable[str]) -> Resource:
+    """One catch-all virtual host holding prefix-route entries."""
+    vhost = _serialize(rc.VirtualHost(name=name, domains=["*"])) + b"".join(entries)
+    body = _head(name) + length_delimited(_VIRTUAL_HOSTS, vhost)
+    return resource_from_bytes(ROUTE, name, body, {(CLUSTER, c) for c in clusters})
+
+
 def by_host(name: str, hosts: Iterable[Host]) -> Resource:
     """Unknown names get Envoy's 404: a typo must not reach some other cluster."""
     hosts = list(hosts)
-    body = _head(name) + b"".join(_vhost_entry(h) for h in hosts)
-    return resource_from_bytes(ROUTE, name, body, {(CLUSTER, h.cluster) for h in hosts})
+    return host_table(name, [host_entries(hosts)], (h.cluster for h in hosts))
 
 
 def by_prefix(name: str, prefixes: Iterable[Prefix]) -> Resource:
-    """One catch-all virtual host; ``/p`` redirects to ``/p/`` so relative links work."""
+    """``/p`` redirects to ``/p/`` so relative links work; ``/p/…`` is rewritten to ``/…``."""
     prefixes = list(prefixes)
-    vhost = _serialize(rc.VirtualHost(name=name, domains=["*"]))
-    vhost += b"".join(_prefix_entries(p) for p in prefixes)
-    body = _head(name) + length_delimited(_VIRTUAL_HOSTS, vhost)
-    return resource_from_bytes(ROUTE, name, body, {(CLUSTER, p.cluster) for p in prefixes})
+    return prefix_table(name, [prefix_entries(prefixes)], (p.cluster for p in prefixes))
