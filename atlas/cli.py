@@ -310,22 +310,7 @@ def _cmd_cluster_values(args: argparse.Namespace) -> int:
         if state.topology.cluster(args.name) is None:
             raise ConfigError(f"cluster {args.name!r} is not defined in {args.source}")
         pki = CertificateManager(DirectoryStore(args.state_dir), settings.pki)
-    credential = pki.credential(
-        f"bootstrap-{args.name}",
-        cluster_uri(args.name),
-        server=False,
-        lifetime=settings.pki.bootstrap_lifetime,
-    )
-    spec = BootstrapSpec(
-        node_id=args.name,
-        ads_host=args.observability_address,
-        ads_port=args.ads_port,
-        certs=CertPaths(args.cert_dir),
-        api_type=args.api_type,
-    )
-    values = envoy_values(spec, credential, pki.ca())
-    sys.stdout.write(render(values, args.format, namespace=args.namespace, release="atlas-envoy"))
-    return 0
+    return _print_values(args, pki, args.name, cluster_uri(args.name), args.observability_address)
 
 
 def _kube_pki(args: argparse.Namespace, settings: Settings) -> CertificateManager:
@@ -349,17 +334,22 @@ def _kube_pki(args: argparse.Namespace, settings: Settings) -> CertificateManage
 
 
 def _cmd_observability_values(args: argparse.Namespace) -> int:
+    pki = CertificateManager(DirectoryStore(args.state_dir), Settings().pki)
+    node = Settings().observability_node
+    return _print_values(args, pki, node, OBSERVABILITY_URI, args.ads_address)
+
+
+def _print_values(
+    args: argparse.Namespace, pki: CertificateManager, node: str, uri: str, ads_host: str
+) -> int:
+    """Issue (or reuse) the node's bootstrap credential and print its Helm values."""
     settings = Settings()
-    pki = CertificateManager(DirectoryStore(args.state_dir), settings.pki)
     credential = pki.credential(
-        "bootstrap-observability",
-        OBSERVABILITY_URI,
-        server=False,
-        lifetime=settings.pki.bootstrap_lifetime,
+        f"bootstrap-{node}", uri, server=False, lifetime=settings.pki.bootstrap_lifetime
     )
     spec = BootstrapSpec(
-        node_id=settings.observability_node,
-        ads_host=args.ads_address,
+        node_id=node,
+        ads_host=ads_host,
         ads_port=args.ads_port,
         certs=CertPaths(args.cert_dir),
         api_type=args.api_type,
@@ -388,11 +378,12 @@ def _cmd_ca(args: argparse.Namespace) -> int:
 def _kube_ca(args: argparse.Namespace) -> int:
     """Ask the leader (through the CA Secret) rather than race it: it rotates and re-issues."""
     from atlas.kube import connect
-    from atlas.pki_kube import CA_ROTATE_ANNOTATION, CA_SECRET, KubeSecretStore
+    from atlas.model import ANN_CA_ROTATE
+    from atlas.pki_kube import CA_SECRET, KubeSecretStore
 
     kube = connect(kubeconfig=args.kubeconfig, context=args.kube_context)
     if args.ca_command == "rotate":
-        patch = {"metadata": {"annotations": {CA_ROTATE_ANNOTATION: "requested"}}}
+        patch = {"metadata": {"annotations": {ANN_CA_ROTATE: "requested"}}}
         kube.call(
             f"patch Secret {CA_SECRET}",
             kube.core.patch_namespaced_secret,

@@ -55,6 +55,18 @@ class Kube:
         data = response.data
         return json.loads(data) if data else {}
 
+    def apply_secret(self, namespace: str, body: dict[str, Any]) -> None:
+        """Replace the Secret, or create it when it does not exist yet."""
+        name = body["metadata"]["name"]
+        try:
+            self.call(
+                f"replace Secret {name}", self.core.replace_namespaced_secret, name, namespace, body
+            )
+        except KubeError as err:
+            if err.status != 404:
+                raise
+            self.call(f"create Secret {name}", self.core.create_namespaced_secret, namespace, body)
+
 
 def _reason(err: ApiException) -> str:
     try:

@@ -13,6 +13,7 @@ __all__ = [
     "ALERTMANAGER_POD_SELECTOR_KEY",
     "ANN_ALERTMANAGER_PORT",
     "ANN_ALERTMANAGER_SERVICE",
+    "ANN_CA_ROTATE",
     "ANN_ENVOY_ADDRESS",
     "ANN_PROMETHEUS_PORT",
     "ANN_PROMETHEUS_SERVICE",
@@ -24,7 +25,9 @@ __all__ = [
     "DEFAULT_THANOS",
     "DEFAULT_THANOS_REPLICA_TEMPLATE",
     "LABEL_CLUSTER",
+    "LABEL_ENVOY_VALUES",
     "LABEL_GROUP",
+    "LABEL_MANAGED_BY",
     "LABEL_REPLICAS",
     "MAX_REPLICAS",
     "SIDECARS_DOMAIN",
@@ -50,6 +53,13 @@ ANN_PROMETHEUS_SERVICE = "goatlas.io/prometheus-service"
 ANN_PROMETHEUS_PORT = "goatlas.io/prometheus-service-port"
 ANN_ALERTMANAGER_SERVICE = "goatlas.io/alertmanager-service"
 ANN_ALERTMANAGER_PORT = "goatlas.io/alertmanager-service-port"
+
+# Written by Atlas on the objects it manages in Kubernetes.
+ANN_CA_ROTATE = "goatlas.io/ca-rotate"
+"""On the CA Secret: asks the leader to rotate the CA (goatlas.io/atlas compatible)."""
+LABEL_MANAGED_BY = "goatlas.io/managed-by"
+LABEL_ENVOY_VALUES = "goatlas.io/envoy-values"
+"""Marks the per-cluster Helm values Secrets, so stale ones can be found and removed."""
 
 ALERTMANAGER_POD_SELECTOR_KEY = "statefulset.kubernetes.io/pod-name"
 """An observability Alertmanager Service selects exactly one pod through this key."""

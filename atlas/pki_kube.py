@@ -17,13 +17,12 @@ from typing import Any
 
 from atlas.errors import PKIError
 from atlas.kube import Kube, KubeError
+from atlas.model import ANN_CA_ROTATE, LABEL_MANAGED_BY
 from atlas.pki import CAState, Credential
 
-__all__ = ["CA_ROTATE_ANNOTATION", "CA_SECRET", "KubeSecretStore", "secret_name"]
+__all__ = ["CA_SECRET", "KubeSecretStore", "secret_name"]
 
 CA_SECRET = "atlas-ca"
-CA_ROTATE_ANNOTATION = "goatlas.io/ca-rotate"
-MANAGED_LABEL = "goatlas.io/managed-by"
 
 
 def secret_name(name: str) -> str:
@@ -103,36 +102,16 @@ class KubeSecretStore:
             "metadata": {
                 "name": name,
                 "namespace": self.namespace,
-                "labels": {MANAGED_LABEL: "atlas"},
+                "labels": {LABEL_MANAGED_BY: "atlas"},
                 "annotations": annotations or {},
             },
             "data": {k: _b64(v) for k, v in data.items()},
         }
         self._written[name] = (time.monotonic(), body)
         try:
-            self.kube.call(
-                f"replace Secret {name}",
-                self.kube.core.replace_namespaced_secret,
-                name,
-                self.namespace,
-                body,
-            )
+            self.kube.apply_secret(self.namespace, body)
         except KubeError as err:
-            if err.status != 404:
-                raise PKIError(
-                    f"cannot write Secret {self.namespace}/{name}: {err.status}"
-                ) from None
-            try:
-                self.kube.call(
-                    f"create Secret {name}",
-                    self.kube.core.create_namespaced_secret,
-                    self.namespace,
-                    body,
-                )
-            except KubeError as err2:
-                raise PKIError(
-                    f"cannot create Secret {self.namespace}/{name}: {err2.status}"
-                ) from None
+            raise PKIError(f"cannot write Secret {self.namespace}/{name}: {err.status}") from None
 
     def load_ca(self) -> CAState | None:
         obj = self._get(CA_SECRET)
@@ -147,7 +126,7 @@ class KubeSecretStore:
     def rotation_requested(self) -> bool:
         obj = self._get(CA_SECRET)
         annotations = (obj or {}).get("metadata", {}).get("annotations") or {}
-        return CA_ROTATE_ANNOTATION in annotations
+        return ANN_CA_ROTATE in annotations
 
     def save_ca(self, state: CAState) -> None:
         # Writing the Secret without the rotate annotation acknowledges a rotation request.

@@ -6,6 +6,7 @@ Every method is idempotent and only called while this replica holds the Lease.
 
 from __future__ import annotations
 
+import base64
 import logging
 import time
 from typing import Any
@@ -16,16 +17,16 @@ from atlas.bootstrap import BootstrapSpec
 from atlas.config import Settings
 from atlas.errors import AtlasError, ManifestError
 from atlas.kube import Kube, KubeError
+from atlas.model import LABEL_ENVOY_VALUES, LABEL_MANAGED_BY
 from atlas.pki import OBSERVABILITY_URI, cluster_uri
 from atlas.pki_kube import KubeSecretStore
 from atlas.pki_store import CertificateManager
 from atlas.values import envoy_values, render
 
-__all__ = ["OBSERVABILITY_VALUES", "VALUES_LABEL", "Reconciler", "values_secret_name"]
+__all__ = ["OBSERVABILITY_VALUES", "Reconciler", "values_secret_name"]
 
 log = logging.getLogger(__name__)
 
-VALUES_LABEL = "goatlas.io/envoy-values"
 OBSERVABILITY_VALUES = "atlas-envoy-values"
 
 
@@ -132,13 +133,11 @@ class Reconciler:
             self._written[secret] = text
         for name, obj in secrets.items():
             labels = obj.get("metadata", {}).get("labels") or {}
-            if labels.get(VALUES_LABEL) == "true" and name not in wanted:
+            if labels.get(LABEL_ENVOY_VALUES) == "true" and name not in wanted:
                 self._delete(name)
                 self._written.pop(name, None)
 
     def _write(self, name: str, text: str) -> None:
-        import base64
-
         body = {
             "apiVersion": "v1",
             "kind": "Secret",
@@ -146,27 +145,11 @@ class Reconciler:
             "metadata": {
                 "name": name,
                 "namespace": self.namespace,
-                "labels": {VALUES_LABEL: "true", "goatlas.io/managed-by": "atlas"},
+                "labels": {LABEL_ENVOY_VALUES: "true", LABEL_MANAGED_BY: "atlas"},
             },
             "data": {"values.yaml": base64.b64encode(text.encode()).decode()},
         }
-        try:
-            self.kube.call(
-                f"replace Secret {name}",
-                self.kube.core.replace_namespaced_secret,
-                name,
-                self.namespace,
-                body,
-            )
-        except KubeError as err:
-            if err.status != 404:
-                raise
-            self.kube.call(
-                f"create Secret {name}",
-                self.kube.core.create_namespaced_secret,
-                self.namespace,
-                body,
-            )
+        self.kube.apply_secret(self.namespace, body)
         log.info("wrote Helm values Secret %s", name)
 
     def _delete(self, name: str) -> None:
@@ -184,7 +167,5 @@ class Reconciler:
 
 
 def values_from_secret(obj: dict[str, Any]) -> dict[str, Any]:
-    import base64
-
     data = (obj.get("data") or {}).get("values.yaml", "")
     return dict(yaml.safe_load(base64.b64decode(data)) or {})

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from envoy.service.discovery.v3 import discovery_pb2
 
-from xds_server.stream import Push, Request
+from xds_server.stream import Push, Request, nack_message
 
 __all__ = ["decode", "encode"]
 
 
 def decode(req: discovery_pb2.DiscoveryRequest) -> Request:
-    error = None
-    if req.HasField("error_detail"):
-        error = req.error_detail.message or f"code {req.error_detail.code}"
+    error = nack_message(req.error_detail, req.HasField("error_detail"))
     return Request(
         type_url=req.type_url,
         nonce=req.response_nonce,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from xds_server import metrics
 from xds_server.planner import desired
@@ -22,9 +23,16 @@ from xds_server.snapshot import Snapshot
 from xds_server.status import StatusBoard
 from xds_server.types import ADS_ORDER, SHORT, WILDCARD_TYPES
 
-__all__ = ["Push", "Request", "StreamState"]
+__all__ = ["Push", "Request", "StreamState", "nack_message"]
 
 log = logging.getLogger(__name__)
+
+
+def nack_message(error_detail: Any, present: bool) -> str | None:
+    """Envoy's rejection text from ``error_detail`` (a google.rpc.Status); None for an ACK."""
+    if not present:
+        return None
+    return str(error_detail.message) or f"code {error_detail.code}"
 
 
 @dataclass(frozen=True)
