@@ -239,7 +239,9 @@ class Atlas:
                 key_type=self.pki.settings.key_type,
             )
             self._control_plane = cached = (credential, ca.current.cert_pem)
-        return cached[0].cert_pem, cached[0].key_pem, ca.bundle_pem
+        # The chain carries the cross-signed CA during a rotation: Envoys whose bootstrap still
+        # trusts only the previous CA must keep verifying Atlas when they reconnect.
+        return cached[0].cert_pem + ca.cross_signed, cached[0].key_pem, ca.bundle_pem
 
     async def _wait_for_ca(self) -> None:
         """Kubernetes: the Secrets must be listed before deciding there is no CA, and only the
@@ -256,6 +258,31 @@ class Atlas:
                     await asyncio.to_thread(self.pki.ca)
                     return
             await asyncio.sleep(0.1)
+
+    async def _watch_pki_files(self) -> None:
+        """Directory mode: ``atlas ca rotate`` (another process) changes the CA files; rebuild
+        at once so the new leaves and bundle reach every Envoy over SDS."""
+        assert isinstance(self.pki.store, DirectoryStore)
+        files = [self.pki.store.root / n for n in ("ca.crt", "ca-previous.pem")]
+
+        def signature() -> tuple[tuple[int, int], ...]:
+            result = []
+            for f in files:
+                try:
+                    st = f.stat()
+                    result.append((st.st_mtime_ns, st.st_size))
+                except FileNotFoundError:
+                    result.append((0, 0))
+            return tuple(result)
+
+        last = signature()
+        while True:
+            await asyncio.sleep(1.0)
+            current = signature()
+            if current != last:
+                last = current
+                log.info("CA files changed: re-issuing leaves and pushing the new bundle")
+                self.publisher.poke()
 
     async def _reconcile_loop(self) -> None:
         assert self.reconciler is not None and isinstance(self.source, KubeSource)
@@ -314,6 +341,7 @@ class Atlas:
         self._tasks.append(asyncio.create_task(self.publisher.run(), name="publisher"))
         if isinstance(self.source, DirectorySource):
             self._tasks.append(asyncio.create_task(self.source.run(self._on_state), name="source"))
+            self._tasks.append(asyncio.create_task(self._watch_pki_files(), name="pki-files"))
         if self.reconciler is not None:
             self._tasks.append(asyncio.create_task(self._reconcile_loop(), name="reconcile"))
         log.info(

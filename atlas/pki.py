@@ -26,6 +26,7 @@ __all__ = [
     "Credential",
     "cluster_uri",
     "create_ca",
+    "cross_sign",
     "drop_previous",
     "issue",
     "rotate",
@@ -104,6 +105,10 @@ class CAState:
 
     current: Credential
     previous: tuple[bytes, ...] = ()
+    cross_signed: bytes = b""
+    """The current CA's certificate signed by the CA it replaced. A server adds it to its
+    chain, so peers that only trust the old CA (a bootstrap bundle installed before the
+    rotation) still verify it, while peers with the new bundle verify it directly."""
 
     @property
     def bundle_pem(self) -> bytes:
@@ -162,7 +167,8 @@ def create_ca(
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - timedelta(minutes=5))
         .not_valid_after(now + lifetime)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        # One level below the root: a future rotation's cross-signed bridge certificate.
+        .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
         .add_extension(
             x509.KeyUsage(
                 digital_signature=True,
@@ -257,10 +263,49 @@ def rotate(
     state: CAState, *, key_type: str = "ecdsa", lifetime: timedelta = timedelta(days=3650)
 ) -> CAState:
     """A new signing CA; the old one stays trusted until ``drop_previous``."""
+    new = create_ca(key_type=key_type, lifetime=lifetime)
     return CAState(
-        current=create_ca(key_type=key_type, lifetime=lifetime),
+        current=new,
         previous=(state.current.cert_pem, *state.previous),
+        cross_signed=cross_sign(new, state.current),
     )
+
+
+def cross_sign(ca: Credential, by: Credential) -> bytes:
+    """``ca``'s certificate (same subject and key) issued by ``by``: a bridge between roots."""
+    cert = ca.certificate
+    signer = by.certificate
+    bridge = (
+        x509.CertificateBuilder()
+        .subject_name(cert.subject)
+        .issuer_name(signer.subject)
+        .public_key(cert.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(cert.not_valid_before_utc)
+        .not_valid_after(min(cert.not_valid_after_utc, signer.not_valid_after_utc))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(cert.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(_load_key(by).public_key()),
+            critical=False,
+        )
+        .sign(_load_key(by), hashes.SHA256())
+    )
+    return bridge.public_bytes(serialization.Encoding.PEM)
 
 
 def drop_previous(state: CAState) -> CAState:

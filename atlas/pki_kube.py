@@ -1,7 +1,8 @@
 """PKI material in Kubernetes Secrets: the same ``PKIStore`` contract as the state directory.
 
-* ``atlas-ca``: ``ca.crt``, ``ca.key`` and ``ca-previous.pem`` (CAs still trusted during a
-  rotation); the annotation ``goatlas.io/ca-rotate`` on it asks the leader to rotate.
+* ``atlas-ca``: ``ca.crt``, ``ca.key``, ``ca-previous.pem`` (CAs still trusted during a rotation)
+  and ``ca-cross.pem`` (the current CA signed by the one it replaced); the annotation
+  ``goatlas.io/ca-rotate`` on it asks the leader to rotate.
 * ``atlas-<name>`` (type kubernetes.io/tls) for every identity's credential.
 
 Reads come from the watch cache when one is given (every replica), writes go to the API and
@@ -121,7 +122,11 @@ class KubeSecretStore:
         cert, key = _unb64(data.get("ca.crt")), _unb64(data.get("ca.key"))
         if not cert or not key:
             return None
-        return CAState(Credential(cert, key), _split_pem(_unb64(data.get("ca-previous.pem"))))
+        return CAState(
+            Credential(cert, key),
+            _split_pem(_unb64(data.get("ca-previous.pem"))),
+            _unb64(data.get("ca-cross.pem")),
+        )
 
     def rotation_requested(self) -> bool:
         obj = self._get(CA_SECRET)
@@ -136,6 +141,7 @@ class KubeSecretStore:
                 "ca.crt": state.current.cert_pem,
                 "ca.key": state.current.key_pem,
                 "ca-previous.pem": b"".join(state.previous),
+                "ca-cross.pem": state.cross_signed,
             },
         )
 

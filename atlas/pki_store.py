@@ -68,7 +68,8 @@ class DirectoryStore:
         if cert is None or key is None:
             return None
         previous = self._read("ca-previous.pem") or b""
-        return CAState(Credential(cert, key), tuple(_split_pem(previous)))
+        cross = self._read("ca-cross.pem") or b""
+        return CAState(Credential(cert, key), tuple(_split_pem(previous)), cross)
 
     def save_ca(self, state: CAState) -> None:
         # Key before certificate: a crash in between leaves a key with no cert (regenerated),
@@ -76,6 +77,7 @@ class DirectoryStore:
         write_private(self.root / "ca.key", state.current.key_pem)
         write_private(self.root / "ca.crt", state.current.cert_pem)
         write_private(self.root / "ca-previous.pem", b"".join(state.previous))
+        write_private(self.root / "ca-cross.pem", state.cross_signed)
 
     def load(self, name: str) -> Credential | None:
         _check_name(name)

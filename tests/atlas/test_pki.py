@@ -178,3 +178,31 @@ def test_manager_renews_and_reissues_after_rotation(tmp_path: Path) -> None:
 def test_store_rejects_path_names(tmp_path: Path) -> None:
     with pytest.raises(PKIError, match="invalid credential name"):
         DirectoryStore(tmp_path).load("../../etc/passwd")
+
+
+def test_cross_signed_ca_bridges_old_bundles_to_new_leaves(tmp_path: Path) -> None:
+    """After a rotation a server presents [leaf, cross-signed CA]: a client that trusts only
+    the old CA verifies it, and so does one that trusts only the new CA."""
+    old = CAState(create_ca())
+    rotated = rotate(old)
+    leaf = issue(rotated.current, cluster_uri("east"))
+    (tmp_path / "chain.pem").write_bytes(rotated.cross_signed)
+    for trusted in (old.current.cert_pem, rotated.current.cert_pem):
+        (tmp_path / "trust.pem").write_bytes(trusted)
+        (tmp_path / "leaf.pem").write_bytes(leaf.cert_pem)
+        result = subprocess.run(
+            [
+                "openssl",
+                "verify",
+                "-CAfile",
+                str(tmp_path / "trust.pem"),
+                "-untrusted",
+                str(tmp_path / "chain.pem"),
+                str(tmp_path / "leaf.pem"),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+    assert drop_previous(rotated).cross_signed == b""

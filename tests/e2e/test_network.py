@@ -6,6 +6,7 @@ import json
 import signal
 import socket
 import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -19,7 +20,8 @@ from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
 from atlas.pki import OBSERVABILITY_URI, cluster_uri, create_ca, issue
-from tests.e2e.network import AtlasNetwork, wait_until
+from tests.conftest import atlas_cmd
+from tests.e2e.network import AtlasNetwork, Envoy, wait_until
 from tests.fakes.thanos import info
 from xds_server.types import SECRET
 
@@ -308,6 +310,74 @@ def test_sigkill_loses_no_request_and_restart_sends_nothing_new(network: AtlasNe
         if line.startswith("atlas_xds_pushes_total{") and not line.endswith(" 0.0")
     ]
     assert pushes == [], f"restarted Atlas pushed: {pushes}"
+
+
+def _identity_serial(envoy: Envoy) -> set[str]:
+    """Serial numbers of the client/server certificates Envoy holds (from the admin API)."""
+    data = json.loads(envoy.admin_get("/certs"))
+    return {
+        chain["serial_number"]
+        for cert in data.get("certificates", [])
+        for chain in cert.get("cert_chain", [])
+    }
+
+
+def test_ca_rotation_under_traffic_drops_nothing_and_needs_no_restart(
+    network: AtlasNetwork,
+) -> None:
+    wait_until(
+        lambda: thanos(network, "east-0") and thanos(network, "west-0"), within=30, what="up"
+    )
+    pids = {n: e.proc.pid for n, e in network.envoys.items() if e.proc}
+    before = {n: _identity_serial(network.envoys[n]) for n in ("atlas", "east", "west")}
+    failures: list[str] = []
+    calls = [0]
+    stop = threading.Event()
+
+    def traffic() -> None:
+        while not stop.is_set():
+            for target in ("east-0", "west-0"):
+                try:
+                    thanos(network, target)
+                    calls[0] += 1
+                except grpc.RpcError as err:
+                    failures.append(f"{target}: {err.code()}")
+
+    worker = threading.Thread(target=traffic)
+    worker.start()
+    try:
+        rotated = subprocess.run(
+            [*atlas_cmd(), "ca", "rotate", "--state-dir", str(network.state)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert rotated.returncode == 0, rotated.stderr
+        for node in ("atlas", "east", "west"):
+            wait_until(
+                lambda node=node: _identity_serial(network.envoys[node]) - before[node],
+                within=15,
+                what=f"{node} holds a certificate from the new CA",
+            )
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        worker.join()
+    assert failures == [] and calls[0] > 10, f"{len(failures)} failed of {calls[0]}: {failures[:5]}"
+    assert {n: e.proc.pid for n, e in network.envoys.items() if e.proc} == pids, "no restarts"
+    assert thanos(network, "east-1")["cluster"] == "east", "new connections use the new leaves"
+    # The Envoys' bootstraps still trust only the old CA: a restarted Atlas, whose server
+    # certificate comes from the new CA, must still be accepted (via the cross-signed CA).
+    assert network.atlas is not None
+    network.atlas.kill(signal.SIGKILL)
+    network.start_atlas()
+    wait_until(
+        lambda: connected(network) >= {"atlas", "east", "west"},
+        within=30,
+        what="Envoys with the pre-rotation bootstrap reconnect",
+    )
+    assert thanos(network, "west-0")["cluster"] == "west"
 
 
 def test_a_rejected_change_keeps_traffic_on_the_accepted_version(network: AtlasNetwork) -> None:
