@@ -55,6 +55,7 @@ def clear_caches() -> None:
         common._common_tls,
         common._upstream_tls,
         common._cluster_constant,
+        common._cluster_constant_built,
         common._endpoints,
         routes._catch_all_route,
         observability._cluster_part,

@@ -162,7 +162,28 @@ _CLA_NAME = endpoint_pb2.ClusterLoadAssignment.DESCRIPTOR.fields_by_name["cluste
 def _cluster_constant(
     is_static: bool, http2: bool, peer: PeerMatch | None, connect_timeout: float
 ) -> bytes:
-    """Every field of a Cluster except its name and endpoint, serialized once."""
+    """Every field of a Cluster except its name and endpoint.
+
+    Every downstream cluster has its own peer identity, so its TLS context is new each time;
+    but the contexts differ only in the SAN string, and nested lengths only in its length.
+    One template per length, with a placeholder of that length, is filled in by replacement.
+    """
+    if peer is None or peer.prefix:
+        return _cluster_constant_built(is_static, http2, peer, connect_timeout)
+    value = peer.value.encode()
+    placeholder = b"~" * len(value)
+    template = _cluster_constant_built(
+        is_static, http2, PeerMatch(placeholder.decode()), connect_timeout
+    )
+    if template.count(placeholder) != 1:  # never expected; build it the slow way
+        return _cluster_constant_built(is_static, http2, peer, connect_timeout)
+    return template.replace(placeholder, value)
+
+
+@lru_cache(maxsize=256)
+def _cluster_constant_built(
+    is_static: bool, http2: bool, peer: PeerMatch | None, connect_timeout: float
+) -> bytes:
     c = cluster_pb2.Cluster(
         type=cluster_pb2.Cluster.STATIC if is_static else cluster_pb2.Cluster.STRICT_DNS,
         connect_timeout=seconds(connect_timeout),
