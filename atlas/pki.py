@@ -10,6 +10,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
+from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -143,6 +144,32 @@ def _load_key(cred: Credential) -> _PrivateKey:
     return key
 
 
+def _as_ca(
+    builder: x509.CertificateBuilder, public_key: Any, *, path_length: int
+) -> x509.CertificateBuilder:
+    """The extensions every Atlas CA certificate carries (roots and rotation bridges)."""
+    return (
+        builder.add_extension(
+            x509.BasicConstraints(ca=True, path_length=path_length), critical=True
+        )
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+    )
+
+
 def create_ca(
     *,
     key_type: str = "ecdsa",
@@ -158,8 +185,7 @@ def create_ca(
             x509.NameAttribute(NameOID.COMMON_NAME, f"Atlas CA {now:%Y%m%dT%H%M%S.%f}"),
         ]
     )
-    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
-    cert = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(subject)
@@ -167,25 +193,9 @@ def create_ca(
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - timedelta(minutes=5))
         .not_valid_after(now + lifetime)
-        # One level below the root: a future rotation's cross-signed bridge certificate.
-        .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(ski, critical=False)
-        .sign(key, hashes.SHA256())
     )
+    # One level below the root: a future rotation's cross-signed bridge certificate.
+    cert = _as_ca(builder, key.public_key(), path_length=1).sign(key, hashes.SHA256())
     return Credential(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
 
 
@@ -275,7 +285,7 @@ def cross_sign(ca: Credential, by: Credential) -> bytes:
     """``ca``'s certificate (same subject and key) issued by ``by``: a bridge between roots."""
     cert = ca.certificate
     signer = by.certificate
-    bridge = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(cert.subject)
         .issuer_name(signer.subject)
@@ -283,27 +293,15 @@ def cross_sign(ca: Credential, by: Credential) -> bytes:
         .serial_number(x509.random_serial_number())
         .not_valid_before(cert.not_valid_before_utc)
         .not_valid_after(min(cert.not_valid_after_utc, signer.not_valid_after_utc))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+    )
+    signing_key = _load_key(by)
+    bridge = (
+        _as_ca(builder, cert.public_key(), path_length=0)
         .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(cert.public_key()), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(_load_key(by).public_key()),
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(signing_key.public_key()),
             critical=False,
         )
-        .sign(_load_key(by), hashes.SHA256())
+        .sign(signing_key, hashes.SHA256())
     )
     return bridge.public_bytes(serialization.Encoding.PEM)
 

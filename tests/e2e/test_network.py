@@ -207,6 +207,40 @@ def test_a_new_cluster_is_routable_within_two_seconds_and_goes_away(network: Atl
     print(f"north routable after {took:.2f}s")
 
 
+class Traffic:
+    """Thanos Info calls in a loop through the observability Envoy, in a thread, while the
+    body of the ``with`` runs; every failure is recorded."""
+
+    def __init__(self, net: AtlasNetwork, targets: tuple[str, ...]) -> None:
+        self.net, self.targets = net, targets
+        self.failures: list[str] = []
+        self.calls = 0
+        self._stop = threading.Event()
+        self._worker = threading.Thread(target=self._run)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for target in self.targets:
+                try:
+                    thanos(self.net, target)
+                    self.calls += 1
+                except grpc.RpcError as err:
+                    self.failures.append(f"{target}: {err.code()}")
+
+    def __enter__(self) -> Traffic:
+        self._worker.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._worker.join()
+
+    def assert_all_succeeded(self, *, at_least: int) -> None:
+        assert self.failures == [] and self.calls > at_least, (
+            f"{len(self.failures)} failed of {self.calls}: {self.failures[:5]}"
+        )
+
+
 def connected(net: AtlasNetwork) -> set[str]:
     return {n["node"] for n in net.status()["nodes"] if n["connected"]}
 
@@ -267,22 +301,7 @@ def test_sigkill_loses_no_request_and_restart_sends_nothing_new(network: AtlasNe
         for k, v in obs.stats("update_success").items()
         if k.startswith(("cluster_manager.cds", "listener_manager.lds"))
     }
-    failures: list[str] = []
-    calls = [0]
-    stop = threading.Event()
-
-    def traffic() -> None:
-        while not stop.is_set():
-            for target in ("east-0", "east-1", "west-0"):
-                try:
-                    thanos(network, target)
-                    calls[0] += 1
-                except grpc.RpcError as err:
-                    failures.append(f"{target}: {err.code()}")
-
-    worker = threading.Thread(target=traffic)
-    worker.start()
-    try:
+    with Traffic(network, ("east-0", "east-1", "west-0")) as traffic:
         time.sleep(0.5)
         assert network.atlas is not None
         network.atlas.kill(signal.SIGKILL)
@@ -294,10 +313,7 @@ def test_sigkill_loses_no_request_and_restart_sends_nothing_new(network: AtlasNe
             what="envoys reconnected",
         )
         time.sleep(1.0)
-    finally:
-        stop.set()
-        worker.join()
-    assert failures == [] and calls[0] > 20, f"{len(failures)} failed of {calls[0]}: {failures[:5]}"
+    traffic.assert_all_succeeded(at_least=20)
     after = {
         k: v
         for k, v in obs.stats("update_success").items()
@@ -330,22 +346,7 @@ def test_ca_rotation_under_traffic_drops_nothing_and_needs_no_restart(
     )
     pids = {n: e.proc.pid for n, e in network.envoys.items() if e.proc}
     before = {n: _identity_serial(network.envoys[n]) for n in ("atlas", "east", "west")}
-    failures: list[str] = []
-    calls = [0]
-    stop = threading.Event()
-
-    def traffic() -> None:
-        while not stop.is_set():
-            for target in ("east-0", "west-0"):
-                try:
-                    thanos(network, target)
-                    calls[0] += 1
-                except grpc.RpcError as err:
-                    failures.append(f"{target}: {err.code()}")
-
-    worker = threading.Thread(target=traffic)
-    worker.start()
-    try:
+    with Traffic(network, ("east-0", "west-0")) as traffic:
         rotated = subprocess.run(
             [*atlas_cmd(), "ca", "rotate", "--state-dir", str(network.state)],
             capture_output=True,
@@ -361,10 +362,7 @@ def test_ca_rotation_under_traffic_drops_nothing_and_needs_no_restart(
                 what=f"{node} holds a certificate from the new CA",
             )
         time.sleep(1.0)
-    finally:
-        stop.set()
-        worker.join()
-    assert failures == [] and calls[0] > 10, f"{len(failures)} failed of {calls[0]}: {failures[:5]}"
+    traffic.assert_all_succeeded(at_least=10)
     assert {n: e.proc.pid for n, e in network.envoys.items() if e.proc} == pids, "no restarts"
     assert thanos(network, "east-1")["cluster"] == "east", "new connections use the new leaves"
     # The Envoys' bootstraps still trust only the old CA: a restarted Atlas, whose server
