@@ -252,3 +252,36 @@ async def test_two_replicas_only_the_leader_writes_and_the_lease_moves(
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
+
+
+async def test_a_leader_that_cannot_renew_stops_writing_at_once(
+    kube_cluster: KubeCluster, admin: Kube
+) -> None:
+    import threading
+
+    from atlas.kube import connect
+    from atlas.leader import LeaderElector
+
+    kube = connect(kubeconfig=str(kube_cluster.kubeconfig), context="limited")
+    elector = LeaderElector(kube, NAMESPACE, "lonely", LEASE)
+    thread = threading.Thread(target=elector.run, daemon=True)
+    thread.start()
+    try:
+        await until(elector.is_leader, within=10, what="leadership")
+        kube_cluster.stop_apiserver()
+        cut_off = time.monotonic()
+        try:
+            await until(
+                lambda: not elector.is_leader(),
+                within=LEASE.renew_deadline + 1,
+                what="stepping down",
+            )
+            stepped_down = time.monotonic() - cut_off
+            assert stepped_down <= LEASE.renew_deadline + 0.5
+            # It stepped down before anyone else may take the Lease (lease_duration).
+            assert stepped_down < LEASE.lease_duration
+        finally:
+            await asyncio.to_thread(kube_cluster.start_apiserver)
+    finally:
+        elector.stop()
+        thread.join(10)
