@@ -307,11 +307,11 @@ class Atlas:
     ) -> None:
         assert self.reconciler is not None
         if self.reconciler.rotate_ca_if_requested():
-            self.publisher_poke_threadsafe()
+            self._poke_from_thread()
         self.reconciler.events(state.errors, services)
         self.reconciler.values(state.topology.cluster_names, secrets)
 
-    def publisher_poke_threadsafe(self) -> None:
+    def _poke_from_thread(self) -> None:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self.publisher.poke)
 

@@ -11,8 +11,6 @@ import logging
 import time
 from typing import Any
 
-import yaml
-
 from atlas.bootstrap import BootstrapSpec
 from atlas.config import Settings
 from atlas.errors import AtlasError, ManifestError
@@ -164,8 +162,3 @@ class Reconciler:
         except KubeError as err:
             if err.status != 404:
                 raise
-
-
-def values_from_secret(obj: dict[str, Any]) -> dict[str, Any]:
-    data = (obj.get("data") or {}).get("values.yaml", "")
-    return dict(yaml.safe_load(base64.b64decode(data)) or {})

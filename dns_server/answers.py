@@ -21,7 +21,7 @@ from dnslib.label import DNSBuffer
 
 from dns_server.zone import AAAA, NS, SOA, SRV, A, Record, Zone
 
-__all__ = ["ANY", "Prepared", "PreparedZone", "Sections"]
+__all__ = ["ANY", "PreparedZone", "Sections"]
 
 ANY = 255
 NOERROR, NXDOMAIN = 0, 3
@@ -38,8 +38,6 @@ class Sections:
     without_additional: bytes
     """The same with no additional records, for answers too big to carry them."""
 
-
-Prepared = Sections
 
 
 def _rdata(r: Record) -> object:
