@@ -20,6 +20,7 @@ from atlas.model import Topology
 from xds_server import metrics
 from xds_server.builders import NodeCredentials, build_snapshots, node_ids
 from xds_server.cache import SnapshotCache
+from xds_server.snapshot import Snapshot
 
 __all__ = ["CredentialSource", "SnapshotPublisher"]
 
@@ -90,13 +91,21 @@ class SnapshotPublisher:
             except TimeoutError:
                 return
 
+    def _build(
+        self, topology: Topology, creds: Mapping[str, NodeCredentials]
+    ) -> dict[str, Snapshot]:
+        started = time.perf_counter()
+        snapshots = build_snapshots(topology, self.settings, creds)
+        metrics.BUILD_SECONDS.observe(time.perf_counter() - started)
+        return snapshots
+
     async def publish_now(self, topology: Topology) -> tuple[str, ...]:
         nodes = node_ids(topology, self.settings)
         try:
+            # Credentials (PKI I/O) and the build (CPU) run off the loop, so DNS answers and
+            # ADS streams keep flowing during a large rebuild; the swap below is on the loop.
             creds = await asyncio.to_thread(self.credentials, nodes)
-            started = time.perf_counter()
-            snapshots = build_snapshots(topology, self.settings, creds)
-            metrics.BUILD_SECONDS.observe(time.perf_counter() - started)
+            snapshots = await asyncio.to_thread(self._build, topology, creds)
         except AtlasError as err:
             log.error("snapshot not published, still serving the previous one: %s", err)
             return ()
