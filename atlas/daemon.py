@@ -7,7 +7,6 @@ Data flows one way: the source publishes ``SourceState`` values; the log, the xD
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import signal
@@ -27,6 +26,7 @@ from atlas.pki import CONTROL_PLANE_URI, CAState, Credential, issue
 from atlas.pki_kube import KubeSecretStore
 from atlas.pki_store import CertificateManager, DirectoryStore
 from atlas.reconcile import Reconciler
+from atlas.waiting import wait_event
 from dns_server.server import DnsServer
 from watchers.files import DirectorySource
 from watchers.kube import KubeSource
@@ -288,8 +288,7 @@ class Atlas:
         assert self.reconciler is not None and isinstance(self.source, KubeSource)
         interval = self.options.settings.watch.reconcile_interval
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._reconcile_wake.wait(), interval)
+            await wait_event(self._reconcile_wake, interval)
             self._reconcile_wake.clear()
             state = self.state
             if not self.may_write() or state is None or not state.synced:
@@ -361,9 +360,11 @@ class Atlas:
             self.source.stop()
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if self._tasks:
+            # Bounded: a task that ignored its cancellation must not keep the daemon alive.
+            _, stuck = await asyncio.wait(self._tasks, timeout=5)
+            for task in stuck:
+                log.error("task %s did not stop within 5 s", task.get_name())
         if self._http is not None:
             self._http.close()
         await self.dns.stop()

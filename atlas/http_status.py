@@ -26,7 +26,8 @@ async def _handle(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, status: StatusFn
 ) -> None:
     try:
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        async with asyncio.timeout(5):
+            head = await reader.readuntil(b"\r\n\r\n")
         if len(head) > _MAX_REQUEST:
             raise ValueError("request too large")
         method, path, _ = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ", 2)

@@ -39,7 +39,6 @@ class Sections:
     """The same with no additional records, for answers too big to carry them."""
 
 
-
 def _rdata(r: Record) -> object:
     d = r.data
     if r.rtype == A:

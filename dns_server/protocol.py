@@ -88,9 +88,11 @@ class TcpHandler:
         try:
             while True:
                 try:
-                    prefix = await asyncio.wait_for(reader.readexactly(2), self.idle_timeout)
+                    async with asyncio.timeout(self.idle_timeout):
+                        prefix = await reader.readexactly(2)
                     (length,) = struct.unpack("!H", prefix)
-                    data = await asyncio.wait_for(reader.readexactly(length), self.idle_timeout)
+                    async with asyncio.timeout(self.idle_timeout):
+                        data = await reader.readexactly(length)
                 except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
                     return
                 started = time.perf_counter()

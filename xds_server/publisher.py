@@ -8,7 +8,6 @@ consistency check is logged and the cache keeps serving the last good snapshots.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import time
@@ -17,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from atlas.config import Settings
 from atlas.errors import AtlasError
 from atlas.model import Topology
+from atlas.waiting import wait_event
 from xds_server import metrics
 from xds_server.builders import NodeCredentials, build_snapshots, node_ids
 from xds_server.cache import SnapshotCache
@@ -71,8 +71,7 @@ class SnapshotPublisher:
 
     async def run(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.refresh_interval)
+            await wait_event(self._wake, self.refresh_interval)
             await self._settle()
             self._wake.clear()
             self._first_pending = None
@@ -86,9 +85,7 @@ class SnapshotPublisher:
             left = self._first_pending + self.max_delay - time.monotonic()
             if left <= 0:
                 return
-            try:
-                await asyncio.wait_for(self._wake.wait(), min(self.delay, left))
-            except TimeoutError:
+            if not await wait_event(self._wake, min(self.delay, left)):
                 return
 
     def _build(
