@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+import urllib.request
 from pathlib import Path
 
 import dns.asyncquery
@@ -30,6 +32,11 @@ def manifest(name: str) -> str:
     )
 
 
+def _get(port: int, path: str) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=3) as r:
+        return str(r.read().decode())
+
+
 async def srv(port: int) -> dns.message.Message:
     return await dns.asyncquery.tcp(
         dns.message.make_query(SRV_ALL, "SRV"), "127.0.0.1", port=port, timeout=2
@@ -52,7 +59,7 @@ async def test_servfail_until_synced_then_changes_within_a_second(tmp_path: Path
             state_dir=str(tmp_path / "state"),
             ads_listen="127.0.0.1:0",
             ads_tls=False,
-            http_listen="",
+            http_listen="127.0.0.1:0",
             dns_listen=("127.0.0.1:0",),
             dns_addresses=("10.0.0.7",),
         )
@@ -85,5 +92,19 @@ async def test_servfail_until_synced_then_changes_within_a_second(tmp_path: Path
         )
         assert east.rcode() == dns.rcode.NXDOMAIN, "a deleted cluster disappears at once"
         print(f"add visible after {took_add:.2f}s, removal after {took_remove:.2f}s")
+        metrics = await asyncio.to_thread(_get, atlas.http_port, "/metrics")
+        samples = {
+            line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+            for line in metrics.splitlines()
+            if line and not line.startswith("#")
+        }
+        assert samples['atlas_dns_queries_total{rcode="SERVFAIL",type="SRV"}'] >= 1
+        assert samples['atlas_dns_queries_total{rcode="NOERROR",type="SRV"}'] >= 3
+        assert samples['atlas_dns_queries_total{rcode="NXDOMAIN",type="A"}'] >= 1
+        assert samples['atlas_dns_answer_seconds_count{transport="tcp"}'] >= 3
+        assert samples["atlas_dns_zone_serial"] > 0
+        assert samples["atlas_dns_zone_records"] == 2 + 2 * 3  # SOA, NS; west: 2 SRV sets + 2 A
+        status = json.loads(await asyncio.to_thread(_get, atlas.http_port, "/status"))
+        assert status["synced"] and [c["name"] for c in status["clusters"]] == ["west"]
     finally:
         await atlas.stop()

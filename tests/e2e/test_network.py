@@ -38,6 +38,17 @@ def test_info_reaches_each_clusters_own_sidecar_replica(network: AtlasNetwork) -
     assert thanos(network, "east-1") == {"cluster": "east", "replica": "1"}
     wait_until(lambda: thanos(network, "west-0"), within=10, what="west-0 through the network")
     assert thanos(network, "west-0") == {"cluster": "west", "replica": "0"}
+    protocol = "sotw" if network.api_type == "GRPC" else "delta"
+    metrics = network.metrics()
+    for node in ("atlas", "east", "west"):
+        assert f'atlas_xds_connected_streams{{node="{node}",protocol="{protocol}"}} 1.0' in metrics
+        assert f'atlas_xds_pushes_total{{node="{node}",type="cluster"}}' in metrics
+    assert 'atlas_xds_push_ack_seconds_count{type="listener"}' in metrics
+    assert "atlas_xds_snapshot_build_seconds_count" in metrics
+    status = {n["node"]: n for n in network.status()["nodes"]}
+    for node in ("atlas", "east", "west"):
+        assert status[node]["connected"] and status[node]["protocol"] == protocol
+        assert status[node]["acked"] == status[node]["sent"], "every type sent was ACKed"
 
 
 def http(
