@@ -46,14 +46,17 @@ class Snapshot:
 
     def check(self) -> None:
         """Every reference (route → cluster, listener → route/secret, cluster → secret) exists."""
+        by_type = self.resources
         for type_url in ADS_ORDER:
-            for r in self.resources[type_url].values():
-                for ref_type, ref_name in sorted(r.refs):
-                    if ref_name not in self.resources.get(ref_type, {}):
+            for r in by_type[type_url].values():
+                for ref_type, ref_name in r.refs:
+                    if ref_name not in by_type[ref_type]:
+                        # Name the first missing reference in a stable order (rare path).
+                        missing = min((t, n) for t, n in r.refs if n not in by_type[t])
                         raise SnapshotInconsistent(
                             self.node,
                             f"{SHORT[type_url]} {r.name}",
-                            f"{SHORT[ref_type]} {ref_name}",
+                            f"{SHORT[missing[0]]} {missing[1]}",
                         )
 
     def of(self, type_url: str) -> Mapping[str, Resource]:
