@@ -16,8 +16,8 @@ from atlas.config import Settings
 from atlas.errors import AtlasError, ManifestError
 from atlas.kube import Kube, KubeError
 from atlas.model import LABEL_ENVOY_VALUES, LABEL_MANAGED_BY
-from atlas.pki import OBSERVABILITY_URI, cluster_uri
-from atlas.pki_kube import KubeSecretStore
+from atlas.pki import OBSERVABILITY_URI, CAState, Credential, cluster_uri
+from atlas.pki_kube import KubeSecretStore, secret_name
 from atlas.pki_store import CertificateManager
 from atlas.values import envoy_values, render
 
@@ -47,7 +47,9 @@ class Reconciler:
         self.settings = settings
         self.ads_address = ads_address
         self._reported: set[str] = set()
-        self._written: dict[str, str] = {}
+        self._written: dict[str, tuple[bytes, bytes, str, int]] = {}
+        """Per values Secret: the inputs of what was last written (bundle, cert, ADS address)."""
+        self._bootstrap_seen: dict[str, tuple[Credential, bytes]] = {}
 
     def events(self, errors: tuple[AtlasError, ...], services: dict[str, dict[str, Any]]) -> None:
         """One Warning Event per new problem, on the Service it is about."""
@@ -112,12 +114,10 @@ class Reconciler:
         )
         ca = self.pki.ca()
         for secret, (node, uri, ads_host, ads_port) in wanted.items():
-            credential = self.pki.credential(
-                f"bootstrap-{node}",
-                uri,
-                server=False,
-                lifetime=self.settings.pki.bootstrap_lifetime,
-            )
+            credential = self._bootstrap(node, uri, ca, secrets)
+            inputs = (ca.bundle_pem, credential.cert_pem, ads_host, ads_port)
+            if self._written.get(secret) == inputs and secret in secrets:
+                continue
             spec = BootstrapSpec(node_id=node, ads_host=ads_host, ads_port=ads_port)
             text = render(
                 envoy_values(spec, credential, ca),
@@ -125,15 +125,32 @@ class Reconciler:
                 namespace=self.namespace,
                 release="atlas-envoy",
             )
-            if self._written.get(secret) == text and secret in secrets:
-                continue
             self._write(secret, text)
-            self._written[secret] = text
+            self._written[secret] = inputs
         for name, obj in secrets.items():
             labels = obj.get("metadata", {}).get("labels") or {}
             if labels.get(LABEL_ENVOY_VALUES) == "true" and name not in wanted:
                 self._delete(name)
                 self._written.pop(name, None)
+
+    def _bootstrap(
+        self, node: str, uri: str, ca: CAState, secrets: dict[str, dict[str, Any]]
+    ) -> Credential:
+        """The node's bootstrap credential; the store (parse, signature check) is consulted
+        only when the CA changed, renewal is due, or its Secret is gone, not on every pass."""
+        cached = self._bootstrap_seen.get(node)
+        if (
+            cached is not None
+            and cached[1] == ca.current.cert_pem
+            and not cached[0].needs_renewal()
+            and secret_name(f"bootstrap-{node}") in secrets
+        ):
+            return cached[0]
+        credential = self.pki.credential(
+            f"bootstrap-{node}", uri, server=False, lifetime=self.settings.pki.bootstrap_lifetime
+        )
+        self._bootstrap_seen[node] = (credential, ca.current.cert_pem)
+        return credential
 
     def _write(self, name: str, text: str) -> None:
         body = {
