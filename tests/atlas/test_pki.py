@@ -33,10 +33,16 @@ def ca() -> Credential:
 
 
 def openssl_verify(
-    tmp_path: Path, bundle: bytes, leaf: bytes, purpose: str
+    tmp_path: Path, bundle: bytes, leaf: bytes, purpose: str, *, untrusted: bytes = b""
 ) -> subprocess.CompletedProcess[str]:
+    """``openssl verify`` of ``leaf`` against ``bundle``; ``untrusted`` are chain certificates
+    the peer would present (e.g. a cross-signed CA)."""
     (tmp_path / "bundle.pem").write_bytes(bundle)
     (tmp_path / "leaf.pem").write_bytes(leaf)
+    chain: list[str] = []
+    if untrusted:
+        (tmp_path / "chain.pem").write_bytes(untrusted)
+        chain = ["-untrusted", str(tmp_path / "chain.pem")]
     return subprocess.run(
         [
             "openssl",
@@ -45,6 +51,7 @@ def openssl_verify(
             purpose,
             "-CAfile",
             str(tmp_path / "bundle.pem"),
+            *chain,
             str(tmp_path / "leaf.pem"),
         ],
         capture_output=True,
@@ -186,23 +193,9 @@ def test_cross_signed_ca_bridges_old_bundles_to_new_leaves(tmp_path: Path) -> No
     old = CAState(create_ca())
     rotated = rotate(old)
     leaf = issue(rotated.current, cluster_uri("east"))
-    (tmp_path / "chain.pem").write_bytes(rotated.cross_signed)
     for trusted in (old.current.cert_pem, rotated.current.cert_pem):
-        (tmp_path / "trust.pem").write_bytes(trusted)
-        (tmp_path / "leaf.pem").write_bytes(leaf.cert_pem)
-        result = subprocess.run(
-            [
-                "openssl",
-                "verify",
-                "-CAfile",
-                str(tmp_path / "trust.pem"),
-                "-untrusted",
-                str(tmp_path / "chain.pem"),
-                str(tmp_path / "leaf.pem"),
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
+        result = openssl_verify(
+            tmp_path, trusted, leaf.cert_pem, "sslserver", untrusted=rotated.cross_signed
         )
         assert result.returncode == 0, result.stderr
     assert drop_previous(rotated).cross_signed == b""
