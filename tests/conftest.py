@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -34,6 +35,20 @@ def run_atlas(
         env=env,
         check=False,
     )
+
+
+def stop_process(
+    proc: subprocess.Popen[bytes] | None, *, sig: int = signal.SIGTERM, grace: float = 10.0
+) -> None:
+    """Signal a child the tests started, and kill it if it has not exited after ``grace``."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 @pytest.fixture

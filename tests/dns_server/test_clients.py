@@ -16,6 +16,7 @@ import dns.query
 import dns.rcode
 import pytest
 
+from tests.conftest import stop_process
 from tests.dns_server.live import LiveDns, fleet
 from tests.e2e.network import free_port, wait_until
 
@@ -181,12 +182,7 @@ forward-zone:
         wait_until(lambda: "status:" in dig(port, "atlas.", "SOA"), within=15, what="unbound up")
         yield port
     finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, grace=5)
 
 
 def test_through_a_forwarding_resolver(live: LiveDns, unbound: int) -> None:

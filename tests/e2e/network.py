@@ -21,7 +21,7 @@ import yaml
 from atlas.bootstrap import BootstrapSpec, CertPaths, build_bootstrap
 from atlas.pki import OBSERVABILITY_URI, cluster_uri
 from atlas.pki_store import CertificateManager, DirectoryStore
-from tests.conftest import atlas_cmd
+from tests.conftest import atlas_cmd, stop_process
 from tests.fakes.thanos import Sidecar
 from tests.fakes.web import WebStub
 
@@ -73,13 +73,7 @@ class Process:
         handle.close()
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, sig=sig)
         self.proc = None
 
     def stop(self) -> None:

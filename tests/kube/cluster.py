@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import secrets
 import shutil
-import signal
 import ssl
 import subprocess
 import time
 import urllib.request
 from pathlib import Path
+
+from tests.conftest import stop_process
 
 HERE = Path(__file__).resolve().parent
 
@@ -200,12 +201,12 @@ class KubeCluster:
         raise RuntimeError("kube-apiserver not ready:\n" + self.log_tail())
 
     def stop_apiserver(self) -> None:
-        _terminate(self.apiserver)
+        stop_process(self.apiserver, grace=15)
         self.apiserver = None
 
     def stop(self) -> None:
-        _terminate(self.apiserver)
-        _terminate(self.etcd)
+        stop_process(self.apiserver, grace=15)
+        stop_process(self.etcd, grace=15)
 
     def log_tail(self, lines: int = 30) -> str:
         path = self.root / "apiserver.log"
@@ -214,14 +215,3 @@ class KubeCluster:
             if path.exists()
             else ""
         )
-
-
-def _terminate(proc: subprocess.Popen[bytes] | None) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()

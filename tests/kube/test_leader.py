@@ -22,7 +22,7 @@ from atlas.config import LeaseSettings, Settings, WatchSettings
 from atlas.daemon import Atlas, ServeOptions
 from atlas.kube import Kube, KubeError
 from atlas.pki import uri_of
-from tests.conftest import atlas_cmd
+from tests.conftest import atlas_cmd, stop_process
 from tests.e2e.network import free_port
 from tests.kube.cluster import KubeCluster
 from tests.kube.conftest import NAMESPACE, service
@@ -245,13 +245,7 @@ async def test_two_replicas_only_the_leader_writes_and_the_lease_moves(
         print(f"lease handed over {took:.1f}s after SIGKILL (lease duration 3 s)")
     finally:
         for proc, _ in procs.values():
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop_process(proc)
 
 
 async def test_a_leader_that_cannot_renew_stops_writing_at_once(
