@@ -6,7 +6,7 @@ object never hides the others: ``parse_services`` returns the valid clusters *an
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -304,18 +304,70 @@ def _service_port(r: _Reader, spec: Mapping[str, Any]) -> int:
     return port
 
 
+_Outcome = DownstreamCluster | Alertmanager | ManifestError | None
+"""What one object parses to; None for a Service that is neither kind (or another object)."""
+
+
+class ParseMemo:
+    """Remembers what each object parsed to, for a source that hands the same objects in again.
+
+    A source keeps every object it has read and re-parses all of them on each change; at
+    10,000 Services that is 0.4 s per change. Objects that are *the same object* as in the
+    previous call (a source never mutates an object it handed in: a change replaces it) parse
+    the same, so only new objects are parsed. Entries hold their object, so an id is never
+    mistaken for a recycled one, and only objects of the latest call are kept.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[int, tuple[Any, str, _Outcome]] = {}
+        self._next: dict[int, tuple[Any, str, _Outcome]] = {}
+
+    def outcome(self, origin: str, obj: Any, parse: Callable[[], _Outcome]) -> _Outcome:
+        entry = self._entries.get(id(obj))
+        if entry is not None and entry[0] is obj and entry[1] == origin:
+            result = entry[2]
+        else:
+            result = parse()
+        self._next[id(obj)] = (obj, origin, result)
+        return result
+
+    def finish(self) -> None:
+        """Forget objects not seen in this call."""
+        self._entries, self._next = self._next, {}
+
+
+def _outcome(
+    obj: Any,
+    origin: str,
+    namespace: str,
+    selector: Mapping[str, str],
+    reserved: tuple[str, ...],
+) -> _Outcome:
+    try:
+        if is_cluster_service(obj):
+            return parse_cluster(obj, namespace=namespace, reserved=reserved, fallback_ref=origin)
+        if is_alertmanager_service(obj, selector):
+            return parse_alertmanager(obj, namespace=namespace, fallback_ref=origin)
+    except ManifestError as err:
+        return err
+    return None
+
+
 def parse_services(
     objects: Iterable[tuple[str, Any]],
     *,
     namespace: str = DEFAULT_NAMESPACE,
     alertmanager_selector: Mapping[str, str] | None = None,
     reserved: Iterable[str] = (DEFAULT_OBSERVABILITY_NODE,),
+    memo: ParseMemo | None = None,
 ) -> ParseResult:
     """Valid clusters and Alertmanagers plus one error per bad object.
 
     ``objects`` are ``(origin, object)`` pairs in a stable order (origin is a file path or
     ``kube``). Two Services for one cluster: the first in that order wins and the second is
-    reported, so a stray copy cannot take down a working cluster.
+    reported, so a stray copy cannot take down a working cluster. A source passes the same
+    ``memo`` (and the same other arguments) on every call so unchanged objects are not
+    parsed again.
     """
     selector = alertmanager_selector or {}
     reserved = tuple(reserved)
@@ -323,26 +375,35 @@ def parse_services(
     alertmanagers: dict[str, Alertmanager] = {}
     errors: list[ManifestError] = []
     for origin, obj in objects:
-        try:
-            if is_cluster_service(obj):
-                cluster = parse_cluster(
-                    obj, namespace=namespace, reserved=reserved, fallback_ref=origin
-                )
-                if cluster.name in clusters:
-                    raise ManifestError(
+
+        def parse(obj: Any = obj, origin: str = origin) -> _Outcome:
+            return _outcome(obj, origin, namespace, selector, reserved)
+
+        result = memo.outcome(origin, obj, parse) if memo is not None else parse()
+        if isinstance(result, ManifestError):
+            errors.append(result)
+        elif isinstance(result, DownstreamCluster):
+            if result.name in clusters:
+                errors.append(
+                    ManifestError(
                         object_ref(obj, namespace=namespace),
                         "metadata.name",
-                        f"duplicate cluster {cluster.name!r}, already defined in "
-                        f"{clusters[cluster.name][0]}",
+                        f"duplicate cluster {result.name!r}, already defined in "
+                        f"{clusters[result.name][0]}",
                     )
-                clusters[cluster.name] = (origin, cluster)
-            elif is_alertmanager_service(obj, selector):
-                am = parse_alertmanager(obj, namespace=namespace, fallback_ref=origin)
-                alertmanagers.setdefault(am.name, am)
-        except ManifestError as err:
-            errors.append(err)
+                )
+            else:
+                clusters[result.name] = (origin, result)
+        elif isinstance(result, Alertmanager):
+            alertmanagers.setdefault(result.name, result)
+    if memo is not None:
+        memo.finish()
     return ParseResult(
-        clusters=tuple(sorted(c for _, c in clusters.values())),
+        clusters=tuple(sorted((c for _, c in clusters.values()), key=_by_name)),
         alertmanagers=tuple(sorted(alertmanagers.values())),
         errors=tuple(errors),
     )
+
+
+def _by_name(c: DownstreamCluster) -> str:
+    return c.name

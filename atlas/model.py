@@ -155,6 +155,10 @@ class Alertmanager:
     port: int
 
 
+def _cluster_name(c: DownstreamCluster) -> str:
+    return c.name
+
+
 @dataclass(frozen=True)
 class Topology:
     """Everything the builders need, validated and sorted."""
@@ -165,7 +169,8 @@ class Topology:
     """Addresses of the observability Envoy for DNS A/AAAA (e.g. its Service's ClusterIP)."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "clusters", tuple(sorted(self.clusters)))
+        # By name (unique within a topology): string comparisons, not dataclass ones.
+        object.__setattr__(self, "clusters", tuple(sorted(self.clusters, key=_cluster_name)))
         object.__setattr__(self, "alertmanagers", tuple(sorted(self.alertmanagers)))
         object.__setattr__(
             self, "observability_addresses", tuple(sorted(set(self.observability_addresses)))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 
 __all__ = ["is_dns_label", "is_hostname", "is_ip", "parse_port", "parse_uint"]
 
@@ -30,6 +31,14 @@ def is_hostname(value: str) -> bool:
 
 
 def is_ip(value: str) -> bool:
+    # inet_pton is C and answers the common cases (plain IPv4, IPv6) quickly; what it refuses
+    # (a scope id, a name) gets the full parser, so the answer is ipaddress's own.
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, value)
+        except (OSError, ValueError):
+            continue
+        return True
     try:
         ipaddress.ip_address(value)
     except ValueError:

@@ -73,11 +73,14 @@ class Credential:
     def uri(self) -> str | None:
         return uri_of(self.certificate)
 
+    @cached_property
+    def renew_from(self) -> datetime:
+        """When a third of the lifetime is left: from then on the leaf is re-issued."""
+        return self.not_after - (self.not_after - self.not_before) / 3
+
     def needs_renewal(self, now: datetime | None = None) -> bool:
         """True with less than a third of the lifetime left (or already expired)."""
-        now = now or _now()
-        life = self.not_after - self.not_before
-        return self.not_after - now < life / 3
+        return (now or _now()) > self.renew_from
 
     def issued_by(self, ca: x509.Certificate) -> bool:
         try:

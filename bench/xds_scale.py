@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import functools
 import gc
 import multiprocessing
 import statistics
@@ -28,8 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from atlas.config import Settings
 from atlas.model import DownstreamCluster, Topology
-from xds_server.builders import NodeCredentials, build_snapshots, clear_caches
+from xds_server.builders import Build, NodeCredentials, build, clear_caches
 from xds_server.cache import SnapshotCache
+from xds_server.publisher import collector_paused
 from xds_server.server import AdsServicer, start_server
 from xds_server.status import StatusBoard
 from xds_server.types import ADS_ORDER, CLUSTER, LISTENER, ROUTE, SECRET
@@ -38,24 +41,38 @@ ROUTES = {"atlas": ["thanos", "prometheus-ui", "alertmanager-ui", "alert-intake"
 DOWNSTREAM_ROUTES = ["thanos", "prometheus", "alertmanager", "alert-relay"]
 
 
-def topology(n: int, bump: int = -1) -> Topology:
-    return Topology(
-        tuple(
-            DownstreamCluster(
-                f"c{i}",
-                f"10.{i // 65536}.{i // 256 % 256}.{i % 256}",
-                replicas=3 if i == bump else 2,
-            )
-            for i in range(n)
-        )
+@functools.cache
+def _clusters(n: int) -> tuple[DownstreamCluster, ...]:
+    return tuple(
+        DownstreamCluster(f"c{i}", f"10.{i // 65536}.{i // 256 % 256}.{i % 256}", replicas=2)
+        for i in range(n)
     )
 
 
-def fake_creds(nodes: list[str], bundle: bytes) -> dict[str, NodeCredentials]:
-    return {
-        n: NodeCredentials(b"CERT-" + n.encode() * 40, b"KEY-" + n.encode() * 8, bundle)
-        for n in nodes
-    }
+def topology(n: int, bump: int = -1) -> Topology:
+    """``n`` clusters; cluster ``bump`` has a third replica.
+
+    Unchanged clusters are the same objects from one topology to the next, as the sources
+    hand them out (``watchers.source.LastGood``).
+    """
+    clusters = list(_clusters(n))
+    if 0 <= bump < n:
+        clusters[bump] = dataclasses.replace(clusters[bump], replicas=3)
+    return Topology(tuple(clusters))
+
+
+_CREDS: dict[tuple[str, bytes], NodeCredentials] = {}
+
+
+def creds(nodes: list[str], bundle: bytes) -> dict[str, NodeCredentials]:
+    """Certificate-sized stand-ins; the same objects while unchanged, as NodeIdentities does."""
+    out = {}
+    for n in nodes:
+        key = (n, bundle)
+        if key not in _CREDS:
+            _CREDS[key] = NodeCredentials(b"C" * 700 + n.encode(), b"K" * 240 + n.encode(), bundle)
+        out[n] = _CREDS[key]
+    return out
 
 
 def rss_mb() -> float:
@@ -153,9 +170,18 @@ async def latency_run(n: int, changes: int) -> dict[str, Any]:
     nodes = ["atlas", *(f"c{i}" for i in range(n))]
     bundle = b"BUNDLE-0" * 100
 
+    last: list[Build] = []
+
     def publish(topo: Topology, bundle: bytes) -> None:
-        cache.replace_all(build_snapshots(topo, settings, fake_creds(nodes, bundle)))
-        gc.freeze()  # as SnapshotPublisher does
+        """What SnapshotPublisher does: an incremental build, then only changed nodes."""
+        with collector_paused():
+            result = build(topo, settings, creds(nodes, bundle), last[-1] if last else None)
+        if last:
+            cache.apply(result.snapshots, result.changed, result.removed)
+        else:
+            cache.replace_all(result.snapshots)
+        last[:] = [result]
+        gc.freeze()
 
     publish(topology(n), bundle)
     ctx = multiprocessing.get_context("spawn")
@@ -188,25 +214,34 @@ async def latency_run(n: int, changes: int) -> dict[str, Any]:
 
 
 def build_times() -> list[tuple[str, float]]:
+    """Timed as the daemon runs a build: collector paused, previous build handed in."""
     settings = Settings()
     rows = []
     for n in (1000, 10000):
         topo = topology(n)
-        creds = fake_creds(["atlas", *topo.cluster_names], b"B" * 600)
+        node_creds = creds(["atlas", *topo.cluster_names], b"B" * 600)
         samples = []
         for _ in range(3):
             clear_caches()
+            gc.collect()
             start = time.perf_counter()
-            build_snapshots(topo, settings, creds)
+            with collector_paused():
+                first = build(topo, settings, node_creds)
             samples.append(time.perf_counter() - start)
         rows.append((f"full build, {n:,} clusters (cold)", statistics.median(samples)))
         samples = []
-        for k in range(5):
+        previous = first
+        gc.freeze()
+        for k in range(9):
             changed = topology(n, bump=k)  # the watcher's work, not the builder's: untimed
             start = time.perf_counter()
-            build_snapshots(changed, settings, creds)
+            with collector_paused():
+                previous = build(changed, settings, node_creds, previous)
             samples.append(time.perf_counter() - start)
+            gc.freeze()
         rows.append((f"one-cluster change, {n:,} clusters", statistics.median(samples)))
+        del first, previous
+        gc.unfreeze()
     return rows
 
 

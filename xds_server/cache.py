@@ -8,7 +8,7 @@ nobody, so only nodes whose resources changed are pushed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
 from xds_server.snapshot import Snapshot
@@ -70,6 +70,18 @@ class SnapshotCache:
             self.clear(node)
             changed.append(node)
         return tuple(sorted(changed))
+
+    def apply(
+        self, snapshots: Mapping[str, Snapshot], changed: Iterable[str], removed: Iterable[str]
+    ) -> tuple[str, ...]:
+        """``replace_all`` when the caller already knows what changed (an incremental build):
+        only those nodes are looked at, not all 10,000."""
+        done = [n for n in changed if self.set_snapshot(n, snapshots[n])]
+        for node in removed:
+            if node in self._snapshots:
+                self.clear(node)
+                done.append(node)
+        return tuple(sorted(done))
 
     def _notify(self, node: str) -> None:
         for notify in list(self._watchers.get(node, ())):

@@ -21,6 +21,7 @@ __all__ = ["desired"]
 Acked = Mapping[str, Mapping[str, Resource]]
 
 _GATED = frozenset({LISTENER, ROUTE})
+_NONE: frozenset[str] = frozenset()
 _PINNED_BY = {CLUSTER: (LISTENER, ROUTE), SECRET: (CLUSTER, LISTENER)}
 
 
@@ -38,10 +39,9 @@ def desired(
     want = _wanted(snapshot, type_url, names)
     have = acked.get(type_url, {})
     if type_url in _GATED:
-        accepted_clusters = acked.get(CLUSTER, {})
+        accepted_clusters = acked.get(CLUSTER, {}).keys()
         for name, r in list(want.items()):
-            missing = any(t == CLUSTER and n not in accepted_clusters for t, n in r.refs)
-            if not missing:
+            if accepted_clusters >= r.refs.get(CLUSTER, _NONE):
                 continue
             if name in have:
                 want[name] = have[name]
@@ -49,13 +49,9 @@ def desired(
                 del want[name]
     pinned_by = _PINNED_BY.get(type_url)
     if pinned_by:
-        still_used = {
-            n
-            for t in pinned_by
-            for r in acked.get(t, {}).values()
-            for ref_type, n in r.refs
-            if ref_type == type_url
-        }
+        still_used = frozenset().union(
+            *(r.refs.get(type_url, _NONE) for t in pinned_by for r in acked.get(t, {}).values())
+        )
         for name in still_used - want.keys():
             if name in have and (names is None or name in names):
                 want[name] = have[name]

@@ -3,64 +3,82 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from atlas.errors import SnapshotInconsistent
-from xds_server.resources import Resource, content_version
+from xds_server.resource_set import DuplicateName, ResourceSet
+from xds_server.resources import Resource
 from xds_server.types import ADS_ORDER, SHORT
 
 __all__ = ["Snapshot"]
 
+_EMPTY: dict[str, ResourceSet] = {t: ResourceSet.of(t, ()) for t in ADS_ORDER}
 
-@dataclass(frozen=True)
+
 class Snapshot:
-    """Resources of one node by type and name, and a content version per type."""
+    """One ``ResourceSet`` per type, and their versions. Immutable by convention."""
+
+    __slots__ = ("node", "sets", "versions")
 
     node: str
-    resources: Mapping[str, Mapping[str, Resource]]
-    versions: Mapping[str, str] = field(default_factory=dict)
+    sets: Mapping[str, ResourceSet]
+    versions: Mapping[str, str]
+
+    def __init__(self, node: str, sets: Mapping[str, ResourceSet]) -> None:
+        self.node = node
+        self.sets = sets
+        self.versions = MappingProxyType({t: s.version for t, s in sets.items()})
 
     @classmethod
     def build(cls, node: str, resources: Iterable[Resource]) -> Snapshot:
         """Group, version and check; raises SnapshotInconsistent naming the resource."""
-        by_type: dict[str, dict[str, Resource]] = {t: {} for t in ADS_ORDER}
+        by_type: dict[str, list[Resource]] = {t: [] for t in ADS_ORDER}
         for r in resources:
             if r.type_url not in by_type:
                 raise ValueError(f"unknown type {r.type_url}")
-            if r.name in by_type[r.type_url]:
+            by_type[r.type_url].append(r)
+        sets = {}
+        for type_url, members in by_type.items():
+            try:
+                sets[type_url] = ResourceSet.of(type_url, members)
+            except DuplicateName as dup:
                 raise SnapshotInconsistent(
-                    node, f"{SHORT[r.type_url]} {r.name}", "(duplicate name)"
-                )
-            by_type[r.type_url][r.name] = r
-        frozen = {t: MappingProxyType(rs) for t, rs in by_type.items()}
-        snapshot = cls(
-            node=node,
-            resources=MappingProxyType(frozen),
-            versions=MappingProxyType(
-                {t: content_version(rs.values()) for t, rs in frozen.items()}
-            ),
-        )
+                    node, f"{SHORT[type_url]} {dup.name}", "(duplicate name)"
+                ) from None
+        return cls.assemble(node, sets)
+
+    @classmethod
+    def assemble(cls, node: str, sets: Mapping[str, ResourceSet]) -> Snapshot:
+        """From sets built (and perhaps shared) elsewhere; missing types are empty."""
+        snapshot = cls(node, MappingProxyType({t: sets.get(t, _EMPTY[t]) for t in ADS_ORDER}))
         snapshot.check()
         return snapshot
 
     def check(self) -> None:
-        """Every reference (route → cluster, listener → route/secret, cluster → secret) exists."""
-        by_type = self.resources
-        for type_url in ADS_ORDER:
-            for r in by_type[type_url].values():
-                for ref_type, ref_name in r.refs:
-                    if ref_name not in by_type[ref_type]:
-                        # Name the first missing reference in a stable order (rare path).
-                        missing = min((t, n) for t, n in r.refs if n not in by_type[t])
-                        raise SnapshotInconsistent(
-                            self.node,
-                            f"{SHORT[type_url]} {r.name}",
-                            f"{SHORT[missing[0]]} {missing[1]}",
-                        )
+        """Every reference (route → cluster, listener → route/secret, cluster → secret) exists.
+
+        One subset test per pair of types, on the sets' unions of references; only when one
+        fails are the members searched, to name the first broken reference.
+        """
+        for type_url, members in self.sets.items():
+            for ref_type, names in members.needs.items():
+                have = self.sets[ref_type].items.keys()
+                if not have >= names:
+                    self._name_broken(type_url, ref_type, have)
+
+    def _name_broken(self, type_url: str, ref_type: str, have: Iterable[str]) -> None:
+        present = set(have)
+        for name in sorted(self.sets[type_url].items):
+            r = self.sets[type_url].items[name]
+            missing = sorted(r.refs.get(ref_type, frozenset()) - present)
+            if missing:
+                raise SnapshotInconsistent(
+                    self.node, f"{SHORT[type_url]} {r.name}", f"{SHORT[ref_type]} {missing[0]}"
+                )
 
     def of(self, type_url: str) -> Mapping[str, Resource]:
-        return self.resources.get(type_url, {})
+        members = self.sets.get(type_url)
+        return members.items if members is not None else {}
 
     def __eq__(self, other: object) -> bool:
         if self is other:  # memoized builders hand back the same snapshot when nothing changed

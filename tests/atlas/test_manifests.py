@@ -391,3 +391,33 @@ def test_selector_parsing() -> None:
     assert parse_selector("a==b") == {"a": "b"}
     with pytest.raises(ValueError, match="not key=value"):
         parse_selector("app")
+
+
+def test_memo_parses_only_new_objects_and_keeps_unchanged_ones_identical(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import atlas.manifests as manifests
+
+    calls: list[str] = []
+    real = manifests.parse_cluster
+
+    def counting(obj: Any, **kw: Any) -> DownstreamCluster:
+        calls.append(obj["metadata"]["name"])
+        return real(obj, **kw)
+
+    monkeypatch.setattr(manifests, "parse_cluster", counting)
+    memo = manifests.ParseMemo()
+    east, west = service("east"), service("west")
+    bad = service("broken", **{LABELS + "goatlas.io/replicas": "x"})
+    first = parse_services([("a", east), ("b", west), ("c", bad)], memo=memo)
+    assert sorted(calls) == ["broken", "east", "west"]
+    west2 = service("west", **{LABELS + "goatlas.io/replicas": "3"})
+    second = parse_services([("a", east), ("b", west2), ("c", bad)], memo=memo)
+    assert sorted(calls) == ["broken", "east", "west", "west"], "only the new object is parsed"
+    assert second.clusters[0] is first.clusters[0]
+    assert second.clusters[1].replicas == 3
+    assert [e.obj for e in first.errors] == ["monitoring/broken"]
+    assert second.errors == first.errors, "an invalid object stays reported"
+    third = parse_services([("a", east), ("d", copy.deepcopy(east))], memo=memo)
+    assert [e.field for e in third.errors] == ["metadata.name"], "duplicates still found"
+    assert "duplicate cluster 'east'" in third.errors[0].reason

@@ -158,3 +158,16 @@ async def test_missing_directory_is_not_synced(tmp_path: Path) -> None:
     assert "cannot list" in str(state.errors[0])
     (tmp_path / "absent").mkdir()
     assert source.scan().synced
+
+
+async def test_unchanged_clusters_are_the_same_objects_after_a_change(
+    tmp_path: Path, watch: Watch
+) -> None:
+    (tmp_path / "east.yaml").write_text(manifest("east"))
+    (tmp_path / "west.yaml").write_text(manifest("west"))
+    first = await watch.until(lambda s: names(s) == ("east", "west"))
+    (tmp_path / "west.yaml").write_text(manifest("west", replicas="2"))
+    second = await watch.until(lambda s: s.topology.clusters[1].replicas == 2)
+    # The builders skip unchanged clusters by identity; re-parsing must not defeat that.
+    assert second.topology.clusters[0] is first.topology.clusters[0]
+    assert second.topology.clusters[1] is not first.topology.clusters[1]

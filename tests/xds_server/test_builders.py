@@ -222,13 +222,3 @@ def test_versions_are_content_hashes_stable_across_builds() -> None:
     changed = snapshots(TOPOLOGY.__class__(TOPOLOGY.clusters[:1], TOPOLOGY.alertmanagers))
     assert changed["east"] == first["east"], "east's own resources did not change"
     assert changed["atlas"].versions[CLUSTER] != first["atlas"].versions[CLUSTER]
-
-
-def test_templated_tls_is_byte_identical_to_building_it() -> None:
-    from xds_server.builders.common import PeerMatch, _cluster_constant, _cluster_constant_built
-
-    for name in ("e", "east", "a-much-longer-cluster-name-0123456789"):
-        peer = PeerMatch(f"spiffe://atlas/cluster/{name}")
-        assert _cluster_constant(True, True, peer, 2.0) == _cluster_constant_built(
-            True, True, peer, 2.0
-        )

@@ -9,7 +9,7 @@ from envoy.config.route.v3 import route_pb2
 from atlas.errors import SnapshotInconsistent
 from xds_server.builders.common import cluster, http_listener
 from xds_server.builders.routes import Host, by_host
-from xds_server.resources import make_resource
+from xds_server.resources import make_resource, refs
 from xds_server.snapshot import Snapshot
 from xds_server.types import CLUSTER, ROUTE
 
@@ -48,7 +48,7 @@ def test_duplicate_names_are_refused() -> None:
 
 def test_consistent_snapshot_has_versions_per_type() -> None:
     c = make_resource(CLUSTER, "x", cluster_pb2.Cluster(name="x"))
-    r = make_resource(ROUTE, "r", route_pb2.RouteConfiguration(name="r"), {(CLUSTER, "x")})
+    r = make_resource(ROUTE, "r", route_pb2.RouteConfiguration(name="r"), refs((CLUSTER, ["x"])))
     s = Snapshot.build("n", [c, r])
     assert set(s.versions) >= {CLUSTER, ROUTE} and s.versions[CLUSTER] != s.versions[ROUTE]
     assert s == Snapshot.build("n", [r, c]), "order does not matter"

@@ -25,11 +25,13 @@ from google.protobuf import any_pb2, duration_pb2
 from google.protobuf.message import Message
 
 from atlas.names import is_ip
+from xds_server.builders import wire
 from xds_server.resources import (
-    Ref,
+    NO_REFS,
+    Refs,
     Resource,
-    length_delimited,
     make_resource,
+    refs,
     resource_from_bytes,
 )
 from xds_server.types import CLUSTER, LISTENER, ROUTE, SECRET
@@ -39,8 +41,10 @@ __all__ = [
     "IDENTITY_SECRET",
     "PeerMatch",
     "cluster",
+    "cluster_body",
     "http_listener",
     "tcp_proxy_listener",
+    "tls_refs",
 ]
 
 IDENTITY_SECRET = "identity"
@@ -50,10 +54,9 @@ BUNDLE_SECRET = "trust-bundle"
 
 _HTTP_OPTIONS_KEY = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 
-# Builders are pure, so their outputs can be shared: with a common listen address every
-# downstream node's listeners and local clusters are byte-identical, and a one-cluster change
-# rebuilds only what that cluster touches. Sizes bound memory at about 10,000 clusters.
-_CACHE = 65536
+# Builders are pure, so their outputs can be shared. These caches hold the few distinct TLS
+# contexts and listeners; what grows with the topology is memoized by the node builders.
+_CACHE = 1024
 
 
 def pack(message: Message) -> any_pb2.Any:
@@ -121,7 +124,7 @@ def _common_tls(peer: PeerMatch, alpn: tuple[str, ...]) -> tls_pb2.CommonTlsCont
     )
 
 
-_TLS_REFS: frozenset[Ref] = frozenset({(SECRET, IDENTITY_SECRET), (SECRET, BUNDLE_SECRET)})
+_TLS_REFS = refs((SECRET, (IDENTITY_SECRET, BUNDLE_SECRET)))
 
 
 def _transport_socket(message: Message) -> base_pb2.TransportSocket:
@@ -153,37 +156,23 @@ def _http2_options() -> any_pb2.Any:
 _is_ip = lru_cache(maxsize=_CACHE)(is_ip)
 
 
-_CLUSTER_NAME = cluster_pb2.Cluster.DESCRIPTOR.fields_by_name["name"].number
-_LOAD_ASSIGNMENT = cluster_pb2.Cluster.DESCRIPTOR.fields_by_name["load_assignment"].number
-_CLA_NAME = endpoint_pb2.ClusterLoadAssignment.DESCRIPTOR.fields_by_name["cluster_name"].number
+_CLUSTER_NAME = wire.number(cluster_pb2.Cluster, "name")
+_LOAD_ASSIGNMENT = wire.number(cluster_pb2.Cluster, "load_assignment")
+_CLA_NAME = wire.number(endpoint_pb2.ClusterLoadAssignment, "cluster_name")
+_CLA_ENDPOINTS = wire.number(endpoint_pb2.ClusterLoadAssignment, "endpoints")
+_LB_ENDPOINTS = wire.number(endpoint_components_pb2.LocalityLbEndpoints, "lb_endpoints")
+_ENDPOINT = wire.number(endpoint_components_pb2.LbEndpoint, "endpoint")
+_ENDPOINT_ADDRESS = wire.number(endpoint_components_pb2.Endpoint, "address")
+_SOCKET_ADDRESS = wire.number(address_pb2.Address, "socket_address")
+_SA_ADDRESS = wire.number(address_pb2.SocketAddress, "address")
+_SA_PORT = wire.number(address_pb2.SocketAddress, "port_value")
 
 
 @lru_cache(maxsize=256)
 def _cluster_constant(
     is_static: bool, http2: bool, peer: PeerMatch | None, connect_timeout: float
 ) -> bytes:
-    """Every field of a Cluster except its name and endpoint.
-
-    Every downstream cluster has its own peer identity, so its TLS context is new each time;
-    but the contexts differ only in the SAN string, and nested lengths only in its length.
-    One template per length, with a placeholder of that length, is filled in by replacement.
-    """
-    if peer is None or peer.prefix:
-        return _cluster_constant_built(is_static, http2, peer, connect_timeout)
-    value = peer.value.encode()
-    placeholder = b"~" * len(value)
-    template = _cluster_constant_built(
-        is_static, http2, PeerMatch(placeholder.decode()), connect_timeout
-    )
-    if template.count(placeholder) != 1:  # never expected; build it the slow way
-        return _cluster_constant_built(is_static, http2, peer, connect_timeout)
-    return template.replace(placeholder, value)
-
-
-@lru_cache(maxsize=256)
-def _cluster_constant_built(
-    is_static: bool, http2: bool, peer: PeerMatch | None, connect_timeout: float
-) -> bytes:
+    """Every field of a Cluster except its name and endpoint."""
     c = cluster_pb2.Cluster(
         type=cluster_pb2.Cluster.STATIC if is_static else cluster_pb2.Cluster.STRICT_DNS,
         connect_timeout=seconds(connect_timeout),
@@ -195,24 +184,35 @@ def _cluster_constant_built(
     return bytes(c.SerializeToString(deterministic=True))
 
 
-@lru_cache(maxsize=_CACHE)
-def _endpoints(host: str, port: int) -> bytes:
-    """The ``endpoints`` field of a ClusterLoadAssignment for one address."""
-    cla = endpoint_pb2.ClusterLoadAssignment(
-        endpoints=[
-            endpoint_components_pb2.LocalityLbEndpoints(
-                lb_endpoints=[
-                    endpoint_components_pb2.LbEndpoint(
-                        endpoint=endpoint_components_pb2.Endpoint(address=address(host, port))
-                    )
-                ]
-            )
-        ]
+def endpoints(host: str, port: int) -> bytes:
+    """The ``endpoints`` field of a ClusterLoadAssignment holding one address."""
+    socket_address = wire.text(_SA_ADDRESS, host) + wire.oneof_uint(_SA_PORT, port)
+    endpoint = wire.delimited(_ENDPOINT_ADDRESS, wire.delimited(_SOCKET_ADDRESS, socket_address))
+    lb_endpoint = wire.delimited(_ENDPOINT, endpoint)
+    return wire.delimited(_CLA_ENDPOINTS, wire.delimited(_LB_ENDPOINTS, lb_endpoint))
+
+
+def cluster_body(
+    name: str,
+    host: str,
+    port: int,
+    *,
+    http2: bool,
+    peer: PeerMatch | None = None,
+    connect_timeout: float = 2.0,
+    static: bool | None = None,
+) -> bytes:
+    """The encoded Cluster; ``static`` overrides telling an IP from a name by ``host``."""
+    encoded = name.encode()
+    load_assignment = wire.delimited(_CLA_NAME, encoded) + endpoints(host, port)
+    is_static = _is_ip(host) if static is None else static
+    return (
+        wire.delimited(_CLUSTER_NAME, encoded)
+        + _cluster_constant(is_static, http2, peer, connect_timeout)
+        + wire.delimited(_LOAD_ASSIGNMENT, load_assignment)
     )
-    return bytes(cla.SerializeToString(deterministic=True))
 
 
-@lru_cache(maxsize=_CACHE)
 def cluster(
     name: str,
     host: str,
@@ -226,17 +226,15 @@ def cluster(
 
     ``peer`` makes it mutual TLS (our identity, the peer's SAN checked). HTTP/2 goes through
     ``typed_extension_protocol_options``, not the deprecated ``http2_protocol_options``.
-    Assembled on the wire from cached parts: thousands of clusters differ only in name and
-    endpoint (the peer's transport socket is shared by that cluster's three upstreams).
+    Assembled on the wire: thousands of clusters differ only in name and endpoint.
     """
-    encoded = name.encode()
-    load_assignment = length_delimited(_CLA_NAME, encoded) + _endpoints(host, port)
-    body = (
-        length_delimited(_CLUSTER_NAME, encoded)
-        + _cluster_constant(_is_ip(host), http2, peer, connect_timeout)
-        + length_delimited(_LOAD_ASSIGNMENT, load_assignment)
-    )
-    return resource_from_bytes(CLUSTER, name, body, _TLS_REFS if peer is not None else ())
+    body = cluster_body(name, host, port, http2=http2, peer=peer, connect_timeout=connect_timeout)
+    return resource_from_bytes(CLUSTER, name, body, tls_refs(peer))
+
+
+def tls_refs(peer: PeerMatch | None) -> Refs:
+    """A cluster or listener with a peer uses both secrets over SDS."""
+    return _TLS_REFS if peer is not None else NO_REFS
 
 
 def _listener(
@@ -277,15 +275,15 @@ def http_listener(
             )
         ]
     )
-    refs: set[Ref] = {(ROUTE, route)}
+    needs = refs((ROUTE, (route,)))
     if peer is not None:
         tls = tls_pb2.DownstreamTlsContext(
             common_tls_context=_common_tls(peer, ("h2", "http/1.1")),
         )
         tls.require_client_certificate.value = True
         chain.transport_socket.CopyFrom(_transport_socket(tls))
-        refs |= _TLS_REFS
-    return make_resource(LISTENER, name, _listener(name, host, port, chain), refs)
+        needs = refs((ROUTE, (route,)), *_TLS_REFS.items())
+    return make_resource(LISTENER, name, _listener(name, host, port, chain), needs)
 
 
 @lru_cache(maxsize=_CACHE)
@@ -299,4 +297,5 @@ def tcp_proxy_listener(name: str, host: str, port: int, *, target: str) -> Resou
             )
         ]
     )
-    return make_resource(LISTENER, name, _listener(name, host, port, chain), {(CLUSTER, target)})
+    needs = refs((CLUSTER, (target,)))
+    return make_resource(LISTENER, name, _listener(name, host, port, chain), needs)

@@ -1,46 +1,90 @@
-"""A downstream Envoy (node ``<cluster>``): listeners 11901-11904 and the local upstreams."""
+"""A downstream Envoy (node ``<cluster>``): listeners 11901-11904 and the local upstreams.
+
+Downstream nodes are alike: with the usual common listen address, every node's listeners are
+byte-identical, and so are the local upstreams of every cluster using the same Service names.
+Each type's ``ResourceSet`` is therefore memoized on exactly what it depends on and shared
+between nodes; per node only the identity secret and the ``thanos`` route (its SRV target
+names) are new. A snapshot for 10,000 nodes is mostly 10,000 references to the same sets.
+"""
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from atlas.config import BIND_ENVOY_ADDRESS, Settings
-from atlas.model import DownstreamCluster, sidecar_target
+from atlas.model import DownstreamCluster, Upstream, sidecar_target
 from atlas.pki import OBSERVABILITY_URI
 from xds_server.builders.common import PeerMatch, cluster, http_listener
 from xds_server.builders.routes import Host, by_host
-from xds_server.builders.secrets import NodeCredentials, node_secrets
-from xds_server.resources import Resource
+from xds_server.builders.secrets import NodeCredentials, secret_set
+from xds_server.builders.stencil import Stencil
+from xds_server.resource_set import ResourceSet
+from xds_server.resources import Refs, Resource, resource_from_bytes
+from xds_server.snapshot import Snapshot
+from xds_server.types import CLUSTER, LISTENER, ROUTE, SECRET
 
-__all__ = ["OBSERVABILITY_ALERTS", "downstream_resources"]
+__all__ = ["OBSERVABILITY_ALERTS", "downstream_snapshot"]
 
 OBSERVABILITY_ALERTS = "observability_alerts"
 OBSERVABILITY = PeerMatch(OBSERVABILITY_URI)
+_SHARED = 1024
+"""Distinct shapes of downstream nodes kept; nodes of one shape share one set per type."""
 
 
-def downstream_resources(
+def downstream_snapshot(
     c: DownstreamCluster, settings: Settings, creds: NodeCredentials
-) -> list[Resource]:
-    ports = settings.downstream_ports
+) -> Snapshot:
+    """Not memoized: ``build`` keeps the snapshot of a node whose inputs did not change."""
     net = settings.network
     listen = (
         c.envoy_address
         if net.downstream_listen_address == BIND_ENVOY_ADDRESS
         else net.downstream_listen_address
     )
+    return Snapshot.assemble(
+        c.name,
+        {
+            CLUSTER: _local_upstreams(
+                c.replicas,
+                c.thanos,
+                c.thanos_replica_template,
+                c.prometheus,
+                c.alertmanager,
+                settings,
+            ),
+            LISTENER: _listeners(listen, settings),
+            ROUTE: _routes(c.name, c.replicas),
+            SECRET: secret_set(creds),
+        },
+    )
+
+
+@lru_cache(maxsize=_SHARED)
+def _local_upstreams(
+    replicas: int,
+    thanos: Upstream,
+    replica_template: str,
+    prometheus: Upstream,
+    alertmanager: Upstream,
+    settings: Settings,
+) -> ResourceSet:
+    """Keyed on the cluster's fields, not the cluster: clusters alike share one set."""
+    shape = DownstreamCluster("shape", "", replicas, thanos, replica_template)
+    sidecars = [shape.thanos_replica(i) for i in range(replicas)]
+    net = settings.network
     timeout = net.connect_timeout
-    resources = node_secrets(creds)
-    for i in range(c.replicas):
-        sidecar = c.thanos_replica(i)
-        resources.append(
-            cluster(f"thanos_{i}", sidecar.host, sidecar.port, http2=True, connect_timeout=timeout)
-        )
-    resources += [
+    upstreams = [
+        cluster(f"thanos_{i}", sidecar.host, sidecar.port, http2=True, connect_timeout=timeout)
+        for i, sidecar in enumerate(sidecars)
+    ]
+    upstreams += [
         cluster(
-            "prometheus", c.prometheus.host, c.prometheus.port, http2=False, connect_timeout=timeout
+            "prometheus", prometheus.host, prometheus.port, http2=False, connect_timeout=timeout
         ),
         cluster(
             "alertmanager",
-            c.alertmanager.host,
-            c.alertmanager.port,
+            alertmanager.host,
+            alertmanager.port,
             http2=False,
             connect_timeout=timeout,
         ),
@@ -52,30 +96,68 @@ def downstream_resources(
             peer=OBSERVABILITY,
             connect_timeout=timeout,
         ),
-        by_host(
-            "thanos",
-            (
-                Host(f"{c.name}-{i}", (sidecar_target(c.name, i),), f"thanos_{i}", streaming=True)
-                for i in range(c.replicas)
+    ]
+    return ResourceSet.of(CLUSTER, upstreams)
+
+
+@lru_cache(maxsize=_SHARED)
+def _listeners(listen: str, settings: Settings) -> ResourceSet:
+    ports = settings.downstream_ports
+    return ResourceSet.of(
+        LISTENER,
+        (
+            http_listener(
+                "thanos", listen, ports.thanos, route="thanos", peer=OBSERVABILITY, http2_only=True
+            ),
+            http_listener(
+                "alertmanager", listen, ports.alertmanager, route="alertmanager", peer=OBSERVABILITY
+            ),
+            http_listener("alert-relay", listen, ports.alert_relay, route="alert-relay"),
+            http_listener(
+                "prometheus", listen, ports.prometheus, route="prometheus", peer=OBSERVABILITY
             ),
         ),
-        by_prefix_root("prometheus", "prometheus"),
-        by_prefix_root("alertmanager", "alertmanager"),
+    )
+
+
+def _routes(name: str, replicas: int) -> ResourceSet:
+    """The ``thanos`` route is the node's own (its SRV target names); the others are shared."""
+    (body,) = _THANOS_ROUTE((name,), replicas)
+    thanos = resource_from_bytes(ROUTE, "thanos", body, _thanos_needs(replicas))
+    return ResourceSet.of(ROUTE, (thanos, *_shared_routes()))
+
+
+def _encode_thanos_route(name: str, replicas: int) -> tuple[bytes]:
+    return (_thanos_route(name, replicas).body,)
+
+
+def _thanos_route(name: str, replicas: int) -> Resource:
+    return by_host(
+        "thanos",
+        (
+            Host(f"{name}-{i}", (sidecar_target(name, i),), f"thanos_{i}", streaming=True)
+            for i in range(replicas)
+        ),
+    )
+
+
+_THANOS_ROUTE = Stencil(_encode_thanos_route, values=1)
+
+
+@lru_cache(maxsize=64)
+def _thanos_needs(replicas: int) -> Refs:
+    return _thanos_route("shape", replicas).refs
+
+
+@lru_cache(maxsize=1)
+def _shared_routes() -> tuple[Resource, ...]:
+    return (
+        _everything_to("prometheus"),
+        _everything_to("alertmanager"),
         by_host("alert-relay", (Host("observability", ("*",), OBSERVABILITY_ALERTS),)),
-        http_listener(
-            "thanos", listen, ports.thanos, route="thanos", peer=OBSERVABILITY, http2_only=True
-        ),
-        http_listener(
-            "alertmanager", listen, ports.alertmanager, route="alertmanager", peer=OBSERVABILITY
-        ),
-        http_listener("alert-relay", listen, ports.alert_relay, route="alert-relay"),
-        http_listener(
-            "prometheus", listen, ports.prometheus, route="prometheus", peer=OBSERVABILITY
-        ),
-    ]
-    return resources
+    )
 
 
-def by_prefix_root(name: str, target: str) -> Resource:
-    """Everything to ``target``: the observability side already stripped ``/prom/<c>``."""
-    return by_host(name, (Host(name, ("*",), target),))
+def _everything_to(target: str) -> Resource:
+    """The observability side already stripped ``/prom/<c>``: the route is named for its target."""
+    return by_host(target, (Host(target, ("*",), target),))

@@ -1,14 +1,31 @@
-"""The observability Envoy (node ``atlas``): listeners 10900-10904 and their upstreams."""
+"""The observability Envoy (node ``atlas``): listeners 10900-10904 and their upstreams.
+
+This node grows with the topology: three upstreams, two virtual hosts and two prefix routes per
+downstream cluster. Each cluster's share is built once (``_ClusterPart``), and a build that is
+given the previous one (``ObservabilityBuild``) touches only the clusters that changed: it
+patches the upstream set and re-joins the route tables from the parts' cached bytes.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import chain
+from types import MappingProxyType
 
 from atlas.config import Settings
 from atlas.model import Alertmanager, DownstreamCluster, Topology, sidecar_target
+from atlas.names import is_ip
 from atlas.pki import cluster_uri
-from xds_server.builders.common import PeerMatch, cluster, http_listener, tcp_proxy_listener
+from xds_server.builders.common import (
+    PeerMatch,
+    cluster,
+    cluster_body,
+    http_listener,
+    tcp_proxy_listener,
+    tls_refs,
+)
 from xds_server.builders.routes import (
     Host,
     Prefix,
@@ -18,10 +35,14 @@ from xds_server.builders.routes import (
     prefix_entries,
     prefix_table,
 )
-from xds_server.builders.secrets import NodeCredentials, node_secrets
-from xds_server.resources import Resource
+from xds_server.builders.secrets import NodeCredentials, secret_set
+from xds_server.builders.stencil import Stencil
+from xds_server.resource_set import ResourceSet
+from xds_server.resources import Resource, refs, resource_from_bytes
+from xds_server.snapshot import Snapshot
+from xds_server.types import CLUSTER, LISTENER, ROUTE, SECRET
 
-__all__ = ["CONTROL_PLANE_CLUSTER", "observability_resources", "upstream_name"]
+__all__ = ["CONTROL_PLANE_CLUSTER", "ObservabilityBuild", "build_observability", "upstream_name"]
 
 CONTROL_PLANE_CLUSTER = "atlas_control_plane"
 ANY_DOWNSTREAM = PeerMatch(cluster_uri(""), prefix=True)
@@ -42,55 +63,129 @@ class _ClusterPart:
     alertmanager_prefix: bytes
 
 
-@lru_cache(maxsize=16384)
+_SERVICES = ("thanos", "prometheus", "alertmanager")
+
+
 def _cluster_part(c: DownstreamCluster, settings: Settings) -> _ClusterPart:
-    """Memoized per cluster, so a one-cluster change rebuilds one part and joins the rest."""
-    ports = settings.downstream_ports
-    peer = PeerMatch(cluster_uri(c.name))
-    timeout = settings.network.connect_timeout
+    """Filled in from the stencil of its shape: the encoding depends on the name and address
+    only through their bytes (and whether the address is an IP)."""
+    static = is_ip(c.envoy_address)
+    *bodies, thanos_hosts, prometheus_prefix, alertmanager_prefix = _PART(
+        (c.name, c.envoy_address), static, c.replicas, settings
+    )
+    needs = tls_refs(PeerMatch(""))
     upstreams = tuple(
-        cluster(
-            upstream_name(c.name, svc),
-            c.envoy_address,
+        resource_from_bytes(CLUSTER, upstream_name(c.name, svc), body, needs)
+        for svc, body in zip(_SERVICES, bodies, strict=True)
+    )
+    return _ClusterPart(upstreams, thanos_hosts, prometheus_prefix, alertmanager_prefix)
+
+
+def _encode_part(
+    name: str, address: str, static: bool, replicas: int, settings: Settings
+) -> tuple[bytes, ...]:
+    """Bodies of the three upstreams, then the thanos hosts and the two prefix entries."""
+    ports = settings.downstream_ports
+    peer = PeerMatch(cluster_uri(name))
+    bodies = tuple(
+        cluster_body(
+            upstream_name(name, svc),
+            address,
             port,
             http2=True,
             peer=peer,
-            connect_timeout=timeout,
+            connect_timeout=settings.network.connect_timeout,
+            static=static,
         )
-        for svc, port in (
-            ("thanos", ports.thanos),
-            ("prometheus", ports.prometheus),
-            ("alertmanager", ports.alertmanager),
+        for svc, port in zip(
+            _SERVICES, (ports.thanos, ports.prometheus, ports.alertmanager), strict=True
         )
     )
-    return _ClusterPart(
-        upstreams=upstreams,
-        thanos_hosts=host_entries(
-            Host(
-                f"{c.name}-{i}",
-                (sidecar_target(c.name, i),),
-                upstream_name(c.name, "thanos"),
-                streaming=True,
-            )
-            for i in range(c.replicas)
+    thanos = upstream_name(name, "thanos")
+    return (
+        *bodies,
+        host_entries(
+            Host(f"{name}-{i}", (sidecar_target(name, i),), thanos, streaming=True)
+            for i in range(replicas)
         ),
-        prometheus_prefix=prefix_entries(
-            [Prefix(f"/prom/{c.name}/", upstream_name(c.name, "prometheus"))]
-        ),
-        alertmanager_prefix=prefix_entries(
-            [Prefix(f"/am/{c.name}/", upstream_name(c.name, "alertmanager"))]
-        ),
+        prefix_entries([Prefix(f"/prom/{name}/", upstream_name(name, "prometheus"))]),
+        prefix_entries([Prefix(f"/am/{name}/", upstream_name(name, "alertmanager"))]),
     )
 
 
-def observability_resources(
-    topology: Topology, settings: Settings, creds: NodeCredentials
-) -> list[Resource]:
-    ports = settings.observability_ports
+_PART = Stencil(_encode_part, values=2)
+
+
+@dataclass(frozen=True)
+class ObservabilityBuild:
+    """The observability node's snapshot and what the next build patches it from."""
+
+    snapshot: Snapshot
+    settings: Settings
+    clusters: Mapping[str, DownstreamCluster]
+    """Each downstream cluster as its part was built from."""
+    parts: Mapping[str, _ClusterPart]
+    fixed: tuple[Resource, ...]
+    """Upstreams not owned by a downstream cluster: the control plane, the Alertmanagers."""
+
+
+def build_observability(
+    topology: Topology,
+    settings: Settings,
+    creds: NodeCredentials,
+    node: str,
+    previous: ObservabilityBuild | None = None,
+) -> ObservabilityBuild:
+    """The node's snapshot; with ``previous``, only clusters that changed are rebuilt.
+
+    The result is the same as a build without ``previous`` (a property test holds it to
+    that); ``previous`` only saves work.
+    """
+    if previous is not None and previous.settings != settings:
+        previous = None
+    old_clusters = previous.clusters if previous is not None else {}
+    old_parts = previous.parts if previous is not None else {}
+    clusters: dict[str, DownstreamCluster] = {}
+    parts: dict[str, _ClusterPart] = {}
+    changed: list[str] = []
+    for c in topology.clusters:
+        old = old_clusters.get(c.name)
+        if old is not None and (old is c or old == c):
+            clusters[c.name], parts[c.name] = old, old_parts[c.name]
+        else:
+            clusters[c.name], parts[c.name] = c, _cluster_part(c, settings)
+            changed.append(c.name)
+    fixed = _fixed_upstreams(topology, settings)
+    gone = old_parts.keys() - parts.keys()
+    new_names = any(n not in old_parts for n in changed)
+    if previous is None:
+        upstreams = ResourceSet.of(CLUSTER, chain(fixed, *(p.upstreams for p in parts.values())))
+        same_names = None
+    else:
+        remove = [
+            r.name for n in chain(gone, changed) if n in old_parts for r in old_parts[n].upstreams
+        ]
+        remove += [r.name for r in previous.fixed]
+        add = chain(fixed, *(parts[n].upstreams for n in changed))
+        upstreams = previous.snapshot.sets[CLUSTER].patch(remove, add)
+        same_names = None if gone or new_names else previous.snapshot.sets[ROUTE]
+    snapshot = Snapshot.assemble(
+        node,
+        {
+            SECRET: secret_set(creds),
+            CLUSTER: upstreams,
+            LISTENER: _listeners(settings),
+            ROUTE: _route_tables(topology, parts, same_names),
+        },
+    )
+    return ObservabilityBuild(
+        snapshot, settings, MappingProxyType(clusters), MappingProxyType(parts), fixed
+    )
+
+
+def _fixed_upstreams(topology: Topology, settings: Settings) -> tuple[Resource, ...]:
     net = settings.network
-    listen = net.observability_listen_address
-    resources = node_secrets(creds)
-    resources.append(
+    fixed = [
         cluster(
             CONTROL_PLANE_CLUSTER,
             net.control_plane_address,
@@ -98,15 +193,9 @@ def observability_resources(
             http2=False,
             connect_timeout=net.connect_timeout,
         )
-    )
-    parts = [_cluster_part(c, settings) for c in topology.clusters]
-    for part in parts:
-        resources += part.upstreams
-    alertmanagers: dict[int, Alertmanager] = {}
-    for am in topology.alertmanagers:
-        alertmanagers.setdefault(am.replica, am)
-    for replica, am in sorted(alertmanagers.items()):
-        resources.append(
+    ]
+    for replica, am in sorted(_alertmanagers(topology).items()):
+        fixed.append(
             cluster(
                 f"alertmanager_{replica}",
                 am.address,
@@ -115,40 +204,77 @@ def observability_resources(
                 connect_timeout=net.connect_timeout,
             )
         )
+    return tuple(fixed)
 
-    resources += [
-        host_table(
-            "thanos",
-            (p.thanos_hosts for p in parts),
-            (upstream_name(c.name, "thanos") for c in topology.clusters),
-        ),
-        prefix_table(
-            "prometheus-ui",
-            (p.prometheus_prefix for p in parts),
-            (upstream_name(c.name, "prometheus") for c in topology.clusters),
-        ),
-        prefix_table(
-            "alertmanager-ui",
-            (p.alertmanager_prefix for p in parts),
-            (upstream_name(c.name, "alertmanager") for c in topology.clusters),
-        ),
-        by_host(
-            "alert-intake",
-            (
-                Host(
-                    f"alertmanager-{r}",
-                    (f"alertmanager-{r}", f"alertmanager-{r}.*"),
-                    f"alertmanager_{r}",
-                )
-                for r in sorted(alertmanagers)
+
+def _alertmanagers(topology: Topology) -> dict[int, Alertmanager]:
+    """One Alertmanager per replica index: the first Service found for it wins."""
+    by_replica: dict[int, Alertmanager] = {}
+    for am in topology.alertmanagers:
+        by_replica.setdefault(am.replica, am)
+    return by_replica
+
+
+_TABLES = ("thanos", "prometheus-ui", "alertmanager-ui")
+"""The route tables with an entry per downstream cluster, in ``_SERVICES`` order."""
+
+
+def _route_tables(
+    topology: Topology, parts: Mapping[str, _ClusterPart], same_names: ResourceSet | None
+) -> ResourceSet:
+    """Joined from every part's cached entries, in topology order (a few ms at 10,000).
+
+    ``same_names`` is the previous route set when the clusters' names are unchanged: the
+    tables then route to the same upstreams, and their references are reused as they are.
+    """
+    ordered = [parts[c.name] for c in topology.clusters]
+    needs = [
+        same_names.items[table].refs
+        if same_names is not None
+        else refs((CLUSTER, [p.upstreams[k].name for p in ordered]))
+        for k, table in enumerate(_TABLES)
+    ]
+    replicas = sorted(_alertmanagers(topology))
+    return ResourceSet.of(
+        ROUTE,
+        (
+            host_table("thanos", [p.thanos_hosts for p in ordered], needs[0]),
+            prefix_table("prometheus-ui", [p.prometheus_prefix for p in ordered], needs[1]),
+            prefix_table("alertmanager-ui", [p.alertmanager_prefix for p in ordered], needs[2]),
+            by_host(
+                "alert-intake",
+                (
+                    Host(
+                        f"alertmanager-{r}",
+                        (f"alertmanager-{r}", f"alertmanager-{r}.*"),
+                        f"alertmanager_{r}",
+                    )
+                    for r in replicas
+                ),
             ),
         ),
-        tcp_proxy_listener("ads", listen, ports.ads, target=CONTROL_PLANE_CLUSTER),
-        http_listener("thanos", listen, ports.thanos, route="thanos"),
-        http_listener("alertmanager-ui", listen, ports.alertmanager_ui, route="alertmanager-ui"),
-        http_listener(
-            "alert-intake", listen, ports.alert_intake, route="alert-intake", peer=ANY_DOWNSTREAM
+    )
+
+
+@lru_cache(maxsize=16)
+def _listeners(settings: Settings) -> ResourceSet:
+    ports = settings.observability_ports
+    listen = settings.network.observability_listen_address
+    return ResourceSet.of(
+        LISTENER,
+        (
+            tcp_proxy_listener("ads", listen, ports.ads, target=CONTROL_PLANE_CLUSTER),
+            http_listener("thanos", listen, ports.thanos, route="thanos"),
+            http_listener(
+                "alertmanager-ui", listen, ports.alertmanager_ui, route="alertmanager-ui"
+            ),
+            http_listener(
+                "alert-intake",
+                listen,
+                ports.alert_intake,
+                route="alert-intake",
+                peer=ANY_DOWNSTREAM,
+            ),
+            http_listener("prometheus-ui", listen, ports.prometheus_ui, route="prometheus-ui"),
         ),
-        http_listener("prometheus-ui", listen, ports.prometheus_ui, route="prometheus-ui"),
-    ]
-    return resources
+    )

@@ -1,8 +1,8 @@
 """Route configurations: virtual hosts by ``:authority``/``Host``, or by path prefix.
 
 Route tables grow with the number of clusters and change whenever one cluster does, so each
-entry is serialized once (cached) and a table is assembled by joining entry bytes on the
-wire (see ``resources.length_delimited``), never by rebuilding every entry.
+entry is encoded once (cached) and a table is assembled by joining entry bytes on the wire
+(see ``wire.delimited``), never by rebuilding every entry.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from functools import lru_cache
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
 
-from xds_server.builders.common import seconds
-from xds_server.resources import Resource, length_delimited, resource_from_bytes
+from xds_server.builders import wire
+from xds_server.resources import Refs, Resource, refs, resource_from_bytes
 from xds_server.types import CLUSTER, ROUTE
 
 __all__ = [
@@ -29,9 +29,20 @@ __all__ = [
     "prefix_table",
 ]
 
-_VIRTUAL_HOSTS = route_pb2.RouteConfiguration.DESCRIPTOR.fields_by_name["virtual_hosts"].number
-_ROUTES = rc.VirtualHost.DESCRIPTOR.fields_by_name["routes"].number
-_ENTRIES = 65536
+_VIRTUAL_HOSTS = wire.number(route_pb2.RouteConfiguration, "virtual_hosts")
+_VHOST_NAME = wire.number(rc.VirtualHost, "name")
+_DOMAINS = wire.number(rc.VirtualHost, "domains")
+_ROUTES = wire.number(rc.VirtualHost, "routes")
+_MATCH = wire.number(rc.Route, "match")
+_ACTION = wire.number(rc.Route, "route")
+_REDIRECT = wire.number(rc.Route, "redirect")
+_PREFIX = wire.number(rc.RouteMatch, "prefix")
+_PATH = wire.number(rc.RouteMatch, "path")
+_CLUSTER = wire.number(rc.RouteAction, "cluster")
+_PREFIX_REWRITE = wire.number(rc.RouteAction, "prefix_rewrite")
+_TIMEOUT = wire.number(rc.RouteAction, "timeout")
+_PATH_REDIRECT = wire.number(rc.RedirectAction, "path_redirect")
+_TABLE_NAME = wire.number(route_pb2.RouteConfiguration, "name")
 
 
 @dataclass(frozen=True)
@@ -53,46 +64,43 @@ class Prefix:
     cluster: str
 
 
-def _forward(cluster: str, *, streaming: bool = False, rewrite: str = "") -> rc.RouteAction:
-    action = rc.RouteAction(cluster=cluster, prefix_rewrite=rewrite)
+def _forward(cluster: str, *, streaming: bool = False, rewrite: str = "") -> bytes:
+    """A RouteAction; a zero timeout (streaming) is an empty Duration, present."""
+    action = wire.text(_CLUSTER, cluster) + wire.text(_PREFIX_REWRITE, rewrite)
     if streaming:
-        action.timeout.CopyFrom(seconds(0))
-    return action
+        action += wire.delimited(_TIMEOUT, b"")
+    return wire.delimited(_ACTION, action)
 
 
-def _serialize(message: object) -> bytes:
-    return message.SerializeToString(deterministic=True)  # type: ignore[attr-defined,no-any-return]
-
-
-@lru_cache(maxsize=_ENTRIES)
+@lru_cache(maxsize=65536)
 def _catch_all_route(cluster: str, streaming: bool) -> bytes:
     """``/`` to one cluster: shared by every virtual host that sends everything there."""
-    route = rc.Route(match=rc.RouteMatch(prefix="/"), route=_forward(cluster, streaming=streaming))
-    return length_delimited(_ROUTES, _serialize(route))
+    route = wire.delimited(_MATCH, wire.text(_PREFIX, "/")) + _forward(cluster, streaming=streaming)
+    return wire.delimited(_ROUTES, route)
 
 
-@lru_cache(maxsize=_ENTRIES)
+def _vhost_head(name: str, domains: Iterable[str]) -> bytes:
+    return wire.text(_VHOST_NAME, name) + b"".join(wire.text(_DOMAINS, d) for d in domains)
+
+
 def _vhost_entry(h: Host) -> bytes:
-    vhost = _serialize(rc.VirtualHost(name=h.name, domains=list(h.domains)))
-    return length_delimited(_VIRTUAL_HOSTS, vhost + _catch_all_route(h.cluster, h.streaming))
+    vhost = _vhost_head(h.name, h.domains) + _catch_all_route(h.cluster, h.streaming)
+    return wire.delimited(_VIRTUAL_HOSTS, vhost)
 
 
-@lru_cache(maxsize=_ENTRIES)
 def _prefix_entries(p: Prefix) -> bytes:
     base = p.prefix.rstrip("/")
-    redirect = rc.Route(
-        match=rc.RouteMatch(path=base), redirect=rc.RedirectAction(path_redirect=base + "/")
+    redirect = wire.delimited(_MATCH, wire.text(_PATH, base)) + wire.delimited(
+        _REDIRECT, wire.text(_PATH_REDIRECT, base + "/")
     )
-    forward = rc.Route(
-        match=rc.RouteMatch(prefix=base + "/"), route=_forward(p.cluster, rewrite="/")
+    forward = wire.delimited(_MATCH, wire.text(_PREFIX, base + "/")) + _forward(
+        p.cluster, rewrite="/"
     )
-    return length_delimited(_ROUTES, _serialize(redirect)) + length_delimited(
-        _ROUTES, _serialize(forward)
-    )
+    return wire.delimited(_ROUTES, redirect) + wire.delimited(_ROUTES, forward)
 
 
 def _head(name: str) -> bytes:
-    return _serialize(route_pb2.RouteConfiguration(name=name))
+    return wire.text(_TABLE_NAME, name)
 
 
 def host_entries(hosts: Iterable[Host]) -> bytes:
@@ -105,26 +113,27 @@ def prefix_entries(prefixes: Iterable[Prefix]) -> bytes:
     return b"".join(_prefix_entries(p) for p in prefixes)
 
 
-def host_table(name: str, entries: Iterable[bytes], clusters: Iterable[str]) -> Resource:
-    """A RouteConfiguration from virtual-host entries; ``clusters`` are what they route to."""
+def host_table(name: str, entries: Iterable[bytes], needs: Refs) -> Resource:
+    """A RouteConfiguration from virtual-host entries; ``needs`` names the clusters used."""
     body = _head(name) + b"".join(entries)
-    return resource_from_bytes(ROUTE, name, body, {(CLUSTER, c) for c in clusters})
+    return resource_from_bytes(ROUTE, name, body, needs)
 
 
-def prefix_table(name: str, entries: Iterable[bytes], clusters: Iterable[str]) -> Resource:
+def prefix_table(name: str, entries: Iterable[bytes], needs: Refs) -> Resource:
     """One catch-all virtual host holding prefix-route entries."""
-    vhost = _serialize(rc.VirtualHost(name=name, domains=["*"])) + b"".join(entries)
-    body = _head(name) + length_delimited(_VIRTUAL_HOSTS, vhost)
-    return resource_from_bytes(ROUTE, name, body, {(CLUSTER, c) for c in clusters})
+    vhost = _vhost_head(name, ("*",)) + b"".join(entries)
+    body = _head(name) + wire.delimited(_VIRTUAL_HOSTS, vhost)
+    return resource_from_bytes(ROUTE, name, body, needs)
 
 
 def by_host(name: str, hosts: Iterable[Host]) -> Resource:
     """Unknown names get Envoy's 404: a typo must not reach some other cluster."""
     hosts = list(hosts)
-    return host_table(name, [host_entries(hosts)], (h.cluster for h in hosts))
+    return host_table(name, [host_entries(hosts)], refs((CLUSTER, (h.cluster for h in hosts))))
 
 
 def by_prefix(name: str, prefixes: Iterable[Prefix]) -> Resource:
     """``/p`` redirects to ``/p/`` so relative links work; ``/p/…`` is rewritten to ``/…``."""
     prefixes = list(prefixes)
-    return prefix_table(name, [prefix_entries(prefixes)], (p.cluster for p in prefixes))
+    needs = refs((CLUSTER, (p.cluster for p in prefixes)))
+    return prefix_table(name, [prefix_entries(prefixes)], needs)

@@ -8,11 +8,20 @@ from functools import lru_cache
 from envoy.config.core.v3 import base_pb2
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2
 
+from xds_server.builders import wire
 from xds_server.builders.common import BUNDLE_SECRET, IDENTITY_SECRET
-from xds_server.resources import Resource, make_resource
+from xds_server.resource_set import ResourceSet
+from xds_server.resources import Resource, make_resource, resource_from_bytes
 from xds_server.types import SECRET
 
-__all__ = ["NodeCredentials", "node_secrets"]
+__all__ = ["NodeCredentials", "secret_set"]
+
+_SECRET_NAME = wire.number(secret_pb2.Secret, "name")
+_TLS_CERTIFICATE = wire.number(secret_pb2.Secret, "tls_certificate")
+_CHAIN = wire.number(common_pb2.TlsCertificate, "certificate_chain")
+_PRIVATE_KEY = wire.number(common_pb2.TlsCertificate, "private_key")
+_INLINE_BYTES = wire.number(base_pb2.DataSource, "inline_bytes")
+_IDENTITY_NAME = wire.text(_SECRET_NAME, IDENTITY_SECRET)
 
 
 @dataclass(frozen=True)
@@ -24,20 +33,33 @@ class NodeCredentials:
     bundle_pem: bytes = b""
 
 
-def node_secrets(creds: NodeCredentials) -> list[Resource]:
-    return [_identity(creds.cert_pem, creds.key_pem), _bundle(creds.bundle_pem)]
-
-
-@lru_cache(maxsize=16384)
-def _identity(cert_pem: bytes, key_pem: bytes) -> Resource:
-    identity = secret_pb2.Secret(
-        name=IDENTITY_SECRET,
-        tls_certificate=common_pb2.TlsCertificate(
-            certificate_chain=base_pb2.DataSource(inline_bytes=cert_pem),
-            private_key=base_pb2.DataSource(inline_bytes=key_pem),
-        ),
+def secret_set(creds: NodeCredentials) -> ResourceSet:
+    """A node's own certificate and the trust bundle every node shares."""
+    return ResourceSet.of(
+        SECRET, (_identity(creds.cert_pem, creds.key_pem), _bundle(creds.bundle_pem))
     )
-    return make_resource(SECRET, IDENTITY_SECRET, identity)
+
+
+def _identity(cert_pem: bytes, key_pem: bytes) -> Resource:
+    """One per node, so written on the wire (see ``wire``) with a single copy of the PEMs."""
+    chain = wire.header(_INLINE_BYTES, len(cert_pem))
+    key = wire.header(_INLINE_BYTES, len(key_pem))
+    chain_field = wire.header(_CHAIN, len(chain) + len(cert_pem))
+    key_field = wire.header(_PRIVATE_KEY, len(key) + len(key_pem))
+    size = len(chain_field) + len(chain) + len(cert_pem) + len(key_field) + len(key) + len(key_pem)
+    body = b"".join(
+        (
+            _IDENTITY_NAME,
+            wire.header(_TLS_CERTIFICATE, size),
+            chain_field,
+            chain,
+            cert_pem,
+            key_field,
+            key,
+            key_pem,
+        )
+    )
+    return resource_from_bytes(SECRET, IDENTITY_SECRET, body)
 
 
 @lru_cache(maxsize=8)

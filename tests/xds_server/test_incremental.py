@@ -1,0 +1,124 @@
+"""An incremental build (given the previous one) is exactly a cold build, and says what changed."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from atlas.config import NetworkSettings, Settings
+from atlas.model import Alertmanager, DownstreamCluster, Topology, Upstream
+from xds_server.builders import Build, NodeCredentials, build, clear_caches
+
+NAMES = ["a", "b", "east", "west", "long-cluster-name-0123456789"]
+ADDRESSES = ["192.0.2.1", "192.0.2.200", "2001:db8::7", "envoy.east.example.net"]
+SETTINGS = [
+    Settings(),
+    Settings(network=NetworkSettings(connect_timeout=5.0)),
+    Settings(network=NetworkSettings(downstream_listen_address="envoy-address")),
+]
+
+cluster = st.builds(
+    DownstreamCluster,
+    name=st.sampled_from(NAMES),
+    envoy_address=st.sampled_from(ADDRESSES),
+    replicas=st.integers(1, 3),
+    thanos=st.sampled_from([Upstream("sidecar.mon.svc", 10901), Upstream("t.x.svc", 1)]),
+)
+alertmanager = st.builds(
+    Alertmanager,
+    name=st.sampled_from(["am-0", "am-1"]),
+    replica=st.integers(0, 1),
+    address=st.sampled_from(["10.43.0.20", "am.monitoring.svc"]),
+    port=st.sampled_from([9093, 9094]),
+)
+# One change at a time, as a running Atlas sees them: most clusters stay as they were.
+change = st.one_of(
+    st.tuples(st.just("put"), cluster),  # add a cluster or replace its definition
+    st.tuples(st.just("delete"), st.sampled_from(NAMES)),
+    st.tuples(
+        st.just("alertmanagers"), st.lists(alertmanager, max_size=2, unique_by=lambda a: a.name)
+    ),
+    st.tuples(st.just("settings"), st.integers(0, len(SETTINGS) - 1)),
+    st.tuples(st.just("renew"), st.sampled_from(["atlas", *NAMES])),  # one node's new leaf
+    st.tuples(st.just("rotate"), st.none()),  # a new trust bundle for every node
+    st.tuples(st.just("wait"), st.sampled_from(NAMES)),  # a node without credentials yet
+    st.tuples(st.just("reparse"), st.none()),  # equal but new cluster objects
+    st.tuples(st.just("nothing"), st.none()),
+)
+
+
+def cred(node: str, leaf: int, bundle: int) -> NodeCredentials:
+    return NodeCredentials(f"CERT-{node}-{leaf}".encode(), f"KEY-{node}".encode(), b"B%d" % bundle)
+
+
+def as_table(b: Build) -> dict[str, dict[str, object]]:
+    return {
+        node: {
+            "versions": dict(s.versions),
+            "bodies": {t: {n: r.body for n, r in s.of(t).items()} for t in s.sets},
+        }
+        for node, s in b.snapshots.items()
+    }
+
+
+@settings(max_examples=80, deadline=None)
+@given(changes=st.lists(change, min_size=1, max_size=12))
+def test_incremental_builds_equal_cold_builds(changes: list[tuple[str, object]]) -> None:
+    clusters: dict[str, DownstreamCluster] = {}
+    ams: list[Alertmanager] = []
+    config = SETTINGS[0]
+    leaves: dict[str, int] = {}
+    bundle = 0
+    waiting: set[str] = set()
+    previous: Build | None = None
+    for kind, arg in changes:
+        if kind == "put":
+            assert isinstance(arg, DownstreamCluster)
+            clusters[arg.name] = arg
+            waiting.discard(arg.name)
+        elif kind == "delete":
+            clusters.pop(str(arg), None)
+        elif kind == "alertmanagers":
+            ams = list(arg)  # type: ignore[call-overload]
+        elif kind == "settings":
+            config = SETTINGS[int(arg)]  # type: ignore[call-overload]
+        elif kind == "renew":
+            leaves[str(arg)] = leaves.get(str(arg), 0) + 1
+        elif kind == "rotate":
+            bundle += 1
+        elif kind == "wait":
+            waiting.add(str(arg))
+        elif kind == "reparse":
+            clusters = {n: replace(c) for n, c in clusters.items()}
+        topology = Topology(tuple(clusters.values()), tuple(ams))
+        creds = {
+            n: cred(n, leaves.get(n, 0), bundle)
+            for n in ("atlas", *topology.cluster_names)
+            if n not in waiting
+        }
+        incremental = build(topology, config, creds, previous)
+        clear_caches()
+        cold = build(topology, config, creds)
+        assert as_table(incremental) == as_table(cold), f"after {kind} {arg}"
+
+        before = previous.snapshots if previous is not None else {}
+        assert set(incremental.changed) == {
+            n
+            for n, s in incremental.snapshots.items()
+            if n not in before or dict(before[n].versions) != dict(s.versions)
+        }
+        assert set(incremental.removed) == set(before) - set(incremental.snapshots)
+        previous = incremental
+
+
+def test_an_unchanged_node_keeps_its_snapshot_object() -> None:
+    east = DownstreamCluster("east", "192.0.2.1", replicas=2)
+    west = DownstreamCluster("west", "192.0.2.2")
+    creds = {n: cred(n, 0, 0) for n in ("atlas", "east", "west")}
+    first = build(Topology((east, west)), Settings(), creds)
+    second = build(Topology((replace(east, replicas=3), west)), Settings(), creds, first)
+    assert second.snapshots["west"] is first.snapshots["west"]
+    assert second.changed == ("atlas", "east")
+    assert second.removed == ()

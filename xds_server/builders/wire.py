@@ -1,0 +1,63 @@
+"""Protobuf wire encoding for the few messages built once per cluster.
+
+At 10,000 clusters the observability node holds 30,000 upstreams, 20,000 virtual hosts and
+20,000 prefix routes. Building each as a protobuf object costs 10-20 µs; writing its few fields
+directly costs about 1 µs. Only small, flat messages are written here, field by field in
+field-number order with proto3 defaults left out, which is exactly what deterministic
+serialization produces (``tests/xds_server/test_wire.py`` checks every encoder byte for byte
+against the protobuf classes). Field numbers are read from the generated descriptors, never
+written down by hand.
+"""
+
+from __future__ import annotations
+
+from google.protobuf.message import Message
+
+__all__ = ["delimited", "header", "number", "oneof_uint", "text"]
+
+_ONE_BYTE = tuple(bytes((i,)) for i in range(0x80))
+
+
+def _varint(value: int) -> bytes:
+    if value < 0x80:  # tags and most lengths: the common case, no loop
+        return _ONE_BYTE[value]
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def number(message: type[Message], field: str) -> int:
+    """A field's number, from the generated descriptor."""
+    return int(message.DESCRIPTOR.fields_by_name[field].number)
+
+
+def delimited(field_number: int, payload: bytes) -> bytes:
+    """One occurrence of a message (or bytes) field.
+
+    A repeated message field is just its occurrences one after another, so a large message
+    (a route table with one entry per cluster) can be assembled by joining cached entries
+    instead of rebuilding and re-serializing every entry on each change.
+    """
+    return _varint(field_number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def header(field_number: int, length: int) -> bytes:
+    """The tag and length of a message field whose ``length`` bytes follow.
+
+    Lets a nested message around a large payload (a certificate) be written as a list of
+    pieces joined once at the end, instead of copying the payload at every level.
+    """
+    return _varint(field_number << 3 | 2) + _varint(length)
+
+
+def text(field_number: int, value: str) -> bytes:
+    """A string field; the empty string is proto3's default and is not written."""
+    return delimited(field_number, value.encode()) if value else b""
+
+
+def oneof_uint(field_number: int, value: int) -> bytes:
+    """An unsigned varint that is a member of a oneof: written even when zero (it is set)."""
+    return _varint(field_number << 3) + _varint(value)
