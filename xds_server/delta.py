@@ -4,9 +4,20 @@ from __future__ import annotations
 
 from envoy.service.discovery.v3 import discovery_pb2
 
+from xds_server import wire
 from xds_server.stream import Push, Request, nack_message
 
 __all__ = ["decode", "encode"]
+
+_Response = discovery_pb2.DeltaDiscoveryResponse
+_SYSTEM_VERSION = wire.number(_Response, "system_version_info")
+_RESOURCES = wire.number(_Response, "resources")
+_TYPE_URL = wire.number(_Response, "type_url")
+_NONCE = wire.number(_Response, "nonce")
+_REMOVED = wire.number(_Response, "removed_resources")
+_VERSION = wire.number(discovery_pb2.Resource, "version")
+_RESOURCE = wire.number(discovery_pb2.Resource, "resource")
+_NAME = wire.number(discovery_pb2.Resource, "name")
 
 
 def decode(req: discovery_pb2.DeltaDiscoveryRequest) -> Request:
@@ -22,15 +33,16 @@ def decode(req: discovery_pb2.DeltaDiscoveryRequest) -> Request:
     )
 
 
-def encode(push: Push) -> discovery_pb2.DeltaDiscoveryResponse:
-    """Only what changed, plus the names to drop."""
-    return discovery_pb2.DeltaDiscoveryResponse(
-        system_version_info=push.version,
-        type_url=push.type_url,
-        nonce=push.nonce,
-        resources=[
-            discovery_pb2.Resource(name=r.name, version=r.version, resource=r.to_any())
-            for r in push.updated
-        ],
-        removed_resources=list(push.removed),
-    )
+def encode(push: Push) -> bytes:
+    """A serialized DeltaDiscoveryResponse: only what changed, plus the names to drop."""
+    pieces = [wire.text(_SYSTEM_VERSION, push.version)]
+    for r in push.updated:
+        head = r.any_head
+        version = wire.text(_VERSION, r.version)
+        name = wire.text(_NAME, r.name)
+        packed = wire.header(_RESOURCE, len(head) + len(r.body))
+        size = len(version) + len(packed) + len(head) + len(r.body) + len(name)
+        pieces += (wire.header(_RESOURCES, size), version, packed, head, r.body, name)
+    pieces += (wire.text(_TYPE_URL, push.type_url), wire.text(_NONCE, push.nonce))
+    pieces += (wire.delimited(_REMOVED, name.encode()) for name in push.removed)
+    return b"".join(pieces)

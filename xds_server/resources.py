@@ -18,6 +18,8 @@ from types import MappingProxyType
 from google.protobuf.any_pb2 import Any as AnyProto
 from google.protobuf.message import Message
 
+from xds_server import wire
+
 __all__ = [
     "NO_REFS",
     "Refs",
@@ -35,6 +37,8 @@ Refs = Mapping[str, frozenset[str]]
 NO_REFS: Refs = MappingProxyType({})
 
 _MASK = (1 << 64) - 1
+_ANY_TYPE_URL = wire.number(AnyProto, "type_url")
+_ANY_VALUE = wire.number(AnyProto, "value")
 
 
 def refs(*groups: tuple[str, Iterable[str]]) -> Refs:
@@ -65,7 +69,7 @@ class Resource:
     thousands, and construction cost is most of what a cold build does per resource.
     """
 
-    __slots__ = ("body", "digest", "name", "refs", "type_url", "version")
+    __slots__ = ("_any_head", "body", "digest", "name", "refs", "type_url", "version")
 
     type_url: str
     name: str
@@ -90,6 +94,7 @@ class Resource:
         self.version = version
         self.digest = digest if digest >= 0 else _digest_of_version(version)
         self.refs = refs
+        self._any_head: bytes | None = None
 
     def __repr__(self) -> str:
         return f"Resource({self.type_url.rpartition('.')[2]} {self.name!r} version={self.version})"
@@ -110,6 +115,18 @@ class Resource:
 
     def to_any(self) -> AnyProto:
         return AnyProto(type_url=self.type_url, value=self.body)
+
+    @property
+    def any_head(self) -> bytes:
+        """This resource as a ``google.protobuf.Any`` is ``any_head + body``.
+
+        Responses are written on the wire (``sotw.encode``, ``delta.encode``) without copying
+        the body into an ``Any`` object first; the small head is computed once.
+        """
+        if self._any_head is None:
+            value = wire.header(_ANY_VALUE, len(self.body)) if self.body else b""
+            self._any_head = wire.text(_ANY_TYPE_URL, self.type_url) + value
+        return self._any_head
 
 
 def make_resource(type_url: str, name: str, message: Message, needs: Refs = NO_REFS) -> Resource:

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import grpc
 from cryptography import x509
-from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
+from envoy.service.discovery.v3 import ads_pb2, ads_pb2_grpc, discovery_pb2
 
 from atlas.pki import OBSERVABILITY_URI, cluster_uri, uri_of
 from xds_server import delta, metrics, sotw
@@ -65,7 +65,7 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ign
         self,
         requests: AsyncIterator[discovery_pb2.DiscoveryRequest],
         context: grpc.aio.ServicerContext,
-    ) -> AsyncIterator[discovery_pb2.DiscoveryResponse]:
+    ) -> AsyncIterator[bytes]:
         async for response in self._serve(requests, context, sotw.decode, sotw.encode, "sotw"):
             yield response
 
@@ -73,7 +73,7 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ign
         self,
         requests: AsyncIterator[discovery_pb2.DeltaDiscoveryRequest],
         context: grpc.aio.ServicerContext,
-    ) -> AsyncIterator[discovery_pb2.DeltaDiscoveryResponse]:
+    ) -> AsyncIterator[bytes]:
         async for response in self._serve(requests, context, delta.decode, delta.encode, "delta"):
             yield response
 
@@ -192,6 +192,28 @@ def _credentials(tls: TLSMaterial) -> grpc.ServerCredentials:
     return grpc.dynamic_ssl_server_credentials(initial, fetch, require_client_authentication=True)
 
 
+def _handler(servicer: AdsServicer) -> grpc.GenericRpcHandler:
+    """The ADS service with responses that leave already serialized.
+
+    ``sotw.encode`` and ``delta.encode`` write response bytes directly (a response can carry
+    30,000 resources), so no response serializer is set; requests are parsed as usual.
+    """
+    service = ads_pb2.DESCRIPTOR.services_by_name["AggregatedDiscoveryService"].full_name
+    return grpc.method_handlers_generic_handler(
+        service,
+        {
+            "StreamAggregatedResources": grpc.stream_stream_rpc_method_handler(
+                servicer.StreamAggregatedResources,
+                request_deserializer=discovery_pb2.DiscoveryRequest.FromString,
+            ),
+            "DeltaAggregatedResources": grpc.stream_stream_rpc_method_handler(
+                servicer.DeltaAggregatedResources,
+                request_deserializer=discovery_pb2.DeltaDiscoveryRequest.FromString,
+            ),
+        },
+    )
+
+
 async def start_server(
     servicer: AdsServicer, address: str, *, tls: TLSMaterial | None = None
 ) -> tuple[grpc.aio.Server, int]:
@@ -204,7 +226,7 @@ async def start_server(
             ("grpc.max_send_message_length", 64 * 1024 * 1024),
         ]
     )
-    ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(servicer, server)
+    server.add_generic_rpc_handlers((_handler(servicer),))
     port = (
         server.add_secure_port(address, _credentials(tls))
         if tls is not None

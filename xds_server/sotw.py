@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from envoy.service.discovery.v3 import discovery_pb2
 
+from xds_server import wire
 from xds_server.stream import Push, Request, nack_message
 
 __all__ = ["decode", "encode"]
+
+_Response = discovery_pb2.DiscoveryResponse
+_VERSION = wire.number(_Response, "version_info")
+_RESOURCES = wire.number(_Response, "resources")
+_TYPE_URL = wire.number(_Response, "type_url")
+_NONCE = wire.number(_Response, "nonce")
 
 
 def decode(req: discovery_pb2.DiscoveryRequest) -> Request:
@@ -20,11 +27,15 @@ def decode(req: discovery_pb2.DiscoveryRequest) -> Request:
     )
 
 
-def encode(push: Push) -> discovery_pb2.DiscoveryResponse:
-    """The whole set every time: that is what state of the world means."""
-    return discovery_pb2.DiscoveryResponse(
-        version_info=push.version,
-        type_url=push.type_url,
-        nonce=push.nonce,
-        resources=[r.to_any() for _, r in sorted(push.target.items())],
-    )
+def encode(push: Push) -> bytes:
+    """A serialized DiscoveryResponse with the whole set: that is what state of the world means.
+
+    Written on the wire in field order (what deterministic serialization gives), each
+    resource's bytes copied once, into the response.
+    """
+    pieces = [wire.text(_VERSION, push.version)]
+    for _, r in sorted(push.target.items()):
+        head = r.any_head
+        pieces += (wire.header(_RESOURCES, len(head) + len(r.body)), head, r.body)
+    pieces += (wire.text(_TYPE_URL, push.type_url), wire.text(_NONCE, push.nonce))
+    return b"".join(pieces)

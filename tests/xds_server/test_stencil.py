@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from atlas.config import Settings
-from xds_server.builders import wire
+from xds_server import wire
 from xds_server.builders.downstream import _THANOS_ROUTE, _encode_thanos_route
 from xds_server.builders.observability import _PART, _encode_part
 from xds_server.builders.stencil import Stencil

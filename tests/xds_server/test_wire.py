@@ -8,14 +8,18 @@ from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2
+from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf import duration_pb2
 from hypothesis import given
 from hypothesis import strategies as st
 
-from xds_server.builders import wire
+from xds_server import delta, sotw, wire
 from xds_server.builders.common import endpoints
 from xds_server.builders.routes import Host, Prefix, by_host, by_prefix
 from xds_server.builders.secrets import _identity
+from xds_server.resources import Resource, resource_from_bytes
+from xds_server.stream import Push
+from xds_server.types import CLUSTER
 
 text = st.text(min_size=1, max_size=300)
 label = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,40}[a-z0-9])?", fullmatch=True)
@@ -110,3 +114,49 @@ def test_defaults_are_left_out_as_proto3_does_but_oneof_members_are_written() ->
     assert wire.text(1, "") == b""
     assert wire.oneof_uint(3, 0) == _serialize(address_pb2.SocketAddress(port_value=0))
     assert wire.oneof_uint(3, 300) == _serialize(address_pb2.SocketAddress(port_value=300))
+
+
+resource = st.builds(
+    lambda name, body: resource_from_bytes(CLUSTER, name, body),
+    st.text(min_size=1, max_size=20),
+    st.binary(max_size=400),
+)
+
+
+@given(
+    resources=st.lists(resource, max_size=6, unique_by=lambda r: r.name),
+    version=st.text(max_size=20),
+    nonce=st.text(max_size=5),
+)
+def test_sotw_response(resources: list[Resource], version: str, nonce: str) -> None:
+    push = Push(CLUSTER, version, nonce, {r.name: r for r in resources}, (), ())
+    expected = discovery_pb2.DiscoveryResponse(
+        version_info=version,
+        type_url=CLUSTER,
+        nonce=nonce,
+        resources=[r.to_any() for r in sorted(resources, key=lambda r: r.name)],
+    )
+    assert sotw.encode(push) == _serialize(expected)
+
+
+@given(
+    resources=st.lists(resource, max_size=6, unique_by=lambda r: r.name),
+    removed=st.lists(st.text(max_size=10), max_size=4),
+    version=st.text(max_size=20),
+    nonce=st.text(max_size=5),
+)
+def test_delta_response(
+    resources: list[Resource], removed: list[str], version: str, nonce: str
+) -> None:
+    push = Push(CLUSTER, version, nonce, {}, tuple(resources), tuple(removed))
+    expected = discovery_pb2.DeltaDiscoveryResponse(
+        system_version_info=version,
+        type_url=CLUSTER,
+        nonce=nonce,
+        resources=[
+            discovery_pb2.Resource(name=r.name, version=r.version, resource=r.to_any())
+            for r in resources
+        ],
+        removed_resources=removed,
+    )
+    assert delta.encode(push) == _serialize(expected)

@@ -25,7 +25,7 @@ from google.protobuf import any_pb2, duration_pb2
 from google.protobuf.message import Message
 
 from atlas.names import is_ip
-from xds_server.builders import wire
+from xds_server import wire
 from xds_server.resources import (
     NO_REFS,
     Refs,

@@ -14,7 +14,7 @@ from functools import lru_cache
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
 
-from xds_server.builders import wire
+from xds_server import wire
 from xds_server.resources import Refs, Resource, refs, resource_from_bytes
 from xds_server.types import CLUSTER, ROUTE
 

@@ -8,7 +8,7 @@ from functools import lru_cache
 from envoy.config.core.v3 import base_pb2
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2
 
-from xds_server.builders import wire
+from xds_server import wire
 from xds_server.builders.common import BUNDLE_SECRET, IDENTITY_SECRET
 from xds_server.resource_set import ResourceSet
 from xds_server.resources import Resource, make_resource, resource_from_bytes

@@ -1,12 +1,14 @@
-"""Protobuf wire encoding for the few messages built once per cluster.
+"""Protobuf wire encoding for the messages built once per cluster, and for ADS responses.
 
 At 10,000 clusters the observability node holds 30,000 upstreams, 20,000 virtual hosts and
 20,000 prefix routes. Building each as a protobuf object costs 10-20 µs; writing its few fields
-directly costs about 1 µs. Only small, flat messages are written here, field by field in
-field-number order with proto3 defaults left out, which is exactly what deterministic
-serialization produces (``tests/xds_server/test_wire.py`` checks every encoder byte for byte
-against the protobuf classes). Field numbers are read from the generated descriptors, never
-written down by hand.
+directly costs about 1 µs. The same holds for a response carrying 30,000 resources: wrapping
+each in an ``Any`` object took 300 ms, joining their bytes takes a few.
+
+Only small, flat messages are written here, field by field in field-number order with proto3
+defaults left out, which is exactly what deterministic serialization produces
+(``tests/xds_server/test_wire.py`` checks every encoder byte for byte against the protobuf
+classes). Field numbers are read from the generated descriptors, never written down by hand.
 """
 
 from __future__ import annotations
