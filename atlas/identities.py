@@ -64,7 +64,13 @@ class NodeIdentities:
         return credential
 
     def __call__(self, nodes: Iterable[str]) -> dict[str, NodeCredentials]:
+        """Credentials of ``nodes``, which are all the nodes there are: the publisher asks for
+        every node on each build, so nodes not asked for are forgotten (clusters come and go)."""
+        nodes = list(nodes)
         with self._lock:
+            for gone in self._cache.keys() - set(nodes):
+                del self._cache[gone]
+                self._handed.pop(gone, None)
             ca = self.manager.store.load_ca() if not self.may_issue() else self.manager.ca()
             if ca is None:
                 return {}
