@@ -28,26 +28,28 @@ def _union_needs(resources: Iterable[Resource]) -> Refs:
     members = [r.refs for r in resources]
     if all(refs is NO_REFS for refs in members):
         return NO_REFS
-    small = len(members) <= _SMALL
-    key = tuple(map(id, members)) if small else ()
-    known = _UNIONS.get(key) if small else None
+    if len(members) > _SMALL:
+        return _union_of(members)
+    key = tuple(map(id, members))
+    known = _UNIONS.get(key)
     # Identity, not equality: the entry holds its refs objects, so their ids stay theirs.
     if known is not None and all(a is b for a, b in zip(known[0], members, strict=True)):
         return known[1]
+    union = _union_of(members)
+    if len(_UNIONS) >= _UNIONS_KEPT:
+        _UNIONS.pop(next(iter(_UNIONS)), None)
+    _UNIONS[key] = (tuple(members), union)
+    return union
+
+
+def _union_of(members: list[Refs]) -> Refs:
     groups: dict[str, list[frozenset[str]]] = {}
     for refs in members:
         for type_url, names in refs.items():
             groups.setdefault(type_url, []).append(names)
-    union = (
-        MappingProxyType({t: frozenset().union(*names) for t, names in groups.items()})
-        if groups
-        else NO_REFS
-    )
-    if small:
-        if len(_UNIONS) >= _UNIONS_KEPT:
-            _UNIONS.pop(next(iter(_UNIONS)), None)
-        _UNIONS[key] = (tuple(members), union)
-    return union
+    if not groups:
+        return NO_REFS
+    return MappingProxyType({t: frozenset().union(*names) for t, names in groups.items()})
 
 
 _UNIONS: dict[tuple[int, ...], tuple[tuple[Refs, ...], Refs]] = {}

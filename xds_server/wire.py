@@ -43,7 +43,7 @@ def delimited(field_number: int, payload: bytes) -> bytes:
     (a route table with one entry per cluster) can be assembled by joining cached entries
     instead of rebuilding and re-serializing every entry on each change.
     """
-    return _varint(field_number << 3 | 2) + _varint(len(payload)) + payload
+    return header(field_number, len(payload)) + payload
 
 
 def header(field_number: int, length: int) -> bytes:

@@ -119,7 +119,6 @@ def clear_caches() -> None:
         common._common_tls,
         common._upstream_tls,
         common._cluster_constant,
-        common._is_ip,
         routes._catch_all_route,
     ):
         fn.cache_clear()

@@ -28,7 +28,6 @@ from atlas.names import is_ip
 from xds_server import wire
 from xds_server.resources import (
     NO_REFS,
-    Refs,
     Resource,
     make_resource,
     refs,
@@ -39,12 +38,12 @@ from xds_server.types import CLUSTER, LISTENER, ROUTE, SECRET
 __all__ = [
     "BUNDLE_SECRET",
     "IDENTITY_SECRET",
+    "TLS_REFS",
     "PeerMatch",
     "cluster",
     "cluster_body",
     "http_listener",
     "tcp_proxy_listener",
-    "tls_refs",
 ]
 
 IDENTITY_SECRET = "identity"
@@ -124,7 +123,8 @@ def _common_tls(peer: PeerMatch, alpn: tuple[str, ...]) -> tls_pb2.CommonTlsCont
     )
 
 
-_TLS_REFS = refs((SECRET, (IDENTITY_SECRET, BUNDLE_SECRET)))
+TLS_REFS = refs((SECRET, (IDENTITY_SECRET, BUNDLE_SECRET)))
+"""What a cluster or listener with a peer uses: both secrets, over SDS."""
 
 
 def _transport_socket(message: Message) -> base_pb2.TransportSocket:
@@ -151,9 +151,6 @@ def _http2_options() -> any_pb2.Any:
         )
     )
     return pack(options)
-
-
-_is_ip = lru_cache(maxsize=_CACHE)(is_ip)
 
 
 _CLUSTER_NAME = wire.number(cluster_pb2.Cluster, "name")
@@ -205,7 +202,7 @@ def cluster_body(
     """The encoded Cluster; ``static`` overrides telling an IP from a name by ``host``."""
     encoded = name.encode()
     load_assignment = wire.delimited(_CLA_NAME, encoded) + endpoints(host, port)
-    is_static = _is_ip(host) if static is None else static
+    is_static = is_ip(host) if static is None else static
     return (
         wire.delimited(_CLUSTER_NAME, encoded)
         + _cluster_constant(is_static, http2, peer, connect_timeout)
@@ -229,12 +226,7 @@ def cluster(
     Assembled on the wire: thousands of clusters differ only in name and endpoint.
     """
     body = cluster_body(name, host, port, http2=http2, peer=peer, connect_timeout=connect_timeout)
-    return resource_from_bytes(CLUSTER, name, body, tls_refs(peer))
-
-
-def tls_refs(peer: PeerMatch | None) -> Refs:
-    """A cluster or listener with a peer uses both secrets over SDS."""
-    return _TLS_REFS if peer is not None else NO_REFS
+    return resource_from_bytes(CLUSTER, name, body, TLS_REFS if peer is not None else NO_REFS)
 
 
 def _listener(
@@ -282,7 +274,7 @@ def http_listener(
         )
         tls.require_client_certificate.value = True
         chain.transport_socket.CopyFrom(_transport_socket(tls))
-        needs = refs((ROUTE, (route,)), *_TLS_REFS.items())
+        needs = refs((ROUTE, (route,)), *TLS_REFS.items())
     return make_resource(LISTENER, name, _listener(name, host, port, chain), needs)
 
 

@@ -19,12 +19,12 @@ from atlas.model import Alertmanager, DownstreamCluster, Topology, sidecar_targe
 from atlas.names import is_ip
 from atlas.pki import cluster_uri
 from xds_server.builders.common import (
+    TLS_REFS,
     PeerMatch,
     cluster,
     cluster_body,
     http_listener,
     tcp_proxy_listener,
-    tls_refs,
 )
 from xds_server.builders.routes import (
     Host,
@@ -73,9 +73,8 @@ def _cluster_part(c: DownstreamCluster, settings: Settings) -> _ClusterPart:
     *bodies, thanos_hosts, prometheus_prefix, alertmanager_prefix = _PART(
         (c.name, c.envoy_address), static, c.replicas, settings
     )
-    needs = tls_refs(PeerMatch(""))
     upstreams = tuple(
-        resource_from_bytes(CLUSTER, upstream_name(c.name, svc), body, needs)
+        resource_from_bytes(CLUSTER, upstream_name(c.name, svc), body, TLS_REFS)
         for svc, body in zip(_SERVICES, bodies, strict=True)
     )
     return _ClusterPart(upstreams, thanos_hosts, prometheus_prefix, alertmanager_prefix)

@@ -62,7 +62,6 @@ class Stencil:
         if values > len(_FIRST):
             raise ValueError(f"at most {len(_FIRST)} values")
         self.encode = encode
-        self.values = values
         self._template = lru_cache(maxsize=cache)(self._render)
 
     def _render(self, lengths: tuple[int, ...], shape: tuple[Hashable, ...]) -> _Template | None:
