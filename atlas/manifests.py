@@ -6,6 +6,7 @@ object never hides the others: ``parse_services`` returns the valid clusters *an
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -322,12 +323,12 @@ class ParseMemo:
         self._entries: dict[int, tuple[Any, str, _Outcome]] = {}
         self._next: dict[int, tuple[Any, str, _Outcome]] = {}
 
-    def outcome(self, origin: str, obj: Any, parse: Callable[[], _Outcome]) -> _Outcome:
+    def outcome(self, origin: str, obj: Any, parse: Callable[[Any, str], _Outcome]) -> _Outcome:
         entry = self._entries.get(id(obj))
         if entry is not None and entry[0] is obj and entry[1] == origin:
             result = entry[2]
         else:
-            result = parse()
+            result = parse(obj, origin)
         self._next[id(obj)] = (obj, origin, result)
         return result
 
@@ -374,12 +375,9 @@ def parse_services(
     clusters: dict[str, tuple[str, DownstreamCluster]] = {}
     alertmanagers: dict[str, Alertmanager] = {}
     errors: list[ManifestError] = []
+    parse = functools.partial(_outcome, namespace=namespace, selector=selector, reserved=reserved)
     for origin, obj in objects:
-
-        def parse(obj: Any = obj, origin: str = origin) -> _Outcome:
-            return _outcome(obj, origin, namespace, selector, reserved)
-
-        result = memo.outcome(origin, obj, parse) if memo is not None else parse()
+        result = memo.outcome(origin, obj, parse) if memo is not None else parse(obj, origin)
         if isinstance(result, ManifestError):
             errors.append(result)
         elif isinstance(result, DownstreamCluster):
