@@ -72,6 +72,15 @@ SIDECARS_DOMAIN = "sidecars.thanos.atlas"
 routes on them as ``:authority``, so both faces take them from ``sidecar_target``."""
 
 
+def replica_sidecar(thanos: Upstream, template: str, replicas: int, index: int) -> Upstream:
+    """The sidecar behind replica ``index``: the plain thanos Service for a single replica,
+    else the per-replica Service the template names (see ``DownstreamCluster.thanos_replica``).
+    """
+    if replicas == 1:
+        return thanos
+    return Upstream(template.replace("{i}", str(index)), thanos.port)
+
+
 def sidecar_target(cluster: str, replica: int) -> str:
     """``<cluster>-<i>.sidecars.thanos.atlas``: one name per sidecar replica."""
     return f"{cluster}-{replica}.{SIDECARS_DOMAIN}"
@@ -138,9 +147,7 @@ class DownstreamCluster:
         """
         if not 0 <= index < self.replicas:
             raise IndexError(f"cluster {self.name} has no replica {index}")
-        if self.replicas == 1:
-            return self.thanos
-        return Upstream(self.thanos_replica_template.replace("{i}", str(index)), self.thanos.port)
+        return replica_sidecar(self.thanos, self.thanos_replica_template, self.replicas, index)
 
 
 @dataclass(frozen=True, order=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from atlas.config import BIND_ENVOY_ADDRESS, Settings
-from atlas.model import DownstreamCluster, Upstream, sidecar_target
+from atlas.model import DownstreamCluster, Upstream, replica_sidecar, sidecar_target
 from atlas.pki import OBSERVABILITY_URI
 from xds_server.builders.common import PeerMatch, cluster, http_listener
 from xds_server.builders.routes import Host, by_host
@@ -69,8 +69,7 @@ def _local_upstreams(
     settings: Settings,
 ) -> ResourceSet:
     """Keyed on the cluster's fields, not the cluster: clusters alike share one set."""
-    shape = DownstreamCluster("shape", "", replicas, thanos, replica_template)
-    sidecars = [shape.thanos_replica(i) for i in range(replicas)]
+    sidecars = [replica_sidecar(thanos, replica_template, replicas, i) for i in range(replicas)]
     net = settings.network
     timeout = net.connect_timeout
     upstreams = [
