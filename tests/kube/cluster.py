@@ -1,13 +1,15 @@
 """A real kube-apiserver (v1.20.2, built from Debian's source package) with etcd on loopback.
 
 Built once and cached (``ATLAS_KUBE_HOME``, default ~/.cache/atlas-kube) by
-``build-apiserver.sh``; started per test session on ports picked here. Two users: ``admin``
+``build-apiserver.sh``, which ``tests/prepare.sh`` runs (never a test: the build takes minutes);
+started per test session on ports picked here. Two users: ``admin``
 (system:masters) and ``limited`` (no rights until RBAC grants them), as tokens in a kubeconfig.
 The API server can be stopped and started again while etcd keeps the data.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import ssl
@@ -16,22 +18,20 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import stop_process
 
 HERE = Path(__file__).resolve().parent
 
 
-def build() -> str:
-    result = subprocess.run(
-        ["bash", str(HERE / "build-apiserver.sh")],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=1800,
-    )
-    if result.returncode != 0:
-        raise RuntimeError("building kube-apiserver failed:\n" + result.stderr[-3000:])
-    return result.stdout.strip().splitlines()[-1]
+def binary() -> str:
+    """The kube-apiserver that ``tests/prepare.sh`` built; a clear failure when it is missing."""
+    home = Path(os.environ.get("ATLAS_KUBE_HOME", Path.home() / ".cache" / "atlas-kube"))
+    path = home / "bin" / "kube-apiserver"
+    if not path.is_file():
+        pytest.fail(f"{path} is missing: build it with `bash {HERE / 'build-apiserver.sh'}`")
+    return str(path)
 
 
 def _openssl(*args: str, cwd: Path) -> None:

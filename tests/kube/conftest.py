@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from atlas.kube import Kube, KubeError, connect
-from tests.kube.cluster import KubeCluster, build
+from tests.kube.cluster import KubeCluster, binary
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "monitoring"
@@ -67,9 +67,9 @@ def _grant(admin: Kube) -> None:
 
 @pytest.fixture(scope="session")
 def kube_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
-    binary = build()
+    apiserver = binary()
     etcd_port, _, api_port = _free_ports(3)
-    cluster = KubeCluster(tmp_path_factory.mktemp("kube"), binary, etcd_port, api_port)
+    cluster = KubeCluster(tmp_path_factory.mktemp("kube"), apiserver, etcd_port, api_port)
     try:
         cluster.start()
         admin = connect(kubeconfig=str(cluster.kubeconfig), context="admin")
