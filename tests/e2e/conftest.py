@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -8,12 +9,10 @@ import pytest
 from tests.e2e.network import AtlasNetwork
 
 
-@pytest.fixture(scope="module", params=["GRPC", "DELTA_GRPC"], ids=["sotw", "delta"])
-def network(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[AtlasNetwork]:
-    root: Path = tmp_path_factory.mktemp(f"net-{request.param.lower()}")
-    net = AtlasNetwork(root, api_type=request.param)
+@contextmanager
+def running_network(root: Path, **options: str) -> Iterator[AtlasNetwork]:
+    """Start an AtlasNetwork; print every part's log tail if anything fails; always stop it."""
+    net = AtlasNetwork(root, **options)
     try:
         net.start()
         yield net
@@ -22,3 +21,23 @@ def network(
         raise
     finally:
         net.stop()
+
+
+@pytest.fixture(scope="module", params=["GRPC", "DELTA_GRPC"], ids=["sotw", "delta"])
+def network(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AtlasNetwork]:
+    """Python test sidecars (tests/fakes/thanos.py)."""
+    root: Path = tmp_path_factory.mktemp(f"net-{request.param.lower()}")
+    with running_network(root, api_type=request.param) as net:
+        yield net
+
+
+@pytest.fixture(scope="module", params=["GRPC", "DELTA_GRPC"], ids=["sotw", "delta"])
+def go_network(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AtlasNetwork]:
+    """grpc-go sidecars (tests/go), with grpc-go's own keepalive enforcement."""
+    root: Path = tmp_path_factory.mktemp(f"gonet-{request.param.lower()}")
+    with running_network(root, api_type=request.param, sidecars="go") as net:
+        yield net

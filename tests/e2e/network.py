@@ -24,6 +24,7 @@ from atlas.pki_store import CertificateManager, DirectoryStore
 from tests.conftest import atlas_cmd, stop_process
 from tests.fakes.thanos import Sidecar
 from tests.fakes.web import WebStub
+from tests.gotools import go_tool
 
 
 def free_port(*hosts: str) -> int:
@@ -86,6 +87,26 @@ class Process:
             return ""
 
 
+class GoSidecar(Process):
+    """The grpc-go Thanos sidecar (tests/go): grpc-go's own server and ping policy."""
+
+    def __init__(self, name: str, host: str, port: int, labels: dict[str, str], log: Path) -> None:
+        self.address = (host, port)
+        pairs = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+        argv = [go_tool("thanos-sidecar"), "-listen", f"{host}:{port}", "-labels", pairs]
+        super().__init__(name, argv, log)
+        self.start()
+        wait_until(self._listening, within=10, what=f"{name} listening")
+
+    def _listening(self) -> bool:
+        with socket.create_connection(self.address, timeout=1):
+            return True
+
+    def accepted(self) -> int:
+        """Connections the sidecar accepted so far (each one is logged)."""
+        return self.log.read_text(errors="replace").count("accepted connection")
+
+
 class Envoy(Process):
     def __init__(
         self, name: str, workdir: Path, bootstrap: dict[str, Any], admin: tuple[str, int]
@@ -130,9 +151,11 @@ class Envoy(Process):
 class AtlasNetwork:
     """Addresses: 127.<net>.0.x per part; ports picked free per run."""
 
-    def __init__(self, root: Path, *, api_type: str = "GRPC") -> None:
+    def __init__(self, root: Path, *, api_type: str = "GRPC", sidecars: str = "python") -> None:
         self.root = root
         self.api_type = api_type
+        self.sidecar_kind = sidecars
+        """``python`` (tests/fakes/thanos.py) or ``go`` (tests/go, grpc-go's server)."""
         self.net = random.randint(100, 250)
         ip = lambda last, third=0: f"127.{self.net}.{third}.{last}"  # noqa: E731
         self.ip = ip
@@ -156,7 +179,7 @@ class AtlasNetwork:
         self.state = root / "state"
         self.parts: list[Any] = []
         self.envoys: dict[str, Envoy] = {}
-        self.sidecars: dict[str, Sidecar] = {}
+        self.sidecars: dict[str, Sidecar | GoSidecar] = {}
         self.webs: dict[str, WebStub] = {}
         self.atlas: Process | None = None
         self.pki = CertificateManager(DirectoryStore(self.state))
@@ -235,7 +258,11 @@ class AtlasNetwork:
             ("west-0", self.ip(22), {"cluster": "west", "replica": "0"}),
             ("north-0", self.ip(23), {"cluster": "north", "replica": "0"}),
         ):
-            self.sidecars[name] = Sidecar(host, self.sidecar_port, labels)
+            if self.sidecar_kind == "go":
+                log = self.root / f"sidecar-{name}.log"
+                self.sidecars[name] = GoSidecar(name, host, self.sidecar_port, labels, log)
+            else:
+                self.sidecars[name] = Sidecar(host, self.sidecar_port, labels)
         for name, last in (
             ("prom-east", 31),
             ("prom-west", 32),
@@ -281,6 +308,8 @@ class AtlasNetwork:
                 f"{self.atlas_ip}:{self.ads_port}",
                 "--http-listen",
                 f"{self.atlas_ip}:{self.http_port}",
+                "--dns-listen",
+                f"{self.atlas_ip}:{self.dns_port}",
             ],
             self.root / "atlas.log",
         )
@@ -323,6 +352,16 @@ class AtlasNetwork:
             part.stop()
 
     # -- observation ----------------------------------------------------------------------
+    @property
+    def thanos_address(self) -> str:
+        """The observability Envoy's StoreAPI listener (what the SRV records point at)."""
+        return f"{self.obs_ip}:{self.obs_ports['thanos']}"
+
+    def thanos_authority(self, target: str) -> str:
+        """What Thanos Query sends for SRV target ``target`` (``east-0``): the name as resolved,
+        fully qualified with its trailing dot, joined with the SRV port."""
+        return f"{target}.sidecars.thanos.atlas.:{self.obs_ports['thanos']}"
+
     def status(self) -> dict[str, Any]:
         url = f"http://{self.atlas_ip}:{self.http_port}/status"
         with urllib.request.urlopen(url, timeout=2) as response:

@@ -22,14 +22,15 @@ from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 from atlas.pki import OBSERVABILITY_URI, cluster_uri, create_ca, issue
 from tests.conftest import atlas_cmd
 from tests.e2e.network import AtlasNetwork, Envoy, wait_until
-from tests.fakes.thanos import info
+from tests.fakes.thanos import info, label_names, label_values, series, store_info
 from xds_server.types import SECRET
 
 pytestmark = pytest.mark.e2e
 
 
 def thanos(net: AtlasNetwork, target: str) -> dict[str, str]:
-    return info(f"{net.obs_ip}:{net.obs_ports['thanos']}", f"{target}.sidecars.thanos.atlas:10901")
+    """Thanos Query's Info call, with its exact authority (trailing dot and SRV port)."""
+    return info(net.thanos_address, net.thanos_authority(target))
 
 
 def test_info_reaches_each_clusters_own_sidecar_replica(network: AtlasNetwork) -> None:
@@ -49,6 +50,24 @@ def test_info_reaches_each_clusters_own_sidecar_replica(network: AtlasNetwork) -
     for node in ("atlas", "east", "west"):
         assert status[node]["connected"] and status[node]["protocol"] == protocol
         assert status[node]["acked"] == status[node]["sent"], "every type sent was ACKed"
+
+
+def test_the_test_sidecar_answers_every_call_thanos_makes(network: AtlasNetwork) -> None:
+    """The Python stand-in (also the demo's) through the tunnel, with Thanos's authority."""
+    wait_until(lambda: thanos(network, "east-1"), within=30, what="east-1 through the network")
+    address, authority = network.thanos_address, network.thanos_authority("east-1")
+    assert store_info(address, authority) == {"cluster": "east", "replica": "1"}, "legacy Info"
+    result = series(address, authority, name="up")
+    assert (result.frames, result.chunk_bytes) == (3, 3 * 256)
+    assert result.first_labels == {
+        "__name__": "up",
+        "cluster": "east",
+        "replica": "1",
+        "series": "0",
+    }
+    assert label_names(address, authority) == ["__name__", "cluster", "replica", "series"]
+    assert label_values(address, authority, "replica") == ["1"]
+    assert label_values(address, authority, "series") == ["0", "1", "2"]
 
 
 def http(

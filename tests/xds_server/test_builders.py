@@ -109,15 +109,21 @@ def test_downstream_listeners_and_peer_identity() -> None:
 def test_thanos_routes_by_srv_target_name() -> None:
     snaps = snapshots()
     obs_routes = decode(snaps["atlas"], ROUTE, "thanos", route_pb2.RouteConfiguration)
-    assert {tuple(v.domains): v.routes[0].route.cluster for v in obs_routes.virtual_hosts} == {
+    *targets, refused = obs_routes.virtual_hosts
+    assert {tuple(v.domains): v.routes[0].route.cluster for v in targets} == {
         ("east-0.sidecars.thanos.atlas",): "east_thanos",
         ("east-1.sidecars.thanos.atlas",): "east_thanos",
         ("west-0.sidecars.thanos.atlas",): "west_thanos",
     }
-    assert all(v.routes[0].route.timeout.seconds == 0 for v in obs_routes.virtual_hosts)
-    assert hcm(
-        decode(snaps["atlas"], LISTENER, "thanos", listener_pb2.Listener)
-    ).strip_any_host_port
+    assert all(v.routes[0].route.timeout.seconds == 0 for v in targets), "Series streams"
+    assert list(refused.domains) == ["*"], "every other name gets an explanation"
+    unknown, not_a_target = refused.routes
+    assert unknown.match.headers[0].string_match.suffix == ".sidecars.thanos.atlas"
+    assert unknown.direct_response.status == not_a_target.direct_response.status == 503
+    assert unknown.direct_response.body_format.text_format_source.inline_string == (
+        "atlas: no cluster/replica '%REQ(:AUTHORITY)%' (known: east-0, east-1, west-0)"
+    )
+    assert "dnssrvnoa+" in not_a_target.direct_response.body_format.text_format_source.inline_string
     east_routes = decode(snaps["east"], ROUTE, "thanos", route_pb2.RouteConfiguration)
     assert {v.domains[0]: v.routes[0].route.cluster for v in east_routes.virtual_hosts} == {
         "east-0.sidecars.thanos.atlas": "thanos_0",
@@ -138,6 +144,41 @@ def test_thanos_routes_by_srv_target_name() -> None:
         "prometheus-operated.monitoring.svc.cluster.local",
         10901,
     )
+
+
+def test_every_http_listener_matches_hosts_without_port_or_trailing_dot() -> None:
+    """Thanos dials "east-0.sidecars.thanos.atlas.:10901" (the SRV target as resolved)."""
+    for node, snapshot in snapshots().items():
+        for name in snapshot.of(LISTENER):
+            if name == "ads":
+                continue  # TCP proxy: TLS passed through, no HTTP
+            manager = hcm(decode(snapshot, LISTENER, name, listener_pb2.Listener))
+            assert manager.strip_any_host_port and manager.strip_trailing_host_dot, (node, name)
+
+
+def http2_options(cluster: cluster_pb2.Cluster) -> Any:
+    options = http_protocol_options_pb2.HttpProtocolOptions()
+    cluster.typed_extension_protocol_options[
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+    ].Unpack(options)
+    return options.explicit_http_config.http2_protocol_options
+
+
+def test_keepalive_pings_cross_cluster_hops_only() -> None:
+    """grpc-go (Thanos's sidecar) answers pings more often than every 5 minutes with GOAWAY."""
+    snaps = snapshots()
+    for name in ("east_thanos", "east_prometheus", "east_alertmanager"):
+        keepalive = http2_options(decode(snaps["atlas"], CLUSTER, name, cluster_pb2.Cluster))
+        assert keepalive.connection_keepalive.interval.seconds == 15, name
+    relay = decode(snaps["east"], CLUSTER, "observability_alerts", cluster_pb2.Cluster)
+    assert http2_options(relay).HasField("connection_keepalive")
+    for name in ("thanos_0", "thanos_1"):
+        sidecar = decode(snaps["east"], CLUSTER, name, cluster_pb2.Cluster)
+        assert sidecar.typed_extension_protocol_options, "still HTTP/2"
+        assert not http2_options(sidecar).HasField("connection_keepalive"), name
+    for name in ("prometheus", "alertmanager"):
+        web = decode(snaps["east"], CLUSTER, name, cluster_pb2.Cluster)
+        assert not web.typed_extension_protocol_options, "HTTP/1.1: no pings at all"
 
 
 def test_ui_prefix_routes_rewrite_to_root() -> None:

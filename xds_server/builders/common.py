@@ -26,6 +26,7 @@ from google.protobuf.message import Message
 
 from atlas.names import is_ip
 from xds_server import wire
+from xds_server.builders.refusals import counter_filter
 from xds_server.resources import (
     NO_REFS,
     Resource,
@@ -139,15 +140,23 @@ def _upstream_tls(peer: PeerMatch, http2: bool) -> base_pb2.TransportSocket:
     return _transport_socket(context)
 
 
-@lru_cache(maxsize=1)
-def _http2_options() -> any_pb2.Any:
+@lru_cache(maxsize=2)
+def _http2_options(keepalive: bool) -> any_pb2.Any:
+    """HTTP/2 upstream options; ``keepalive`` pings every 15 s (5 s timeout).
+
+    Pings detect a dead cross-cluster link long before TCP would, so every Envoy-to-Envoy hop
+    sends them. A local gRPC server is never pinged: grpc-go (Thanos's sidecar) and gRPC C-core
+    allow one ping per 5 minutes, none without an active stream, and answer more with GOAWAY
+    ``too_many_pings``, which tore down idle connections and slow Series streams.
+    """
+    http2 = protocol_pb2.Http2ProtocolOptions()
+    if keepalive:
+        http2.connection_keepalive.CopyFrom(
+            protocol_pb2.KeepaliveSettings(interval=seconds(15), timeout=seconds(5))
+        )
     options = http_protocol_options_pb2.HttpProtocolOptions(
         explicit_http_config=http_protocol_options_pb2.HttpProtocolOptions.ExplicitHttpConfig(
-            http2_protocol_options=protocol_pb2.Http2ProtocolOptions(
-                connection_keepalive=protocol_pb2.KeepaliveSettings(
-                    interval=seconds(15), timeout=seconds(5)
-                )
-            )
+            http2_protocol_options=http2
         )
     )
     return pack(options)
@@ -175,7 +184,9 @@ def _cluster_constant(
         connect_timeout=seconds(connect_timeout),
     )
     if http2:
-        c.typed_extension_protocol_options[_HTTP_OPTIONS_KEY].CopyFrom(_http2_options())
+        # A peer (mutual TLS) means the far end is another cluster's Envoy: see _http2_options.
+        options = _http2_options(keepalive=peer is not None)
+        c.typed_extension_protocol_options[_HTTP_OPTIONS_KEY].CopyFrom(options)
     if peer is not None:
         c.transport_socket.CopyFrom(_upstream_tls(peer, http2))
     return bytes(c.SerializeToString(deterministic=True))
@@ -221,7 +232,8 @@ def cluster(
 ) -> Resource:
     """An upstream with its endpoint inline: STATIC for an IP, STRICT_DNS for a name.
 
-    ``peer`` makes it mutual TLS (our identity, the peer's SAN checked). HTTP/2 goes through
+    ``peer`` makes it mutual TLS (our identity, the peer's SAN checked) and, with ``http2``,
+    keeps the connection alive with pings (an Envoy-to-Envoy hop). HTTP/2 goes through
     ``typed_extension_protocol_options``, not the deprecated ``http2_protocol_options``.
     Assembled on the wire: thousands of clusters differ only in name and endpoint.
     """
@@ -244,21 +256,29 @@ def http_listener(
     route: str,
     peer: PeerMatch | None = None,
     http2_only: bool = False,
+    counted: bool = False,
 ) -> Resource:
-    """HTTP listener with routes over RDS; with ``peer`` it requires a client certificate."""
+    """HTTP listener with routes over RDS; with ``peer`` it requires a client certificate.
+
+    ``counted`` adds the filter that the route table's refusals use as per-reason counters
+    (``builders.refusals``).
+    """
+    filters = [counter_filter()] if counted else []
+    filters.append(
+        hcm_pb2.HttpFilter(name="envoy.filters.http.router", typed_config=pack(router_pb2.Router()))
+    )
     manager = hcm_pb2.HttpConnectionManager(
         stat_prefix=name,
         codec_type=hcm_pb2.HttpConnectionManager.HTTP2
         if http2_only
         else hcm_pb2.HttpConnectionManager.AUTO,
-        # Thanos dials "<target>:<port>": match virtual hosts on the name alone.
+        # Thanos dials the SRV target as resolved, fully qualified: the authority is
+        # "east-0.sidecars.thanos.atlas.:10901". Virtual hosts match the name alone, so both
+        # the port and the trailing dot are stripped (an Alertmanager Host may carry them too).
         strip_any_host_port=True,
+        strip_trailing_host_dot=True,
         rds=hcm_pb2.Rds(config_source=ads_source(), route_config_name=route),
-        http_filters=[
-            hcm_pb2.HttpFilter(
-                name="envoy.filters.http.router", typed_config=pack(router_pb2.Router())
-            )
-        ],
+        http_filters=filters,
     )
     chain = listener_components_pb2.FilterChain(
         filters=[

@@ -26,6 +26,7 @@ from xds_server.builders.common import (
     http_listener,
     tcp_proxy_listener,
 )
+from xds_server.builders.refusals import KNOWN_LISTED, refusal_entry
 from xds_server.builders.routes import (
     Host,
     Prefix,
@@ -237,7 +238,9 @@ def _route_tables(
     return ResourceSet.of(
         ROUTE,
         (
-            host_table("thanos", [p.thanos_hosts for p in ordered], needs[0]),
+            host_table(
+                "thanos", [*(p.thanos_hosts for p in ordered), _refusals(topology)], needs[0]
+            ),
             prefix_table("prometheus-ui", [p.prometheus_prefix for p in ordered], needs[1]),
             prefix_table("alertmanager-ui", [p.alertmanager_prefix for p in ordered], needs[2]),
             by_host(
@@ -255,6 +258,15 @@ def _route_tables(
     )
 
 
+def _refusals(topology: Topology) -> bytes:
+    """The thanos table's last virtual host: unknown names get a message, not an empty 404."""
+    replicas = sum(c.replicas for c in topology.clusters)
+    listed: tuple[str, ...] = ()
+    if replicas <= KNOWN_LISTED:
+        listed = tuple(f"{c.name}-{i}" for c in topology.clusters for i in range(c.replicas))
+    return refusal_entry(listed, replicas, len(topology.clusters))
+
+
 @lru_cache(maxsize=16)
 def _listeners(settings: Settings) -> ResourceSet:
     ports = settings.observability_ports
@@ -263,7 +275,7 @@ def _listeners(settings: Settings) -> ResourceSet:
         LISTENER,
         (
             tcp_proxy_listener("ads", listen, ports.ads, target=CONTROL_PLANE_CLUSTER),
-            http_listener("thanos", listen, ports.thanos, route="thanos"),
+            http_listener("thanos", listen, ports.thanos, route="thanos", counted=True),
             http_listener(
                 "alertmanager-ui", listen, ports.alertmanager_ui, route="alertmanager-ui"
             ),

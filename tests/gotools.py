@@ -1,0 +1,22 @@
+"""The Go test tools (tests/go): a Thanos Query-exact client and a grpc-go Thanos sidecar.
+
+They are built by ``tests/prepare.sh`` (``tests/go/build.sh``), never from inside a test: a
+missing binary fails the test with the command that builds it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+BUILD = Path(__file__).resolve().parent / "go" / "build.sh"
+
+
+def go_tool(name: str) -> str:
+    home = Path(os.environ.get("ATLAS_GO_HOME", Path.home() / ".cache" / "atlas-go"))
+    path = home / "bin" / name
+    if not path.is_file():
+        pytest.fail(f"{path} is missing: build the Go test tools with `bash {BUILD}`")
+    return str(path)
