@@ -10,21 +10,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from atlas.config import EnvoySettings, Settings
 from atlas.names import is_ip
 from atlas.pki import CONTROL_PLANE_URI
 
-__all__ = ["ADS_CLUSTER", "BootstrapSpec", "CertPaths", "build_bootstrap"]
+__all__ = ["ADS_CLUSTER", "BootstrapSpec", "CertPaths", "bootstrap_spec", "build_bootstrap"]
 
 ADS_CLUSTER = "atlas_ads"
 _TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
 _HTTP_OPTS = "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+_ENVOY = EnvoySettings()
+"""Defaults of the admin interface and certificate directory (``atlas.config``)."""
 
 
 @dataclass(frozen=True)
 class CertPaths:
     """Where the proxy finds its bootstrap credential on disk (mounted from a Secret)."""
 
-    directory: str = "/etc/envoy/atlas"
+    directory: str = _ENVOY.cert_dir
 
     @property
     def ca(self) -> str:
@@ -47,8 +50,24 @@ class BootstrapSpec:
     certs: CertPaths = CertPaths()
     api_type: str = "GRPC"
     """``GRPC`` (state of the world) or ``DELTA_GRPC``."""
-    admin_address: str = "127.0.0.1"
-    admin_port: int = 9901
+    admin_address: str = _ENVOY.admin_address
+    admin_port: int = _ENVOY.admin_port
+
+
+def bootstrap_spec(
+    settings: Settings, node: str, ads_host: str, ads_port: int, *, api_type: str = "GRPC"
+) -> BootstrapSpec:
+    """A node's bootstrap with the admin interface and certificate directory of ``settings``."""
+    envoy = settings.envoy
+    return BootstrapSpec(
+        node_id=node,
+        ads_host=ads_host,
+        ads_port=ads_port,
+        certs=CertPaths(envoy.cert_dir),
+        api_type=api_type,
+        admin_address=envoy.admin_address,
+        admin_port=envoy.admin_port,
+    )
 
 
 def _socket(host: str, port: int) -> dict[str, Any]:

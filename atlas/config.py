@@ -9,17 +9,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import timedelta
-from typing import Any, TypeVar, get_type_hints
+from typing import Any, Final, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 from atlas.errors import ConfigError
 
 __all__ = [
+    "ACCESS_LOG_ALL",
+    "ACCESS_LOG_ERRORS",
+    "ACCESS_LOG_OFF",
     "BIND_ENVOY_ADDRESS",
     "DEFAULT_ADS_PORT",
     "DEFAULT_NAMESPACE",
     "DEFAULT_OBSERVABILITY_NODE",
     "DNSSettings",
     "DownstreamPorts",
+    "EnvoySettings",
     "LeaseSettings",
     "NetworkSettings",
     "ObservabilityPorts",
@@ -93,6 +97,27 @@ class NetworkSettings:
     """Seconds; cross-cluster dials fail fast so a dead cluster does not stall queries."""
 
 
+ACCESS_LOG_ERRORS: Final = "errors"
+ACCESS_LOG_ALL: Final = "all"
+ACCESS_LOG_OFF: Final = "off"
+AccessLogMode = Literal["errors", "all", "off"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnvoySettings:
+    """What every proxy gets besides its routes: access logs, and its admin interface and
+    certificate directory in the Helm values (Kubernetes mode writes those values itself)."""
+
+    access_log: AccessLogMode = ACCESS_LOG_ERRORS
+    """``errors``: one JSON line on stdout per failed request (HTTP 4xx/5xx, a response flag
+    such as NR no route, a gRPC call not ending OK); ``all``: every request; ``off``."""
+    admin_address: str = "127.0.0.1"
+    """Envoy's admin interface: loopback, as it can change the proxy's state."""
+    admin_port: int = 9901
+    cert_dir: str = "/etc/envoy/atlas"
+    """Where the chart mounts the bootstrap credential in the Envoy pod."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class PKISettings:
     """Key types and certificate lifetimes."""
@@ -157,6 +182,7 @@ class Settings:
     network: NetworkSettings = field(default_factory=NetworkSettings)
     pki: PKISettings = field(default_factory=PKISettings)
     dns: DNSSettings = field(default_factory=DNSSettings)
+    envoy: EnvoySettings = field(default_factory=EnvoySettings)
     alertmanager_selector: str = "app=kube-prometheus-stack-alertmanager"
     """Label selector of the observability Alertmanager Services (one per replica)."""
     envoy_selector: str = "app=envoy,release=atlas"
@@ -200,6 +226,11 @@ def _build(cls: type[_T], data: Any, path: str) -> _T:
 def _value(hint: Any, raw: Any, path: str) -> Any:
     if is_dataclass(hint) and isinstance(hint, type):
         return _build(hint, raw, path)
+    if get_origin(hint) is Literal:
+        choices = get_args(hint)
+        if raw not in choices:
+            raise ConfigError(f"{path}: must be one of {', '.join(map(str, choices))}")
+        return raw
     if hint is timedelta:
         if isinstance(raw, bool) or not isinstance(raw, int | float) or raw <= 0:
             raise ConfigError(f"{path}: must be a positive number of seconds")

@@ -15,6 +15,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from atlas import metrics
 from atlas.config import Settings
 from atlas.errors import AtlasError
 from atlas.http_status import start_http
@@ -22,7 +23,7 @@ from atlas.identities import NodeIdentities
 from atlas.kube import Kube, connect
 from atlas.leader import LeaderElector
 from atlas.names import is_ip
-from atlas.pki import CONTROL_PLANE_URI, CAState, Credential, issue
+from atlas.pki import CONTROL_PLANE_URI, CAState, Credential, issue, subject_key_id
 from atlas.pki_kube import KubeSecretStore
 from atlas.pki_store import CertificateManager, DirectoryStore
 from atlas.reconcile import Reconciler
@@ -215,8 +216,23 @@ class Atlas:
             ],
             "errors": list(state.messages) if state else [],
             "leader": self.may_write(),
+            "ca": self._ca_status(),
             "dns": {"serial": self.dns.resolver.zone.serial if self.dns.resolver.zone else None},
             "nodes": self.board.snapshot(),
+        }
+
+    def _ca_status(self) -> dict[str, Any] | None:
+        """The key ids of the trusted CAs: a node's ``client_certificate.issuer_key_id`` among
+        the previous ones still depends on them (``atlas ca drop-previous`` checks it)."""
+        ca = self.pki.store.load_ca()
+        if ca is None:
+            return None
+        return {
+            "current_key_id": subject_key_id(ca.current.certificate),
+            "previous_key_ids": [
+                subject_key_id(Credential(pem, b"").certificate) for pem in ca.previous
+            ],
+            "expires": ca.current.not_after.isoformat(),
         }
 
     def _current_ca(self) -> CAState:
@@ -319,6 +335,8 @@ class Atlas:
         self._loop = asyncio.get_running_loop()
         if self.leader is not None:
             threading.Thread(target=self.leader.run, name="leader", daemon=True).start()
+        else:
+            metrics.LEADER.set(1)  # a directory has one writer: this daemon
         if isinstance(self.source, KubeSource):
             self.source.secret_listeners.append(self._on_secrets)
             self._tasks.append(asyncio.create_task(self.source.run(self._on_state), name="source"))
@@ -344,13 +362,14 @@ class Atlas:
         if self.reconciler is not None:
             self._tasks.append(asyncio.create_task(self._reconcile_loop(), name="reconcile"))
         log.info(
-            "ADS on %s (port %d, %s), HTTP on %s; source %s, state in %s",
+            "ADS on %s (port %d, %s), HTTP on %s, DNS on %s; source %s, PKI in %s",
             opts.ads_listen,
             self.ads_port,
             "mTLS" if opts.ads_tls else "plaintext",
             opts.http_listen or "-",
+            ", ".join(opts.dns_listen),
             opts.source,
-            opts.state_dir,
+            self.pki.store.location,
         )
 
     async def stop(self) -> None:

@@ -31,6 +31,7 @@ from atlas.model import (
     LABEL_GROUP,
     LABEL_REPLICAS,
     MAX_REPLICAS,
+    STOREAPI_PORT,
     Alertmanager,
     DownstreamCluster,
     Upstream,
@@ -256,13 +257,41 @@ def parse_cluster(
             _port(r, annotations, ANN_ALERTMANAGER_PORT, DEFAULT_ALERTMANAGER.port),
         ),
         group=group,
+        srv_services=_storeapi_port_names(r),
     )
+
+
+def _storeapi_port_names(r: _Reader) -> tuple[str, ...]:
+    """Names of the TCP ports whose port or targetPort is the StoreAPI's (see the model)."""
+    spec = r.mapping("spec", r.obj.get("spec"))
+    ports = spec.get("ports") or []
+    if not isinstance(ports, list):
+        raise r.fail("spec.ports", f"must be a list, got {_kind(ports)}")
+    names: set[str] = set()
+    for k, entry in enumerate(ports):
+        if not isinstance(entry, Mapping):
+            raise r.fail(f"spec.ports[{k}]", f"must be a mapping, got {_kind(entry)}")
+        name, protocol = entry.get("name"), entry.get("protocol", "TCP")
+        if protocol != "TCP" or STOREAPI_PORT not in (entry.get("port"), entry.get("targetPort")):
+            continue
+        if name is None or name == "":
+            continue  # an unnamed port publishes no _<name>._tcp record
+        if not isinstance(name, str) or not is_dns_label(name, max_len=15):
+            shown = _shown(name) if isinstance(name, str) else _kind(name)
+            raise r.fail(f"spec.ports[{k}].name", f"{shown} is not a port name (IANA_SVC_NAME)")
+        names.add(name)
+    return tuple(sorted(names))
 
 
 def parse_alertmanager(
     obj: Any, *, namespace: str = DEFAULT_NAMESPACE, fallback_ref: str = "?"
-) -> Alertmanager:
-    """An observability Alertmanager replica: a Service selecting one StatefulSet pod."""
+) -> Alertmanager | None:
+    """An observability Alertmanager replica: a Service selecting one StatefulSet pod.
+
+    None for a Service that selects no single pod: kube-prometheus-stack's main Alertmanager
+    Service carries the same ``app`` label as its per-replica ones and selects them all. It is
+    no replica, and no mistake either.
+    """
     ref = object_ref(obj, namespace=namespace, fallback=fallback_ref)
     if not isinstance(obj, Mapping):
         raise ManifestError(ref, "(object)", f"must be a mapping, got {_kind(obj)}")
@@ -273,7 +302,7 @@ def parse_alertmanager(
     pod = selector.get(ALERTMANAGER_POD_SELECTOR_KEY)
     field = f"spec.selector[{ALERTMANAGER_POD_SELECTOR_KEY}]"
     if pod is None:
-        raise r.fail(field, "is missing: the Service must select exactly one Alertmanager pod")
+        return None
     ordinal = parse_uint(pod.rpartition("-")[2], low=0, high=10_000)
     if ordinal is None:
         raise r.fail(field, f"{_shown(pod)} does not end in a StatefulSet ordinal (-N)")

@@ -9,4 +9,7 @@ __all__ = ["KUBE_WRITES", "LEADER"]
 KUBE_WRITES = Counter(
     "atlas_kube_writes_total", "Writes to the Kubernetes API (attempts)", ["verb", "kind"]
 )
-LEADER = Gauge("atlas_leader", "1 while this replica holds the Lease and may write")
+LEADER = Gauge(
+    "atlas_leader",
+    "1 while this replica may write: it holds the Lease, or it runs alone on a directory",
+)

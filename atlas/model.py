@@ -31,6 +31,9 @@ __all__ = [
     "LABEL_REPLICAS",
     "MAX_REPLICAS",
     "SIDECARS_DOMAIN",
+    "SRV_SERVICE",
+    "SRV_SERVICE_ALIASES",
+    "STOREAPI_PORT",
     "ZONE",
     "Alertmanager",
     "DownstreamCluster",
@@ -67,6 +70,13 @@ ALERTMANAGER_POD_SELECTOR_KEY = "statefulset.kubernetes.io/pod-name"
 MAX_REPLICAS = 64
 
 ZONE = "atlas."
+SRV_SERVICE = "grpc"
+"""``_grpc._tcp``: the service label of the SRV names this project documents."""
+SRV_SERVICE_ALIASES = ("thanos",)
+"""Always answered like ``_grpc._tcp``: goatlas.io/atlas's ``cluster add`` named the StoreAPI
+port ``thanos`` and its demo ran Thanos Query with ``dnssrvnoa+_thanos._tcp...``."""
+STOREAPI_PORT = 10901
+"""The Thanos StoreAPI port: a cluster Service port with this port or targetPort carries it."""
 SIDECARS_DOMAIN = "sidecars.thanos.atlas"
 """Parent of every SRV target. The DNS zone answers these names and the observability Envoy
 routes on them as ``:authority``, so both faces take them from ``sidecar_target``."""
@@ -119,6 +129,10 @@ class DownstreamCluster:
     prometheus: Upstream = DEFAULT_PROMETHEUS
     alertmanager: Upstream = DEFAULT_ALERTMANAGER
     group: str | None = None
+    srv_services: tuple[str, ...] = ()
+    """Names of the Service's TCP ports that carry the StoreAPI (port or targetPort 10901),
+    answered in DNS as ``_<name>._tcp`` like ``_grpc._tcp`` (goatlas.io/atlas published
+    ``_<port-name>._<protocol>.sidecars.thanos.atlas.``; see ``SRV_SERVICE_ALIASES``)."""
 
     def __hash__(self) -> int:
         # Memoized builders hash a cluster several times per build; compute it once.
@@ -134,6 +148,7 @@ class DownstreamCluster:
                     self.prometheus,
                     self.alertmanager,
                     self.group,
+                    self.srv_services,
                 )
             )
             object.__setattr__(self, "_hash", cached)

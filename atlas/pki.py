@@ -25,12 +25,14 @@ __all__ = [
     "OBSERVABILITY_URI",
     "CAState",
     "Credential",
+    "authority_key_id",
     "cluster_uri",
     "create_ca",
     "cross_sign",
     "drop_previous",
     "issue",
     "rotate",
+    "subject_key_id",
     "uri_of",
 ]
 
@@ -92,6 +94,23 @@ class Credential:
     def __repr__(self) -> str:
         subject = self.certificate.subject.rfc4514_string()
         return f"Credential(subject={subject!r}, uri={self.uri!r}, not_after={self.not_after})"
+
+
+def subject_key_id(cert: x509.Certificate) -> str:
+    """A CA's key identifier (hex): its SubjectKeyIdentifier, or the one its key implies."""
+    try:
+        return cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest.hex()
+    except x509.ExtensionNotFound:
+        return x509.SubjectKeyIdentifier.from_public_key(cert.public_key()).digest.hex()
+
+
+def authority_key_id(cert: x509.Certificate) -> str | None:
+    """The key identifier of the CA that signed ``cert`` (hex), when the certificate says."""
+    try:
+        value = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+    except x509.ExtensionNotFound:
+        return None
+    return value.key_identifier.hex() if value.key_identifier else None
 
 
 def uri_of(cert: x509.Certificate) -> str | None:

@@ -5,6 +5,11 @@
   ``goatlas.io/ca-rotate`` on it asks the leader to rotate.
 * ``atlas-<name>`` (type kubernetes.io/tls) for every identity's credential.
 
+goatlas.io/atlas kept its CA in the same Secret as ``ca.pem`` and ``ca-key.pem`` (RSA, PKCS#1)
+with ``ca-previous.pem``. Atlas adopts that CA as it is, so downstream trust continues, and
+never removes keys, labels or annotations it does not own: a rotation adds ``ca.crt``/``ca.key``
+beside the Go project's keys, which stay for a rollback.
+
 Reads come from the watch cache when one is given (every replica), writes go to the API and
 only while ``may_write()`` says this replica leads: a follower never writes.
 """
@@ -24,6 +29,9 @@ from atlas.pki import CAState, Credential
 __all__ = ["CA_SECRET", "KubeSecretStore", "secret_name"]
 
 CA_SECRET = "atlas-ca"
+_OWN_CA_KEYS = ("ca.crt", "ca.key", "ca-previous.pem", "ca-cross.pem")
+_GOATLAS_CA_KEYS = ("ca.pem", "ca-key.pem")
+"""goatlas.io/atlas's certificate and key in the same Secret."""
 
 
 def secret_name(name: str) -> str:
@@ -56,6 +64,10 @@ class KubeSecretStore:
         self.cached = cached
         self.may_write = may_write
         self._written: dict[str, tuple[float, dict[str, Any]]] = {}
+
+    @property
+    def location(self) -> str:
+        return f"Secrets {self.namespace}/{CA_SECRET} and {self.namespace}/{secret_name('*')}"
 
     def _get(self, name: str) -> dict[str, Any] | None:
         if self.cached is not None:
@@ -92,6 +104,7 @@ class KubeSecretStore:
         data: dict[str, bytes],
         *,
         secret_type: str = "Opaque",
+        labels: dict[str, str] | None = None,
         annotations: dict[str, str] | None = None,
     ) -> None:
         if not self.may_write():
@@ -103,7 +116,7 @@ class KubeSecretStore:
             "metadata": {
                 "name": name,
                 "namespace": self.namespace,
-                "labels": {LABEL_MANAGED_BY: "atlas"},
+                "labels": {**(labels or {}), LABEL_MANAGED_BY: "atlas"},
                 "annotations": annotations or {},
             },
             "data": {k: _b64(v) for k, v in data.items()},
@@ -121,6 +134,8 @@ class KubeSecretStore:
         data = obj.get("data") or {}
         cert, key = _unb64(data.get("ca.crt")), _unb64(data.get("ca.key"))
         if not cert or not key:
+            cert, key = (_unb64(data.get(k)) for k in _GOATLAS_CA_KEYS)
+        if not cert or not key:
             return None
         return CAState(
             Credential(cert, key),
@@ -134,15 +149,27 @@ class KubeSecretStore:
         return ANN_CA_ROTATE in annotations
 
     def save_ca(self, state: CAState) -> None:
-        # Writing the Secret without the rotate annotation acknowledges a rotation request.
+        # Writing the Secret without the rotate annotation acknowledges a rotation request;
+        # whatever else is in it (goatlas.io/atlas's keys, labels, annotations) is kept.
+        existing = self._get(CA_SECRET) or {}
+        meta = existing.get("metadata") or {}
+        kept = {
+            k: _unb64(v) for k, v in (existing.get("data") or {}).items() if k not in _OWN_CA_KEYS
+        }
+        annotations = {
+            k: v for k, v in (meta.get("annotations") or {}).items() if k != ANN_CA_ROTATE
+        }
         self._put(
             CA_SECRET,
             {
+                **kept,
                 "ca.crt": state.current.cert_pem,
                 "ca.key": state.current.key_pem,
                 "ca-previous.pem": b"".join(state.previous),
                 "ca-cross.pem": state.cross_signed,
             },
+            labels=meta.get("labels") or {},
+            annotations=annotations,
         )
 
     def load(self, name: str) -> Credential | None:

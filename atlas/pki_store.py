@@ -29,6 +29,11 @@ _STORE_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{0,120}", re.ASCII)
 class PKIStore(Protocol):
     """Persistence of the CA state and of named leaf credentials."""
 
+    @property
+    def location(self) -> str:
+        """Where the material lives, for messages (never its content)."""
+        ...
+
     def load_ca(self) -> CAState | None: ...
     def save_ca(self, state: CAState) -> None: ...
     def load(self, name: str) -> Credential | None: ...
@@ -54,6 +59,10 @@ class DirectoryStore:
 
     def __init__(self, state_dir: str | os.PathLike[str]) -> None:
         self.root = Path(state_dir) / "pki"
+
+    @property
+    def location(self) -> str:
+        return str(self.root.resolve())
 
     def _read(self, name: str) -> bytes | None:
         try:

@@ -11,7 +11,7 @@ import logging
 import time
 from typing import Any
 
-from atlas.bootstrap import BootstrapSpec
+from atlas.bootstrap import bootstrap_spec
 from atlas.config import Settings
 from atlas.errors import AtlasError, ManifestError
 from atlas.kube import Kube, KubeError
@@ -21,11 +21,20 @@ from atlas.pki_kube import KubeSecretStore, secret_name
 from atlas.pki_store import CertificateManager
 from atlas.values import envoy_values, render
 
-__all__ = ["OBSERVABILITY_VALUES", "Reconciler", "values_secret_name"]
+__all__ = [
+    "ANN_BACKUP_OF",
+    "FOREIGN_BACKUP_SUFFIX",
+    "OBSERVABILITY_VALUES",
+    "Reconciler",
+    "values_secret_name",
+]
 
 log = logging.getLogger(__name__)
 
 OBSERVABILITY_VALUES = "atlas-envoy-values"
+FOREIGN_BACKUP_SUFFIX = "-goatlas"
+ANN_BACKUP_OF = "goatlas.io/backup-of"
+"""On a kept copy of a values Secret Atlas did not write: the Secret it was copied from."""
 
 
 def values_secret_name(cluster: str) -> str:
@@ -118,13 +127,14 @@ class Reconciler:
             inputs = (ca.bundle_pem, credential.cert_pem, ads_host, ads_port)
             if self._written.get(secret) == inputs and secret in secrets:
                 continue
-            spec = BootstrapSpec(node_id=node, ads_host=ads_host, ads_port=ads_port)
+            spec = bootstrap_spec(self.settings, node, ads_host, ads_port)
             text = render(
                 envoy_values(spec, credential, ca),
                 "raw",
                 namespace=self.namespace,
                 release="atlas-envoy",
             )
+            self._keep_foreign(secret, secrets)
             self._write(secret, text)
             self._written[secret] = inputs
         for name, obj in secrets.items():
@@ -151,6 +161,40 @@ class Reconciler:
         )
         self._bootstrap_seen[node] = (credential, ca.current.cert_pem)
         return credential
+
+    def _keep_foreign(self, name: str, secrets: dict[str, dict[str, Any]]) -> None:
+        """A values Secret Atlas did not write (goatlas.io/atlas wrote ``<cluster>-envoy-values``
+        and ``atlas-envoy-values`` too) is copied to ``<name>-goatlas`` before Atlas replaces
+        it, so the values its downstream Envoys run with are never lost (rollback)."""
+        current = secrets.get(name)
+        if current is None:
+            return
+        labels = current.get("metadata", {}).get("labels") or {}
+        if labels.get(LABEL_MANAGED_BY) == "atlas":
+            return
+        backup = f"{name}{FOREIGN_BACKUP_SUFFIX}"
+        if backup in secrets:
+            return
+        body = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": current.get("type", "Opaque"),
+            "metadata": {
+                "name": backup,
+                "namespace": self.namespace,
+                "labels": labels,
+                "annotations": {ANN_BACKUP_OF: name},
+            },
+            "data": current.get("data") or {},
+        }
+        self.kube.apply_secret(self.namespace, body)
+        secrets[backup] = body
+        log.warning(
+            "Secret %s was not written by Atlas (goatlas.io/atlas's values?): kept as %s "
+            "before writing Atlas's values",
+            name,
+            backup,
+        )
 
     def _write(self, name: str, text: str) -> None:
         body = {

@@ -12,9 +12,10 @@ from typing import Any
 import yaml
 
 from atlas.bootstrap import BootstrapSpec, build_bootstrap
+from atlas.config import ObservabilityPorts
 from atlas.pki import CAState, Credential
 
-__all__ = ["FORMATS", "envoy_values", "render"]
+__all__ = ["FORMATS", "envoy_values", "render", "ui_notes"]
 
 FORMATS = ("raw", "helm-chart", "helm-release")
 
@@ -33,8 +34,38 @@ def envoy_values(spec: BootstrapSpec, credential: Credential, ca: CAState) -> di
     }
 
 
-def render(values: dict[str, Any], fmt: str, *, namespace: str, release: str) -> str:
-    """YAML text for ``fmt``; the key never leaves this function except in that text."""
+def ui_notes(cluster: str, ui_host: str, ports: ObservabilityPorts) -> str:
+    """YAML comments: the flags that make a downstream's Prometheus and Alertmanager UIs work
+    under ``/prom/<cluster>/`` and ``/am/<cluster>/`` on the observability Envoy.
+
+    Envoy strips the prefix, so they serve at ``/`` (``--web.route-prefix=/``) while every
+    link and asset they generate must carry it (``--web.external-url``); without both, the
+    pages load but point outside the prefix.
+    """
+    prom = f"http://{ui_host}:{ports.prometheus_ui}/prom/{cluster}/"
+    am = f"http://{ui_host}:{ports.alertmanager_ui}/am/{cluster}/"
+    return "\n".join(
+        [
+            f"# Helm values for the Envoy of cluster {cluster!r} (charts/envoy).",
+            f"# Its Prometheus and Alertmanager UIs are served at {prom} and {am}",
+            "# (or your ingress's URL for those paths). For their pages to work there, run:",
+            f"#   prometheus --web.external-url={prom} --web.route-prefix=/",
+            f"#   alertmanager --web.external-url={am} --web.route-prefix=/",
+            "# kube-prometheus-stack values:",
+            f"#   prometheus.prometheusSpec.externalUrl: {prom}",
+            "#   prometheus.prometheusSpec.routePrefix: /",
+            f"#   alertmanager.alertmanagerSpec.externalUrl: {am}",
+            "#   alertmanager.alertmanagerSpec.routePrefix: /",
+            "",
+        ]
+    )
+
+
+def render(
+    values: dict[str, Any], fmt: str, *, namespace: str, release: str, header: str = ""
+) -> str:
+    """YAML text for ``fmt`` after ``header`` (YAML comments); the key never leaves this
+    function except in that text."""
     if fmt == "raw":
         doc: dict[str, Any] = values
     elif fmt == "helm-chart":
@@ -67,7 +98,7 @@ def render(values: dict[str, Any], fmt: str, *, namespace: str, release: str) ->
         }
     else:
         raise ValueError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
-    return _dump(doc)
+    return header + _dump(doc)
 
 
 class _Dumper(yaml.SafeDumper):

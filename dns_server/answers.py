@@ -9,7 +9,7 @@ length, so compression pointers stay valid whatever the case the client used.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from dnslib import AAAA as DAAAA
 from dnslib import NS as DNS_NS
@@ -107,22 +107,30 @@ class PreparedZone:
         return _wire_name(soa.name) + struct.pack("!HHIH", SOA, 1, soa.ttl, len(rdata)) + rdata
 
     def sections(self, name: str, qtype: int) -> Sections:
-        """For a name in the zone: its answer, NODATA, or NXDOMAIN."""
-        if name not in self.zone.names:
-            return self.nxdomain
+        """For a name in the zone: its answer, NODATA, or NXDOMAIN.
+
+        An alias (``_thanos._tcp.…``) is answered with its ``_grpc._tcp.…`` twin's records
+        under the name that was asked.
+        """
         key = (name, qtype)
         cached = self._cache.get(key)
-        if cached is None:
-            cached = self._cache[key] = self._pack(name, qtype)
+        if cached is not None:
+            return cached
+        source = name if name in self.zone.names else self.zone.canonical(name)
+        if source is None:
+            return self.nxdomain
+        cached = self._cache[key] = self._pack(name, qtype, source)
         return cached
 
-    def _pack(self, name: str, qtype: int) -> Sections:
+    def _pack(self, name: str, qtype: int, source: str) -> Sections:
         zone = self.zone
-        types = zone.records.get(name, {})
+        types = zone.records.get(source, {})
         if qtype == ANY:
             answer = [r for rs in types.values() for r in rs]
         else:
             answer = list(types.get(qtype, ()))
+        if source != name:
+            answer = [replace(r, name=name) for r in answer]
         additional: list[Record] = []
         if qtype in (SRV, ANY):
             for r in answer:

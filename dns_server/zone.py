@@ -6,6 +6,12 @@
 * ``<cluster>-<i>.sidecars.thanos.atlas.``        A/AAAA: the observability Envoy
 * apex SOA and NS; every ancestor of a name exists (NODATA, never NXDOMAIN).
 
+goatlas.io/atlas compatibility: ``_<name>._tcp.…`` answers exactly like ``_grpc._tcp.…`` (for
+every cluster, one cluster, or a group) when ``<name>`` denotes the Thanos StoreAPI: ``thanos``
+always, and every cluster Service port name whose port or targetPort is 10901 (``grpc`` in
+its docs). Other port names (``prometheus``, ``alertmanager``, ``http``…) are not published:
+the UIs are reached by path on the observability Envoy, which an SRV record cannot express.
+
 A zone is built from a Topology by a pure function and replaced whole on every change.
 """
 
@@ -17,7 +23,14 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from atlas.config import DNSSettings
-from atlas.model import SIDECARS_DOMAIN, ZONE, Topology, sidecar_target
+from atlas.model import (
+    SIDECARS_DOMAIN,
+    SRV_SERVICE,
+    SRV_SERVICE_ALIASES,
+    ZONE,
+    Topology,
+    sidecar_target,
+)
 
 __all__ = [
     "AAAA",
@@ -35,7 +48,8 @@ __all__ = [
 
 SIDECARS = SIDECARS_DOMAIN + "."
 GROUPS = "groups.thanos." + ZONE
-ALL_SIDECARS = "_grpc._tcp." + SIDECARS
+SRV_PREFIX = f"_{SRV_SERVICE}._tcp."
+ALL_SIDECARS = SRV_PREFIX + SIDECARS
 NAMESERVER = "ns." + ZONE
 
 A, NS, SOA, AAAA, SRV = 1, 2, 6, 28, 33
@@ -63,9 +77,21 @@ class Zone:
     """Every name that exists, including empty non-terminals."""
     soa: Record | None = None
     ttl: int = 30
+    aliases: frozenset[str] = frozenset()
+    """Service labels answered like ``_grpc`` (``_thanos``, …): see the module docstring."""
 
     def contains(self, name: str) -> bool:
         return name == self.origin or name.endswith("." + self.origin)
+
+    def canonical(self, name: str) -> str | None:
+        """``_grpc._tcp.<rest>`` for an alias name ``_<alias>._tcp.<rest>`` that exists."""
+        service, _, rest = name.partition(".")
+        if not service.startswith("_") or service[1:] not in self.aliases:
+            return None
+        if not rest.startswith("_tcp."):
+            return None
+        canonical = f"_{SRV_SERVICE}.{rest}"
+        return canonical if canonical in self.names else None
 
     @property
     def record_count(self) -> int:
@@ -116,9 +142,9 @@ def build_zone(
             target = _abs(sidecar_target(c.name, i))
             srv = (SRV_PRIORITY, SRV_WEIGHT, port, target)
             rrs.append(Record(ALL_SIDECARS, SRV, ttl, srv))
-            rrs.append(Record(f"_grpc._tcp.{c.name}.{SIDECARS}", SRV, ttl, srv))
+            rrs.append(Record(f"{SRV_PREFIX}{c.name}.{SIDECARS}", SRV, ttl, srv))
             if c.group:
-                rrs.append(Record(f"_grpc._tcp.{c.group}.{GROUPS}", SRV, ttl, srv))
+                rrs.append(Record(f"{SRV_PREFIX}{c.group}.{GROUPS}", SRV, ttl, srv))
             rrs += _address_records(target, addresses, ttl)
     table: dict[str, dict[int, list[Record]]] = {}
     for r in rrs:
@@ -144,4 +170,8 @@ def build_zone(
         names=frozenset(names),
         soa=soa,
         ttl=ttl,
+        aliases=frozenset(
+            {*SRV_SERVICE_ALIASES, *(a for c in topology.clusters for a in c.srv_services)}
+            - {SRV_SERVICE}
+        ),
     )

@@ -20,7 +20,7 @@ from envoy.service.discovery.v3 import ads_pb2, ads_pb2_grpc, discovery_pb2
 from atlas.pki import OBSERVABILITY_URI, cluster_uri, uri_of
 from xds_server import delta, metrics, sotw
 from xds_server.cache import ConfigWatcher
-from xds_server.status import StatusBoard
+from xds_server.status import ClientCertificate, StatusBoard
 from xds_server.stream import Push, Request, StreamState
 
 __all__ = ["AdsServicer", "TLSMaterial", "start_server"]
@@ -37,12 +37,12 @@ def expected_identity(node: str, observability_node: str) -> str:
     return OBSERVABILITY_URI if node == observability_node else cluster_uri(node)
 
 
-def peer_identity(context: grpc.aio.ServicerContext) -> str | None:
+def peer_certificate(context: grpc.aio.ServicerContext) -> x509.Certificate | None:
     pem = context.auth_context().get("x509_pem_cert")
     if not pem:
         return None
     try:
-        return uri_of(x509.load_pem_x509_certificate(pem[0]))
+        return x509.load_pem_x509_certificate(pem[0])
     except ValueError:
         return None
 
@@ -106,17 +106,25 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ign
                 await context.abort(
                     grpc.StatusCode.INVALID_ARGUMENT, "the first request must carry node.id"
                 )
-            await self._authorize(node, context)
+            certificate = peer_certificate(context)
+            await self._authorize(node, certificate, context)
+            if certificate is not None:
+                self.board.node(node).client_certificate = ClientCertificate.of(certificate)
             async for response in self._loop(node, first, queue, context, decode, encode, protocol):
                 yield response
         finally:
             reader.cancel()
 
-    async def _authorize(self, node: str, context: grpc.aio.ServicerContext) -> None:
+    async def _authorize(
+        self,
+        node: str,
+        certificate: x509.Certificate | None,
+        context: grpc.aio.ServicerContext,
+    ) -> None:
         if not self.check_identity:
             return
         expected = expected_identity(node, self.observability_node)
-        actual = peer_identity(context)
+        actual = uri_of(certificate) if certificate is not None else None
         if actual != expected:
             metrics.REFUSED.labels(node).inc()
             log.warning(

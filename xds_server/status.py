@@ -6,9 +6,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from cryptography import x509
+
+from atlas.pki import authority_key_id
 from xds_server.types import SHORT
 
-__all__ = ["NodeStatus", "StatusBoard"]
+__all__ = ["ClientCertificate", "NodeStatus", "StatusBoard"]
 
 
 @dataclass
@@ -17,6 +20,19 @@ class Nack:
     version: str
     message: str
     at: float
+
+
+@dataclass(frozen=True)
+class ClientCertificate:
+    """The certificate a node's Envoy connects to ADS with: its bootstrap credential."""
+
+    issuer_key_id: str | None
+    """The signing CA's key id: tells whether it still depends on a previous CA."""
+    expires: str
+
+    @classmethod
+    def of(cls, cert: x509.Certificate) -> ClientCertificate:
+        return cls(authority_key_id(cert), cert.not_valid_after_utc.isoformat())
 
 
 @dataclass
@@ -29,6 +45,7 @@ class NodeStatus:
     acked: dict[str, str] = field(default_factory=dict)
     last_nack: Nack | None = None
     last_seen: float = 0.0
+    client_certificate: ClientCertificate | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -47,6 +64,12 @@ class NodeStatus:
                 "at": self.last_nack.at,
             },
             "last_seen": self.last_seen,
+            "client_certificate": None
+            if self.client_certificate is None
+            else {
+                "issuer_key_id": self.client_certificate.issuer_key_id,
+                "expires": self.client_certificate.expires,
+            },
         }
 
 

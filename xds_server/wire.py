@@ -13,9 +13,26 @@ classes). Field numbers are read from the generated descriptors, never written d
 
 from __future__ import annotations
 
+from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
-__all__ = ["delimited", "header", "number", "oneof_uint", "text"]
+__all__ = ["delimited", "header", "number", "oneof_uint", "packed", "text"]
+
+_TYPE_PREFIX = "type.googleapis.com/"
+
+
+def packed(message: Message) -> any_pb2.Any:
+    """An ``Any`` holding ``message``, serialized deterministically.
+
+    ``Any.Pack`` is not deterministic: a map inside (a JSON log format's ``Struct``, per-filter
+    configs) could come out in another order in another process, which would change the
+    resource's version after a restart and push it again to every Envoy.
+    """
+    return any_pb2.Any(
+        type_url=_TYPE_PREFIX + message.DESCRIPTOR.full_name,
+        value=message.SerializeToString(deterministic=True),
+    )
+
 
 _ONE_BYTE = tuple(bytes((i,)) for i in range(0x80))
 

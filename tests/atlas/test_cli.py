@@ -27,6 +27,7 @@ def test_help_lists_commands_and_subcommand_help() -> None:
 
 def test_cluster_add_writes_a_valid_manifest_and_refuses_overwrite(tmp_path: Path) -> None:
     src = tmp_path / "clusters"
+    src.mkdir()
     result = run_atlas(
         [
             "cluster",
@@ -140,10 +141,16 @@ def _validate_with_envoy(
     )
 
 
+def init_ca(state: Path) -> None:
+    result = run_atlas(["ca", "init", "--state-dir", str(state)])
+    assert result.returncode == 0, result.stderr
+
+
 def test_cluster_values_bootstrap_is_accepted_by_real_envoy(
     tmp_path: Path, examples_dir: Path
 ) -> None:
     state = tmp_path / "state"
+    init_ca(state)
     args = [
         "cluster",
         "values",
@@ -180,6 +187,7 @@ def test_cluster_values_bootstrap_is_accepted_by_real_envoy(
 
 
 def test_observability_values_validated_and_wrapped(tmp_path: Path) -> None:
+    init_ca(tmp_path / "s")
     base = [
         "observability",
         "values",
@@ -207,6 +215,7 @@ def test_observability_values_validated_and_wrapped(tmp_path: Path) -> None:
 
 
 def test_values_for_unknown_cluster_is_a_clear_error(tmp_path: Path, examples_dir: Path) -> None:
+    init_ca(tmp_path)
     result = run_atlas(
         [
             "cluster",
@@ -225,12 +234,14 @@ def test_values_for_unknown_cluster_is_a_clear_error(tmp_path: Path, examples_di
 
 
 def test_ca_rotate_keeps_previous_until_dropped(tmp_path: Path) -> None:
+    init_ca(tmp_path)
     assert run_atlas(["observability", "values", "--state-dir", str(tmp_path)]).returncode == 0
     rotated = run_atlas(["ca", "rotate", "--state-dir", str(tmp_path)])
     assert rotated.returncode == 0 and "1 previous CA(s) still trusted" in rotated.stdout
     values = _values(["observability", "values", "--state-dir", str(tmp_path)])
     assert values["certificates"]["ca.crt"].count("BEGIN CERTIFICATE") == 2  # type: ignore[index]
-    assert run_atlas(["ca", "drop-previous", "--state-dir", str(tmp_path)]).returncode == 0
+    dropped = run_atlas(["ca", "drop-previous", "--state-dir", str(tmp_path), "--force"])
+    assert dropped.returncode == 0, dropped.stderr
     values = _values(["observability", "values", "--state-dir", str(tmp_path)])
     assert values["certificates"]["ca.crt"].count("BEGIN CERTIFICATE") == 1  # type: ignore[index]
 
@@ -251,6 +262,8 @@ def test_serve_logs_topology_rejects_and_stops_on_sigterm(
             "--ads-listen",
             "127.0.0.1:0",
             "--http-listen",
+            "127.0.0.1:0",
+            "--dns-listen",
             "127.0.0.1:0",
         ],
         stdout=subprocess.PIPE,
@@ -304,3 +317,190 @@ def test_serve_logs_topology_rejects_and_stops_on_sigterm(
 def test_serve_rejects_bad_arguments(args: list[str]) -> None:
     result = run_atlas(args)
     assert result.returncode == 2 and "atlas: error:" in result.stderr
+
+
+def test_version() -> None:
+    from importlib.metadata import version
+
+    result = run_atlas(["--version"])
+    assert result.returncode == 0 and result.stdout.strip() == f"atlas {version('atlas-xds')}"
+
+
+def test_help_shows_defaults_and_explains_every_option() -> None:
+    add = run_atlas(["cluster", "add", "--help"])
+    assert "Prometheus/Thanos sidecar replicas" in add.stdout and "(default: 1)" in add.stdout
+    values = run_atlas(["cluster", "values", "--help"])
+    assert "(default: .atlas)" in values.stdout, "the state directory's default is shown"
+    serve = run_atlas(["serve", "--help"])
+    assert "their ADS target" in serve.stdout, "--observability-address is both targets"
+    for text in (add.stdout, values.stdout, serve.stdout):
+        for line in text.splitlines():
+            if line.strip().startswith("--") and len(line.split()) == 1:
+                raise AssertionError(f"an option without help: {line.strip()}")
+
+
+def test_only_serve_or_ca_init_creates_a_ca(tmp_path: Path, examples_dir: Path) -> None:
+    """Run from another directory, `cluster values` once made a CA of its own in ./.atlas
+    whose values could never connect: now it says where it looked."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    args = ["cluster", "values", "east", "--source", str(examples_dir)]
+    result = run_atlas([*args, "--observability-address", "192.0.2.1"], cwd=elsewhere)
+    assert result.returncode == 2
+    assert f"no CA in {elsewhere / '.atlas' / 'pki'}" in result.stderr
+    assert "atlas serve --state-dir .atlas" in result.stderr
+    assert not (elsewhere / ".atlas").exists(), "nothing was created"
+    for command in (
+        ["observability", "values"],
+        ["ca", "rotate"],
+        ["ca", "drop-previous"],
+    ):
+        refused = run_atlas(command, cwd=elsewhere)
+        assert refused.returncode == 2 and "no CA in" in refused.stderr, command
+    assert not (elsewhere / ".atlas").exists()
+    assert run_atlas(["ca", "init"], cwd=elsewhere).returncode == 0
+    assert (elsewhere / ".atlas" / "pki" / "ca.crt").exists()
+    again = run_atlas([*args, "--observability-address", "192.0.2.1"], cwd=elsewhere)
+    assert again.returncode == 0, again.stderr
+
+
+def test_cluster_add_and_serve_agree_on_a_missing_directory(tmp_path: Path) -> None:
+    missing = tmp_path / "clusters"
+    add = run_atlas(
+        ["cluster", "add", "east", "--external-ip", "192.0.2.1", "--source", str(missing)]
+    )
+    serve = run_atlas(["serve", "--source", str(missing), "--state-dir", str(tmp_path / "s")])
+    for result in (add, serve):
+        assert result.returncode == 2
+        assert f"--source {missing}: not a directory (create it with `mkdir -p {missing}`" in (
+            result.stderr
+        )
+    assert not missing.exists()
+
+
+def test_values_tell_how_to_run_prometheus_and_alertmanager_under_the_prefix(
+    tmp_path: Path, examples_dir: Path
+) -> None:
+    init_ca(tmp_path)
+    args = [
+        "cluster",
+        "values",
+        "east",
+        "--source",
+        str(examples_dir),
+        "--state-dir",
+        str(tmp_path),
+    ]
+    out = run_atlas([*args, "--observability-address", "obs.example.net"]).stdout
+    assert "--web.external-url=http://obs.example.net:10904/prom/east/ --web.route-prefix=/" in out
+    assert "alertmanager --web.external-url=http://obs.example.net:10902/am/east/" in out
+    assert "prometheus.prometheusSpec.routePrefix: /" in out
+    assert yaml.safe_load(out)["nodeId"] == "east", "comments keep the values valid YAML"
+
+
+def test_admin_address_and_cert_dir_are_settings_of_the_values(
+    tmp_path: Path, examples_dir: Path
+) -> None:
+    init_ca(tmp_path)
+    values = _values(
+        [
+            "cluster",
+            "values",
+            "west",
+            "--source",
+            str(examples_dir),
+            "--state-dir",
+            str(tmp_path),
+            "--observability-address",
+            "192.0.2.1",
+            "--admin-address",
+            "0.0.0.0:19000",
+            "--cert-dir",
+            "/var/run/atlas",
+        ]
+    )
+    boot = values["bootstrap"]
+    assert boot["admin"] == {
+        "address": {"socket_address": {"address": "0.0.0.0", "port_value": 19000}}
+    }  # type: ignore[index]
+    assert values["certDir"] == "/var/run/atlas"
+    tls = boot["static_resources"]["clusters"][0]["transport_socket"]["typed_config"]  # type: ignore[index]
+    assert tls["common_tls_context"]["validation_context"]["trusted_ca"] == {
+        "filename": "/var/run/atlas/ca.crt"
+    }
+
+
+class StatusStub:
+    """A daemon's /status on a port the test picked, with the nodes the test sets."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.nodes: list[dict[str, object]] = []
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = json.dumps({"nodes": stub.nodes}).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/status"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_drop_previous_refuses_while_a_downstream_bootstrap_depends_on_it(
+    tmp_path: Path, examples_dir: Path
+) -> None:
+    """Right after a rotation, east's and west's values (their bootstrap credentials) still
+    come from the previous CA, and a connected Envoy may present one: dropping it would cut
+    those Envoys off from Atlas."""
+    from atlas.pki import Credential, subject_key_id
+
+    state = str(tmp_path)
+    init_ca(tmp_path)
+    base = ["--source", str(examples_dir), "--state-dir", state, "--observability-address", "x"]
+    for cluster in ("east", "west"):
+        assert run_atlas(["cluster", "values", cluster, *base]).returncode == 0
+    assert run_atlas(["ca", "rotate", "--state-dir", state]).returncode == 0
+    previous = Credential((tmp_path / "pki" / "ca-previous.pem").read_bytes(), b"")
+    stub = StatusStub()
+    try:
+        drop = ["ca", "drop-previous", "--state-dir", state, "--status-url", stub.url]
+        refused = run_atlas(drop)
+        assert refused.returncode == 2
+        assert "east: its last values carry a credential from the previous CA" in refused.stderr
+        assert "west: its last values" in refused.stderr and "--force" in refused.stderr
+        for cluster in ("east", "west"):
+            assert run_atlas(["cluster", "values", cluster, *base]).returncode == 0
+        stub.nodes = [
+            {
+                "node": "north",
+                "client_certificate": {
+                    "issuer_key_id": subject_key_id(previous.certificate),
+                    "expires": "2027-01-01T00:00:00+00:00",
+                },
+            }
+        ]
+        connected = run_atlas(drop)
+        assert connected.returncode == 2
+        assert "north: its Envoy connects with a credential from the previous CA" in (
+            connected.stderr
+        )
+        assert "east" not in connected.stderr, "east's values were re-issued"
+        forced = run_atlas([*drop, "--force"])
+        assert forced.returncode == 0 and "dropped" in forced.stdout
+    finally:
+        stub.close()
+    gone = run_atlas(["ca", "drop-previous", "--state-dir", state, "--status-url", stub.url])
+    assert gone.returncode == 0 and "nothing to drop" in gone.stdout

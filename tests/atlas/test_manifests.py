@@ -376,6 +376,7 @@ def test_alertmanager_services_by_selector() -> None:
             ("x", am("am-1", "alertmanager-main-1")),
             ("x", am("am-0", "alertmanager-main-0", "None")),
             ("x", am("am-shared", None)),
+            ("x", am("am-odd", "alertmanager-main")),
         ],
         alertmanager_selector=parse_selector("app=kube-prometheus-stack-alertmanager"),
     )
@@ -383,7 +384,12 @@ def test_alertmanager_services_by_selector() -> None:
         ("am-0", 0, "am-0.monitoring.svc.cluster.local", 9093),
         ("am-1", 1, "10.0.0.5", 9093),
     ]
-    assert [e.field for e in result.errors] == ["spec.selector[statefulset.kubernetes.io/pod-name]"]
+    # kube-prometheus-stack's main Service (same app label, selects every replica) is no
+    # replica and no error; a pod selector without an ordinal is an error.
+    assert [str(e) for e in result.errors] == [
+        "Service monitoring/am-odd: spec.selector[statefulset.kubernetes.io/pod-name]: "
+        "'alertmanager-main' does not end in a StatefulSet ordinal (-N)"
+    ]
 
 
 def test_selector_parsing() -> None:
@@ -421,3 +427,29 @@ def test_memo_parses_only_new_objects_and_keeps_unchanged_ones_identical(
     third = parse_services([("a", east), ("d", copy.deepcopy(east))], memo=memo)
     assert [e.field for e in third.errors] == ["metadata.name"], "duplicates still found"
     assert "duplicate cluster 'east'" in third.errors[0].reason
+
+
+def test_storeapi_port_names_come_from_the_services_ports() -> None:
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": "east",
+            "namespace": "monitoring",
+            "labels": {"goatlas.io/cluster": "true"},
+        },
+        "spec": {
+            "externalIPs": ["192.0.2.1"],
+            "ports": [
+                {"name": "prometheus", "port": 9090, "protocol": "TCP", "targetPort": 9090},
+                {"name": "grpc", "port": 10901, "protocol": "TCP", "targetPort": 10901},
+                {"name": "store", "port": 443, "targetPort": 10901},
+                {"name": "dns", "port": 10901, "protocol": "UDP"},
+                {"port": 10901},
+            ],
+        },
+    }
+    assert parse_cluster(service).srv_services == ("grpc", "store")
+    service["spec"]["ports"] = [{"name": "Bad_Name", "port": 10901}]  # type: ignore[index]
+    with pytest.raises(ManifestError, match=r"spec\.ports\[0\]\.name: 'Bad_Name' is not a port"):
+        parse_cluster(service)

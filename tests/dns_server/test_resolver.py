@@ -199,3 +199,43 @@ def test_a_new_zone_is_served_at_once(resolver: Resolver) -> None:
     response = ask(resolver, SRV_ALL, "SRV")
     assert response.rcode() == dns.rcode.NOERROR and not response.answer
     assert ask(resolver, "east-0.sidecars.thanos.atlas.", "A").rcode() == dns.rcode.NXDOMAIN
+
+
+def srv_targets(response: dns.message.Message) -> list[str]:
+    return sorted(str(rd.target) for rrset in response.answer for rd in rrset)
+
+
+def test_goatlas_port_names_of_the_storeapi_answer_like_grpc() -> None:
+    """goatlas.io/atlas published _<port-name>._tcp: its cluster add named the port
+    ``thanos``; its docs' Service named it ``grpc``; any name on port 10901 counts."""
+    r = Resolver()
+    topo = Topology(
+        (
+            DownstreamCluster("east", "192.0.2.1", replicas=2, group="prod"),
+            DownstreamCluster("west", "192.0.2.2", srv_services=("store",)),
+        )
+    )
+    r.set_zone(build_zone(topo, addresses=["10.0.0.5"], serial=1))
+    every = [
+        "east-0.sidecars.thanos.atlas.",
+        "east-1.sidecars.thanos.atlas.",
+        "west-0.sidecars.thanos.atlas.",
+    ]
+    for service in ("grpc", "thanos", "store", "THANOS"):
+        name = f"_{service}._tcp.sidecars.thanos.atlas."
+        response = ask(r, name, "SRV")
+        assert response.rcode() == dns.rcode.NOERROR, name
+        assert srv_targets(response) == every, name
+        assert {str(rrset.name) for rrset in response.answer} == {name}, "owner is the question"
+        assert response.additional, "the targets' addresses ride along"
+    east = ask(r, "_thanos._tcp.east.sidecars.thanos.atlas.", "SRV")
+    assert srv_targets(east) == every[:2]
+    prod = ask(r, "_thanos._tcp.prod.groups.thanos.atlas.", "SRV")
+    assert srv_targets(prod) == every[:2]
+    for name in (
+        "_prometheus._tcp.sidecars.thanos.atlas.",
+        "_alertmanager._tcp.sidecars.thanos.atlas.",
+        "_thanos._udp.sidecars.thanos.atlas.",
+        "_thanos._tcp.north.sidecars.thanos.atlas.",
+    ):
+        assert ask(r, name, "SRV").rcode() == dns.rcode.NXDOMAIN, name

@@ -73,6 +73,15 @@ class Process:
         )
         handle.close()
 
+    def start_and_wait(self, ready: Callable[[], Any], *, within: float, what: str) -> None:
+        """Start, then wait for ``ready``; a part that never gets ready is stopped, not leaked."""
+        self.start()
+        try:
+            wait_until(ready, within=within, what=what)
+        except BaseException:
+            self.kill()
+            raise
+
     def kill(self, sig: int = signal.SIGKILL) -> None:
         stop_process(self.proc, sig=sig)
         self.proc = None
@@ -95,8 +104,7 @@ class GoSidecar(Process):
         pairs = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
         argv = [go_tool("thanos-sidecar"), "-listen", f"{host}:{port}", "-labels", pairs]
         super().__init__(name, argv, log)
-        self.start()
-        wait_until(self._listening, within=10, what=f"{name} listening")
+        self.start_and_wait(self._listening, within=10, what=f"{name} listening")
 
     def _listening(self) -> bool:
         with socket.create_connection(self.address, timeout=1):
@@ -151,11 +159,21 @@ class Envoy(Process):
 class AtlasNetwork:
     """Addresses: 127.<net>.0.x per part; ports picked free per run."""
 
-    def __init__(self, root: Path, *, api_type: str = "GRPC", sidecars: str = "python") -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        api_type: str = "GRPC",
+        sidecars: str = "python",
+        real_prometheus: bool = False,
+    ) -> None:
         self.root = root
         self.api_type = api_type
         self.sidecar_kind = sidecars
         """``python`` (tests/fakes/thanos.py) or ``go`` (tests/go, grpc-go's server)."""
+        self.real_prometheus = real_prometheus
+        """East's Prometheus and the observability Alertmanager are Debian's real ones
+        (tests/e2e/real.py); Atlas's DNS also listens on port 53 for Prometheus."""
         self.net = random.randint(100, 250)
         ip = lambda last, third=0: f"127.{self.net}.{third}.{last}"  # noqa: E731
         self.ip = ip
@@ -181,6 +199,8 @@ class AtlasNetwork:
         self.envoys: dict[str, Envoy] = {}
         self.sidecars: dict[str, Sidecar | GoSidecar] = {}
         self.webs: dict[str, WebStub] = {}
+        self.prometheus: Any = None
+        self.alertmanager: Any = None
         self.atlas: Process | None = None
         self.pki = CertificateManager(DirectoryStore(self.state))
 
@@ -263,7 +283,7 @@ class AtlasNetwork:
                 self.sidecars[name] = GoSidecar(name, host, self.sidecar_port, labels, log)
             else:
                 self.sidecars[name] = Sidecar(host, self.sidecar_port, labels)
-        for name, last in (
+        stubs = [
             ("prom-east", 31),
             ("prom-west", 32),
             ("prom-north", 33),
@@ -271,7 +291,11 @@ class AtlasNetwork:
             ("am-west", 42),
             ("am-north", 43),
             ("am-obs", 50),
-        ):
+        ]
+        if self.real_prometheus:
+            self._start_real_parts()
+            stubs = [(n, last) for n, last in stubs if n not in ("prom-east", "am-obs")]
+        for name, last in stubs:
             self.webs[name] = WebStub(self.ip(last), self.web_port, name)
         self.start_atlas()
         self.start_envoy(
@@ -289,6 +313,63 @@ class AtlasNetwork:
                 cluster_uri(name),
                 f"bootstrap-{name}",
             )
+
+    @property
+    def dns_53(self) -> str:
+        """With real Prometheus: where Atlas's DNS also answers on port 53 (its resolv.conf)."""
+        return self.ip(53)
+
+    def _start_real_parts(self) -> None:
+        from tests.e2e.real import RealAlertmanager, RealPrometheus
+
+        self.alertmanager = RealAlertmanager(self.root / "am-obs", (self.ip(50), self.web_port))
+        relay = self.ds_ports["alert_relay"]
+        self.prometheus = RealPrometheus(
+            self.root / "prom-east",
+            (self.ip(31), self.web_port),
+            external_url=f"http://{self.obs_ip}:{self.obs_ports['prometheus_ui']}/prom/east/",
+            nameserver=self.dns_53,
+            hosts={"alertmanager0.monitoring.svc.cluster.local": self.envoy_ips["east"]},
+            config={
+                "global": {"scrape_interval": "1m", "evaluation_interval": "1s"},
+                "scrape_configs": [
+                    {
+                        "job_name": "thanos-sidecars",
+                        "dns_sd_configs": [
+                            {
+                                "names": ["_thanos._tcp.sidecars.thanos.atlas."],
+                                "type": "SRV",
+                                "refresh_interval": "1s",
+                            }
+                        ],
+                    }
+                ],
+                "alerting": {
+                    "alertmanagers": [
+                        {
+                            "api_version": "v2",
+                            "static_configs": [
+                                {"targets": [f"alertmanager0.monitoring.svc.cluster.local:{relay}"]}
+                            ],
+                        }
+                    ]
+                },
+            },
+            rules={
+                "groups": [
+                    {
+                        "name": "atlas-e2e",
+                        "rules": [
+                            {
+                                "alert": "AtlasE2E",
+                                "expr": "vector(1)",
+                                "labels": {"cluster": "east", "severity": "none"},
+                            }
+                        ],
+                    }
+                ]
+            },
+        )
 
     def start_atlas(self, **downstream_overrides: int) -> None:
         config = self.root / "atlas.yaml"
@@ -310,6 +391,7 @@ class AtlasNetwork:
                 f"{self.atlas_ip}:{self.http_port}",
                 "--dns-listen",
                 f"{self.atlas_ip}:{self.dns_port}",
+                *(["--dns-listen", f"{self.dns_53}:53"] if self.real_prometheus else []),
             ],
             self.root / "atlas.log",
         )
@@ -350,6 +432,9 @@ class AtlasNetwork:
             self.atlas.stop()
         for part in [*self.sidecars.values(), *self.webs.values()]:
             part.stop()
+        for real in (self.prometheus, self.alertmanager):
+            if real is not None:
+                real.stop()
 
     # -- observation ----------------------------------------------------------------------
     @property
@@ -374,5 +459,8 @@ class AtlasNetwork:
 
     def logs(self) -> str:
         parts = [f"--- atlas ---\n{self.atlas.tail() if self.atlas else ''}"]
+        parts += [
+            f"--- {p.name} ---\n{p.tail()}" for p in (self.prometheus, self.alertmanager) if p
+        ]
         parts += [f"--- envoy {n} ---\n{e.tail()}" for n, e in self.envoys.items()]
         return "\n".join(parts)

@@ -46,6 +46,9 @@ def test_info_reaches_each_clusters_own_sidecar_replica(network: AtlasNetwork) -
         assert f'atlas_xds_pushes_total{{node="{node}",type="cluster"}}' in metrics
     assert 'atlas_xds_push_ack_seconds_count{type="listener"}' in metrics
     assert "atlas_xds_snapshot_build_seconds_count" in metrics
+    assert "\natlas_leader 1.0\n" in metrics and network.status()["leader"] is True, (
+        "a daemon alone on its directory writes, and says so in both places"
+    )
     status = {n["node"]: n for n in network.status()["nodes"]}
     for node in ("atlas", "east", "west"):
         assert status[node]["connected"] and status[node]["protocol"] == protocol
@@ -91,20 +94,54 @@ def http(
 
 def test_ui_prefixes_are_rewritten(network: AtlasNetwork) -> None:
     wait_until(lambda: thanos(network, "west-0"), within=30, what="network up")
-    status, body = http(
-        network.obs_ip, network.obs_ports["prometheus_ui"], "/prom/east/api/v1/status/buildinfo"
-    )
+    path = "/prom/east/api/v1/status/buildinfo"
+    ui = network.obs_ports["prometheus_ui"]
+    wait_until(lambda: http(network.obs_ip, ui, path)[0] == 200, within=10, what="east's UI")
+    status, body = http(network.obs_ip, ui, path)
     assert status == 200
     assert body == {"status": "success", "server": "prom-east", "path": "/api/v1/status/buildinfo"}
     status, body = http(network.obs_ip, network.obs_ports["alertmanager_ui"], "/am/west/")
     assert (status, body["server"], body["path"]) == (200, "am-west", "/")
     status, _ = http(network.obs_ip, network.obs_ports["prometheus_ui"], "/prom/nowhere/")
     assert status == 404
-    conn = HTTPConnection(network.obs_ip, network.obs_ports["prometheus_ui"], timeout=5)
+    port = network.obs_ports["prometheus_ui"]
+    conn = HTTPConnection(network.obs_ip, port, timeout=5)
     conn.request("GET", "/prom/east")
     response = conn.getresponse()
-    assert response.status == 301 and response.getheader("location", "").endswith("/prom/east/")
+    assert response.status == 301
+    assert response.getheader("location") == f"http://{network.obs_ip}:{port}/prom/east/", (
+        "the redirect keeps the host and port the browser used"
+    )
     conn.close()
+
+
+def access_log(envoy: Envoy) -> list[dict[str, Any]]:
+    """The JSON lines of an Envoy's access log (its stdout, shared with its own log here)."""
+    lines = envoy.log.read_text(errors="replace").splitlines()
+    return [json.loads(line) for line in lines if line.startswith("{")]
+
+
+def test_a_request_that_routes_nowhere_is_in_the_access_log(network: AtlasNetwork) -> None:
+    wait_until(lambda: thanos(network, "west-0"), within=30, what="network up")
+    port = network.obs_ports["prometheus_ui"]
+    status, _ = http(network.obs_ip, port, "/prom/typo/graph", headers={"Host": "ui.example"})
+    assert status == 404
+    entry = wait_until(
+        lambda: next(
+            (e for e in access_log(network.envoys["atlas"]) if e["path"] == "/prom/typo/graph"),
+            None,
+        ),
+        within=10,
+        what="the access log line (Envoy flushes it within a second)",
+    )
+    assert entry["node"] == "atlas" and entry["listener"] == "prometheus-ui"
+    assert (entry["code"], entry["flags"], entry["authority"]) == (404, "NR", "ui.example")
+    ok, _ = http(network.obs_ip, port, "/prom/east/ok")
+    assert ok == 200
+    time.sleep(1.5)
+    assert all(e["path"] != "/prom/east/ok" for e in access_log(network.envoys["atlas"])), (
+        "successful requests are not logged by default"
+    )
 
 
 def test_alert_from_downstream_reaches_observability_alertmanager(network: AtlasNetwork) -> None:
@@ -130,6 +167,19 @@ def test_alert_from_downstream_reaches_observability_alertmanager(network: Atlas
         body=alert,
     )
     assert status == 404, "an unknown replica is not silently sent elsewhere"
+    # goatlas.io/atlas's envoy chart: Service alertmanager<i>, Prometheus pointed at its FQDN.
+    status, body = http(
+        network.envoy_ips["east"],
+        network.ds_ports["alert_relay"],
+        "/api/v2/alerts",
+        method="POST",
+        headers={
+            "Host": "alertmanager0.monitoring.svc.cluster.local:11903",
+            "Content-Type": "application/json",
+        },
+        body=alert,
+    )
+    assert (status, body["server"]) == (200, "am-obs")
 
 
 def tls_get(

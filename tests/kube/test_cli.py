@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from atlas.kube import Kube
+from atlas.kube import Kube, KubeError
+from atlas.pki import CAState, create_ca
+from atlas.pki_kube import KubeSecretStore
 from tests.conftest import run_atlas
 from tests.kube.cluster import KubeCluster
 from tests.kube.conftest import NAMESPACE
@@ -22,6 +24,13 @@ def kube_args(cluster: KubeCluster) -> list[str]:
         "--kube-context",
         "admin",
     ]
+
+
+def make_ca(admin: Kube) -> None:
+    """The CA Secret as the Atlas leader writes it when it first starts."""
+    state = CAState(create_ca())
+    store = KubeSecretStore(admin, NAMESPACE)
+    store.save_ca(state)
 
 
 def test_cluster_add_and_values_against_the_api(kube_cluster: KubeCluster, admin: Kube) -> None:
@@ -43,9 +52,14 @@ def test_cluster_add_and_values_against_the_api(kube_cluster: KubeCluster, admin
     svc = admin.call("get", admin.core.read_namespaced_service, "east", NAMESPACE)
     assert svc["spec"]["externalIPs"] == ["192.0.2.11"]
 
-    values = run_atlas(
-        ["cluster", "values", "east", "--observability-address", "obs.example.net", *args]
-    )
+    values_args = ["cluster", "values", "east", "--observability-address", "obs.example.net"]
+    no_ca = run_atlas([*values_args, *args])
+    assert no_ca.returncode == 2
+    assert "no CA in Secret monitoring/atlas-ca: the Atlas leader creates it" in no_ca.stderr
+    with pytest.raises(KubeError):
+        admin.call("get", admin.core.read_namespaced_secret, "atlas-ca", NAMESPACE)
+    make_ca(admin)
+    values = run_atlas([*values_args, *args])
     assert values.returncode == 0, values.stderr
     doc = yaml.safe_load(values.stdout)
     assert doc["nodeId"] == "east"
@@ -62,7 +76,7 @@ def test_ca_rotate_asks_the_leader_through_the_secret(
     assert (
         run_atlas(["cluster", "add", "east", "--external-ip", "192.0.2.10", *args]).returncode == 0
     )
-    # Creates the CA as a side effect of issuing the bootstrap credential.
+    make_ca(admin)
     assert (
         run_atlas(["cluster", "values", "east", "--observability-address", "x", *args]).returncode
         == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import signal
 import subprocess
@@ -47,8 +48,9 @@ async def until(check: Callable[[], Any], within: float, what: str) -> Any:
         await asyncio.sleep(0.1)
 
 
-@pytest.fixture
-async def leader(kube_cluster: KubeCluster, admin: Kube) -> AsyncIterator[Atlas]:
+@contextlib.asynccontextmanager
+async def running_leader(kube_cluster: KubeCluster) -> AsyncIterator[Atlas]:
+    """An in-process Atlas against the API server (as user ``limited``), once it leads."""
     atlas = Atlas(
         ServeOptions(
             source="kubernetes",
@@ -63,9 +65,17 @@ async def leader(kube_cluster: KubeCluster, admin: Kube) -> AsyncIterator[Atlas]
         )
     )
     await atlas.start()
-    await until(atlas.may_write, within=10, what="leadership")
-    yield atlas
-    await atlas.stop()
+    try:
+        await until(atlas.may_write, within=10, what="leadership")
+        yield atlas
+    finally:
+        await atlas.stop()
+
+
+@pytest.fixture
+async def leader(kube_cluster: KubeCluster, admin: Kube) -> AsyncIterator[Atlas]:
+    async with running_leader(kube_cluster) as atlas:
+        yield atlas
 
 
 def secret(admin: Kube, name: str) -> dict[str, Any] | None:

@@ -14,7 +14,7 @@ from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2, tls_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 
-from atlas.config import NetworkSettings, Settings
+from atlas.config import EnvoySettings, NetworkSettings, Settings
 from tests.xds_server.fixtures import TOPOLOGY, creds, snapshots
 from xds_server.snapshot import Snapshot
 from xds_server.types import CLUSTER, LISTENER, ROUTE, SECRET
@@ -146,14 +146,37 @@ def test_thanos_routes_by_srv_target_name() -> None:
     )
 
 
-def test_every_http_listener_matches_hosts_without_port_or_trailing_dot() -> None:
-    """Thanos dials "east-0.sidecars.thanos.atlas.:10901" (the SRV target as resolved)."""
+def test_listeners_routing_by_host_ignore_port_and_trailing_dot() -> None:
+    """Thanos dials "east-0.sidecars.thanos.atlas.:10901" (the SRV target as resolved); the UI
+    listeners keep the Host whole, since Envoy builds its redirects from it."""
+    snaps = snapshots()
+    by_host = {("atlas", "thanos"), ("atlas", "alert-intake"), ("east", "thanos")}
+    for node, name in (*by_host, ("atlas", "prometheus-ui"), ("atlas", "alertmanager-ui")):
+        manager = hcm(decode(snaps[node], LISTENER, name, listener_pb2.Listener))
+        stripped = (manager.strip_any_host_port, manager.strip_trailing_host_dot)
+        assert stripped == ((True, True) if (node, name) in by_host else (False, False)), name
+
+
+def test_every_http_listener_logs_errors_as_json_on_stdout() -> None:
+    from envoy.extensions.access_loggers.stream.v3 import stream_pb2
+
     for node, snapshot in snapshots().items():
         for name in snapshot.of(LISTENER):
             if name == "ads":
-                continue  # TCP proxy: TLS passed through, no HTTP
-            manager = hcm(decode(snapshot, LISTENER, name, listener_pb2.Listener))
-            assert manager.strip_any_host_port and manager.strip_trailing_host_dot, (node, name)
+                continue
+            (log,) = hcm(decode(snapshot, LISTENER, name, listener_pb2.Listener)).access_log
+            stdout = stream_pb2.StdoutAccessLog()
+            log.typed_config.Unpack(stdout)
+            fields = stdout.log_format.json_format.fields
+            assert fields["listener"].string_value == name
+            assert fields["node"].string_value == "%CEL(xds.node.id)%", "shared across nodes"
+            assert fields["flags"].string_value == "%RESPONSE_FLAGS%"
+            assert log.filter.HasField("or_filter"), f"{node}/{name}: errors only by default"
+    quiet = snapshots(settings=Settings(envoy=EnvoySettings(access_log="off")))
+    assert not hcm(decode(quiet["atlas"], LISTENER, "thanos", listener_pb2.Listener)).access_log
+    every = snapshots(settings=Settings(envoy=EnvoySettings(access_log="all")))
+    (log,) = hcm(decode(every["east"], LISTENER, "thanos", listener_pb2.Listener)).access_log
+    assert not log.HasField("filter")
 
 
 def http2_options(cluster: cluster_pb2.Cluster) -> Any:
@@ -194,7 +217,10 @@ def test_ui_prefix_routes_rewrite_to_root() -> None:
     } == {"/am/east/": "east_alertmanager", "/am/west/": "west_alertmanager"}
     intake = decode(obs, ROUTE, "alert-intake", route_pb2.RouteConfiguration)
     assert [(list(v.domains), v.routes[0].route.cluster) for v in intake.virtual_hosts] == [
-        (["alertmanager-0", "alertmanager-0.*"], "alertmanager_0")
+        (
+            ["alertmanager-0", "alertmanager-0.*", "alertmanager0", "alertmanager0.*"],
+            "alertmanager_0",
+        )
     ]
 
 
@@ -263,3 +289,27 @@ def test_versions_are_content_hashes_stable_across_builds() -> None:
     changed = snapshots(TOPOLOGY.__class__(TOPOLOGY.clusters[:1], TOPOLOGY.alertmanagers))
     assert changed["east"] == first["east"], "east's own resources did not change"
     assert changed["atlas"].versions[CLUSTER] != first["atlas"].versions[CLUSTER]
+
+
+def test_versions_are_the_same_in_another_process() -> None:
+    """A restarted Atlas must send nothing to Envoys that hold the config: every byte,
+    maps inside packed Any fields included (access-log formats, per-route filter configs),
+    must come out the same in a new process."""
+    import json
+    import subprocess
+    import sys
+
+    script = (
+        "import json\n"
+        "from tests.xds_server.fixtures import snapshots\n"
+        "print(json.dumps({n: {t: v for t, v in s.versions.items() if 'Secret' not in t}\n"
+        "                  for n, s in snapshots().items()}))\n"
+    )
+    # Secrets differ: each process issues its own test credentials.
+    here = {n: {t: v for t, v in s.versions.items() if t != SECRET} for n, s in snapshots().items()}
+    for seed in ("1", "2"):
+        env = {"PYTHONHASHSEED": seed, "PATH": "/usr/bin:/bin"}
+        out = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True
+        )
+        assert json.loads(out.stdout) == here, f"PYTHONHASHSEED={seed}"

@@ -26,6 +26,7 @@ from google.protobuf.message import Message
 
 from atlas.names import is_ip
 from xds_server import wire
+from xds_server.builders.access_log import access_logs
 from xds_server.builders.refusals import counter_filter
 from xds_server.resources import (
     NO_REFS,
@@ -57,12 +58,6 @@ _HTTP_OPTIONS_KEY = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 # Builders are pure, so their outputs can be shared. These caches hold the few distinct TLS
 # contexts and listeners; what grows with the topology is memoized by the node builders.
 _CACHE = 1024
-
-
-def pack(message: Message) -> any_pb2.Any:
-    packed = any_pb2.Any()
-    packed.Pack(message)
-    return packed
 
 
 @lru_cache(maxsize=64)
@@ -129,7 +124,9 @@ TLS_REFS = refs((SECRET, (IDENTITY_SECRET, BUNDLE_SECRET)))
 
 
 def _transport_socket(message: Message) -> base_pb2.TransportSocket:
-    return base_pb2.TransportSocket(name="envoy.transport_sockets.tls", typed_config=pack(message))
+    return base_pb2.TransportSocket(
+        name="envoy.transport_sockets.tls", typed_config=wire.packed(message)
+    )
 
 
 @lru_cache(maxsize=_CACHE)
@@ -159,7 +156,7 @@ def _http2_options(keepalive: bool) -> any_pb2.Any:
             http2_protocol_options=http2
         )
     )
-    return pack(options)
+    return wire.packed(options)
 
 
 _CLUSTER_NAME = wire.number(cluster_pb2.Cluster, "name")
@@ -254,36 +251,44 @@ def http_listener(
     port: int,
     *,
     route: str,
+    access_log: str,
     peer: PeerMatch | None = None,
     http2_only: bool = False,
+    by_host: bool = False,
     counted: bool = False,
 ) -> Resource:
     """HTTP listener with routes over RDS; with ``peer`` it requires a client certificate.
 
+    ``by_host``: its routes choose by ``:authority``/``Host``. Thanos dials the SRV target as
+    resolved, fully qualified (``east-0.sidecars.thanos.atlas.:10901``), and an alert's Host
+    may carry a port, so the port and the trailing dot are stripped before matching. Listeners
+    that route by path keep the Host whole: Envoy's redirects are built from it, and a
+    redirect without the port would send the browser to port 80.
     ``counted`` adds the filter that the route table's refusals use as per-reason counters
-    (``builders.refusals``).
+    (``builders.refusals``). ``access_log`` is a mode of ``EnvoySettings.access_log``.
     """
     filters = [counter_filter()] if counted else []
     filters.append(
-        hcm_pb2.HttpFilter(name="envoy.filters.http.router", typed_config=pack(router_pb2.Router()))
+        hcm_pb2.HttpFilter(
+            name="envoy.filters.http.router", typed_config=wire.packed(router_pb2.Router())
+        )
     )
     manager = hcm_pb2.HttpConnectionManager(
         stat_prefix=name,
         codec_type=hcm_pb2.HttpConnectionManager.HTTP2
         if http2_only
         else hcm_pb2.HttpConnectionManager.AUTO,
-        # Thanos dials the SRV target as resolved, fully qualified: the authority is
-        # "east-0.sidecars.thanos.atlas.:10901". Virtual hosts match the name alone, so both
-        # the port and the trailing dot are stripped (an Alertmanager Host may carry them too).
-        strip_any_host_port=True,
-        strip_trailing_host_dot=True,
+        strip_any_host_port=by_host,
+        strip_trailing_host_dot=by_host,
         rds=hcm_pb2.Rds(config_source=ads_source(), route_config_name=route),
         http_filters=filters,
+        access_log=access_logs(name, access_log),
     )
     chain = listener_components_pb2.FilterChain(
         filters=[
             listener_components_pb2.Filter(
-                name="envoy.filters.network.http_connection_manager", typed_config=pack(manager)
+                name="envoy.filters.network.http_connection_manager",
+                typed_config=wire.packed(manager),
             )
         ]
     )
@@ -305,7 +310,7 @@ def tcp_proxy_listener(name: str, host: str, port: int, *, target: str) -> Resou
     chain = listener_components_pb2.FilterChain(
         filters=[
             listener_components_pb2.Filter(
-                name="envoy.filters.network.tcp_proxy", typed_config=pack(proxy)
+                name="envoy.filters.network.tcp_proxy", typed_config=wire.packed(proxy)
             )
         ]
     )

@@ -102,18 +102,38 @@ def _local_upstreams(
 @lru_cache(maxsize=_SHARED)
 def _listeners(listen: str, settings: Settings) -> ResourceSet:
     ports = settings.downstream_ports
+    log = settings.envoy.access_log
     return ResourceSet.of(
         LISTENER,
         (
             http_listener(
-                "thanos", listen, ports.thanos, route="thanos", peer=OBSERVABILITY, http2_only=True
+                "thanos",
+                listen,
+                ports.thanos,
+                route="thanos",
+                access_log=log,
+                peer=OBSERVABILITY,
+                http2_only=True,
+                by_host=True,
             ),
             http_listener(
-                "alertmanager", listen, ports.alertmanager, route="alertmanager", peer=OBSERVABILITY
+                "alertmanager",
+                listen,
+                ports.alertmanager,
+                route="alertmanager",
+                access_log=log,
+                peer=OBSERVABILITY,
             ),
-            http_listener("alert-relay", listen, ports.alert_relay, route="alert-relay"),
             http_listener(
-                "prometheus", listen, ports.prometheus, route="prometheus", peer=OBSERVABILITY
+                "alert-relay", listen, ports.alert_relay, route="alert-relay", access_log=log
+            ),
+            http_listener(
+                "prometheus",
+                listen,
+                ports.prometheus,
+                route="prometheus",
+                access_log=log,
+                peer=OBSERVABILITY,
             ),
         ),
     )

@@ -43,7 +43,13 @@ from xds_server.resources import Resource, refs, resource_from_bytes
 from xds_server.snapshot import Snapshot
 from xds_server.types import CLUSTER, LISTENER, ROUTE, SECRET
 
-__all__ = ["CONTROL_PLANE_CLUSTER", "ObservabilityBuild", "build_observability", "upstream_name"]
+__all__ = [
+    "CONTROL_PLANE_CLUSTER",
+    "ObservabilityBuild",
+    "alert_hosts",
+    "build_observability",
+    "upstream_name",
+]
 
 CONTROL_PLANE_CLUSTER = "atlas_control_plane"
 ANY_DOWNSTREAM = PeerMatch(cluster_uri(""), prefix=True)
@@ -215,6 +221,17 @@ def _alertmanagers(topology: Topology) -> dict[int, Alertmanager]:
     return by_replica
 
 
+def alert_hosts(replica: int) -> tuple[str, ...]:
+    """The Hosts a downstream Prometheus sends replica ``replica``'s alerts with: the names
+    of the downstream chart's Services (``alertmanager-<i>``, and goatlas.io/atlas's
+    ``alertmanager<i>``), alone or followed by a domain (``.monitoring.svc.cluster.local``)."""
+    return tuple(
+        host
+        for base in (f"alertmanager-{replica}", f"alertmanager{replica}")
+        for host in (base, f"{base}.*")
+    )
+
+
 _TABLES = ("thanos", "prometheus-ui", "alertmanager-ui")
 """The route tables with an entry per downstream cluster, in ``_SERVICES`` order."""
 
@@ -245,14 +262,7 @@ def _route_tables(
             prefix_table("alertmanager-ui", [p.alertmanager_prefix for p in ordered], needs[2]),
             by_host(
                 "alert-intake",
-                (
-                    Host(
-                        f"alertmanager-{r}",
-                        (f"alertmanager-{r}", f"alertmanager-{r}.*"),
-                        f"alertmanager_{r}",
-                    )
-                    for r in replicas
-                ),
+                (Host(f"alertmanager-{r}", alert_hosts(r), f"alertmanager_{r}") for r in replicas),
             ),
         ),
     )
@@ -271,21 +281,38 @@ def _refusals(topology: Topology) -> bytes:
 def _listeners(settings: Settings) -> ResourceSet:
     ports = settings.observability_ports
     listen = settings.network.observability_listen_address
+    log = settings.envoy.access_log
     return ResourceSet.of(
         LISTENER,
         (
             tcp_proxy_listener("ads", listen, ports.ads, target=CONTROL_PLANE_CLUSTER),
-            http_listener("thanos", listen, ports.thanos, route="thanos", counted=True),
             http_listener(
-                "alertmanager-ui", listen, ports.alertmanager_ui, route="alertmanager-ui"
+                "thanos",
+                listen,
+                ports.thanos,
+                route="thanos",
+                access_log=log,
+                by_host=True,
+                counted=True,
+            ),
+            http_listener(
+                "alertmanager-ui",
+                listen,
+                ports.alertmanager_ui,
+                route="alertmanager-ui",
+                access_log=log,
             ),
             http_listener(
                 "alert-intake",
                 listen,
                 ports.alert_intake,
                 route="alert-intake",
+                access_log=log,
                 peer=ANY_DOWNSTREAM,
+                by_host=True,
             ),
-            http_listener("prometheus-ui", listen, ports.prometheus_ui, route="prometheus-ui"),
+            http_listener(
+                "prometheus-ui", listen, ports.prometheus_ui, route="prometheus-ui", access_log=log
+            ),
         ),
     )

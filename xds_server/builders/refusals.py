@@ -25,7 +25,6 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 from envoy.type.matcher.v3 import string_pb2
 from envoy.type.v3 import percent_pb2, token_bucket_pb2
 from google.protobuf import any_pb2, duration_pb2, wrappers_pb2
-from google.protobuf.message import Message
 
 from atlas.model import SIDECARS_DOMAIN
 from xds_server import wire
@@ -59,18 +58,14 @@ def counter_stat(reason: str) -> str:
     return f"atlas_refused_{reason}"
 
 
-def _pack(message: Message) -> any_pb2.Any:
-    packed = any_pb2.Any()
-    packed.Pack(message)
-    return packed
-
-
 @lru_cache(maxsize=1)
 def counter_filter() -> hcm_pb2.HttpFilter:
     """The filter in the listener: without a bucket it does nothing unless a route enables it."""
     return hcm_pb2.HttpFilter(
         name=COUNTER_FILTER,
-        typed_config=_pack(local_rate_limit_pb2.LocalRateLimit(stat_prefix="atlas_unlimited")),
+        typed_config=wire.packed(
+            local_rate_limit_pb2.LocalRateLimit(stat_prefix="atlas_unlimited")
+        ),
     )
 
 
@@ -82,7 +77,7 @@ def _counter(reason: str) -> any_pb2.Any:
             numerator=100, denominator=percent_pb2.FractionalPercent.HUNDRED
         )
     )
-    return _pack(
+    return wire.packed(
         local_rate_limit_pb2.LocalRateLimit(
             stat_prefix=counter_stat(reason),
             token_bucket=token_bucket_pb2.TokenBucket(

@@ -1,0 +1,113 @@
+"""``atlas serve``: the daemon."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from atlas.cli.common import (
+    KUBERNETES,
+    Formatter,
+    add_source_args,
+    load_settings,
+    parse_hostport,
+    source_directory,
+)
+from atlas.config import DEFAULT_ADS_PORT
+from atlas.errors import ConfigError
+from atlas.names import is_ip
+
+__all__ = ["add_parser"]
+
+DEFAULT_DNS_LISTEN = "0.0.0.0:5353"
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="run the daemon (xDS control plane and DNS)",
+        description="Serve ADS, DNS and HTTP (metrics, status) from a manifests directory or "
+        "from Kubernetes. Creates the CA on first start.",
+        formatter_class=Formatter,
+    )
+    add_source_args(p)
+    p.add_argument("--config", help="YAML settings file (ports, addresses, lifetimes)")
+    p.add_argument(
+        "--envoy-service-ip",
+        action="append",
+        default=[],
+        metavar="IP",
+        help="in-cluster address of the observability Envoy, answered in DNS (repeatable; "
+        "default: the observability Envoy Service's ClusterIP, else --observability-address)",
+    )
+    p.add_argument(
+        "--observability-address",
+        help="where downstream Envoys reach the observability Envoy: their ADS target (10900) "
+        "and their alert relay's (10903) (default: the config file's, 127.0.0.1)",
+    )
+    p.add_argument(
+        "--control-plane-address",
+        help="HOST:PORT where the observability Envoy reaches Atlas's gRPC port "
+        f"(default: the config file's, 127.0.0.1:{DEFAULT_ADS_PORT})",
+    )
+    p.add_argument(
+        "--ads-listen", default=f"0.0.0.0:{DEFAULT_ADS_PORT}", help="gRPC (ADS) HOST:PORT"
+    )
+    p.add_argument("--identity", help="this replica's name in the leader Lease (default: host-pid)")
+    p.add_argument(
+        "--control-plane-service",
+        help="Atlas's gRPC HOST:PORT as the observability Envoy sees it, for its values "
+        "(Kubernetes; default: --control-plane-address)",
+    )
+    p.add_argument(
+        "--ads-insecure",
+        action="store_true",
+        help="plaintext ADS without client certificates (tests, demos only)",
+    )
+    p.add_argument(
+        "--dns-listen",
+        action="append",
+        default=None,
+        metavar="HOST:PORT",
+        help=f"DNS over UDP and TCP (repeatable; default {DEFAULT_DNS_LISTEN}; the container "
+        "uses 5353 too, its Service maps 53)",
+    )
+    p.add_argument(
+        "--http-listen", default="0.0.0.0:9180", help="metrics and status HOST:PORT ('' disables)"
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from atlas.daemon import ServeOptions
+    from atlas.daemon import run as serve
+
+    if args.source != KUBERNETES:
+        source_directory(args.source)
+    for address in args.envoy_service_ip:
+        if not is_ip(address):
+            raise ConfigError(f"--envoy-service-ip {address!r}: not an IP address")
+    settings = load_settings(args.config)
+    network = settings.network
+    if args.observability_address:
+        network = dataclasses.replace(network, observability_address=args.observability_address)
+    if args.control_plane_address:
+        host, port = parse_hostport(args.control_plane_address, "--control-plane-address")
+        network = dataclasses.replace(network, control_plane_address=host, control_plane_port=port)
+    settings = dataclasses.replace(settings, namespace=args.namespace, network=network)
+    return serve(
+        ServeOptions(
+            source=args.source,
+            state_dir=args.state_dir,
+            settings=settings,
+            dns_addresses=tuple(args.envoy_service_ip),
+            ads_listen=args.ads_listen,
+            ads_tls=not args.ads_insecure,
+            http_listen=args.http_listen,
+            dns_listen=tuple(args.dns_listen or [DEFAULT_DNS_LISTEN]),
+            kubeconfig=args.kubeconfig,
+            kube_context=args.kube_context,
+            identity=args.identity,
+            control_plane_service=args.control_plane_service,
+        )
+    )
