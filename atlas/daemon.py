@@ -11,22 +11,23 @@ import logging
 import os
 import signal
 import socket
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 from atlas import metrics
 from atlas.config import Settings
 from atlas.errors import AtlasError
+from atlas.health import liveness, readiness, status_document
 from atlas.http_status import start_http
 from atlas.identities import NodeIdentities
-from atlas.kube import Kube, connect
+from atlas.kube import Kube, Outage, connect
 from atlas.leader import LeaderElector
 from atlas.names import is_ip
-from atlas.pki import CONTROL_PLANE_URI, CAState, Credential, issue, subject_key_id
+from atlas.pki import CONTROL_PLANE_URI, CAState, Credential, issue
 from atlas.pki_kube import KubeSecretStore
 from atlas.pki_store import CertificateManager, DirectoryStore
 from atlas.reconcile import Reconciler
+from atlas.supervisor import Busy, Policy, Supervisor, run_thread
 from atlas.waiting import wait_event
 from dns_server.server import DnsServer
 from watchers.files import DirectorySource
@@ -43,6 +44,10 @@ log = logging.getLogger("atlas")
 
 KUBERNETES = "kubernetes"
 """``--source kubernetes``: watch the API instead of a manifests directory."""
+
+BUILD_STUCK_AFTER = 300.0
+"""Seconds a build or reconcile pass may run before liveness calls it stuck (a cold build of
+100,000 clusters takes a few seconds)."""
 
 CONTROL_PLANE_DNS = ("atlas",)
 """DNS SAN of Atlas's gRPC certificate: the SNI the bootstraps send, so that ordinary gRPC
@@ -111,6 +116,9 @@ class Atlas:
     def __init__(self, options: ServeOptions) -> None:
         self.options = options
         settings = options.settings
+        self.supervisor = Supervisor(self._fatal)
+        self.exit_code = 0
+        self._stopping = asyncio.Event()
         self.kube: Kube | None = None
         self.leader: LeaderElector | None = None
         self.reconciler: Reconciler | None = None
@@ -137,6 +145,7 @@ class Atlas:
             delay=options.debounce,
             max_delay=options.debounce_max,
             refresh_interval=options.refresh_interval,
+            source_version=lambda: self.source.version,
         )
         self.dns = DnsServer(settings=settings.dns, srv_port=settings.observability_ports.thanos)
         self.state: SourceState | None = None
@@ -149,6 +158,8 @@ class Atlas:
         self.http_port = 0
         self._control_plane: tuple[Credential, bytes] | None = None
         self._reconcile_wake = asyncio.Event()
+        self.reconcile_busy = Busy()
+        self._servicer: AdsServicer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def _init_kube(self, options: ServeOptions) -> None:
@@ -161,6 +172,7 @@ class Atlas:
             envoy_selector=settings.envoy_selector,
             reserved=(settings.observability_node,),
             settings=settings.watch,
+            on_thread=self.supervisor.watch_thread,
         )
         self.source = source
         identity = options.identity or f"{socket.gethostname()}-{os.getpid()}"
@@ -202,38 +214,7 @@ class Atlas:
         return (fallback,) if is_ip(fallback) else ()
 
     def status(self) -> dict[str, Any]:
-        state = self.state
-        return {
-            "synced": bool(state and state.synced),
-            "clusters": [
-                {
-                    "name": c.name,
-                    "replicas": c.replicas,
-                    "envoy_address": c.envoy_address,
-                    "group": c.group,
-                }
-                for c in (state.topology.clusters if state else ())
-            ],
-            "errors": list(state.messages) if state else [],
-            "leader": self.may_write(),
-            "ca": self._ca_status(),
-            "dns": {"serial": self.dns.resolver.zone.serial if self.dns.resolver.zone else None},
-            "nodes": self.board.snapshot(),
-        }
-
-    def _ca_status(self) -> dict[str, Any] | None:
-        """The key ids of the trusted CAs: a node's ``client_certificate.issuer_key_id`` among
-        the previous ones still depends on them (``atlas ca drop-previous`` checks it)."""
-        ca = self.pki.store.load_ca()
-        if ca is None:
-            return None
-        return {
-            "current_key_id": subject_key_id(ca.current.certificate),
-            "previous_key_ids": [
-                subject_key_id(Credential(pem, b"").certificate) for pem in ca.previous
-            ],
-            "expires": ca.current.not_after.isoformat(),
-        }
+        return status_document(self)
 
     def _current_ca(self) -> CAState:
         ca = self.pki.store.load_ca()
@@ -303,6 +284,7 @@ class Atlas:
     async def _reconcile_loop(self) -> None:
         assert self.reconciler is not None and isinstance(self.source, KubeSource)
         interval = self.options.settings.watch.reconcile_interval
+        outage = Outage("reconcile", log)
         while True:
             await wait_event(self._reconcile_wake, interval)
             self._reconcile_wake.clear()
@@ -311,11 +293,13 @@ class Atlas:
                 continue
             source = self.source
             try:
-                await asyncio.to_thread(
-                    self._reconcile_once, state, dict(source.services), dict(source.secrets)
-                )
+                with self.reconcile_busy.working():
+                    await asyncio.to_thread(
+                        self._reconcile_once, state, dict(source.services), dict(source.secrets)
+                    )
+                outage.ok()
             except AtlasError as err:
-                log.warning("reconcile: %s", err)
+                outage.failed(err)
 
     def _reconcile_once(
         self, state: SourceState, services: dict[str, Any], secrets: dict[str, Any]
@@ -330,37 +314,82 @@ class Atlas:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self.publisher.poke)
 
+    def _fatal(self, task: str) -> None:
+        """A task that must not fail did: stop, and exit non-zero so the pod is restarted."""
+        self.exit_code = 1
+        self._stopping.set()
+
+    async def wait_stopping(self) -> None:
+        await self._stopping.wait()
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    async def _watch_servers(self) -> None:
+        """ADS, DNS and HTTP must keep serving: a replica that lost one must not linger."""
+        while True:
+            await asyncio.sleep(2.0)
+            lost = []
+            if not self.dns.serving():
+                lost.append("DNS")
+            if self._http is not None and not self._http.is_serving():
+                lost.append("HTTP")
+            if lost:
+                raise RuntimeError(f"{' and '.join(lost)} stopped serving")
+
     async def start(self) -> None:
         opts = self.options
+        sup = self.supervisor
         self._loop = asyncio.get_running_loop()
         if self.leader is not None:
-            threading.Thread(target=self.leader.run, name="leader", daemon=True).start()
+            sup.watch_thread(run_thread("leader", self.leader.run, self.leader.stop_event))
         else:
             metrics.LEADER.set(1)  # a directory has one writer: this daemon
         if isinstance(self.source, KubeSource):
             self.source.secret_listeners.append(self._on_secrets)
-            self._tasks.append(asyncio.create_task(self.source.run(self._on_state), name="source"))
+            source = self.source
+            sup.start("source", lambda: source.run(self._on_state), Policy.RESTART)
         await self._wait_for_ca()
         await asyncio.to_thread(self._control_plane_tls)
-        servicer = AdsServicer(
+        self._servicer = AdsServicer(
             self.cache,
             self.board,
             observability_node=opts.settings.observability_node,
             check_identity=opts.ads_tls,
         )
         tls = TLSMaterial(self._control_plane_tls) if opts.ads_tls else None
-        self._grpc, self.ads_port = await start_server(servicer, opts.ads_listen, tls=tls)
+        self._grpc, self.ads_port = await start_server(self._servicer, opts.ads_listen, tls=tls)
         if opts.http_listen:
             host, port = _split_hostport(opts.http_listen)
-            self._http = await start_http(host, port, self.status)
+            self._http = await start_http(
+                host,
+                port,
+                status=self.status,
+                live=lambda: liveness(self),
+                ready=lambda: readiness(self),
+            )
             self.http_port = self._http.sockets[0].getsockname()[1]
         self.dns_ports = [await self.dns.start(*_split_hostport(a)) for a in opts.dns_listen]
-        self._tasks.append(asyncio.create_task(self.publisher.run(), name="publisher"))
+        sup.start(
+            "publisher",
+            self.publisher.run,
+            Policy.RESTART,
+            busy=self.publisher.busy,
+            stuck_after=BUILD_STUCK_AFTER,
+        )
         if isinstance(self.source, DirectorySource):
-            self._tasks.append(asyncio.create_task(self.source.run(self._on_state), name="source"))
-            self._tasks.append(asyncio.create_task(self._watch_pki_files(), name="pki-files"))
+            directory = self.source
+            sup.start("source", lambda: directory.run(self._on_state), Policy.RESTART)
+            sup.start("pki-files", self._watch_pki_files, Policy.RESTART)
         if self.reconciler is not None:
-            self._tasks.append(asyncio.create_task(self._reconcile_loop(), name="reconcile"))
+            sup.start(
+                "reconcile",
+                self._reconcile_loop,
+                Policy.RESTART,
+                busy=self.reconcile_busy,
+                stuck_after=BUILD_STUCK_AFTER,
+            )
+        sup.start("servers", self._watch_servers, Policy.EXIT)
         log.info(
             "ADS on %s (port %d, %s), HTTP on %s, DNS on %s; source %s, PKI in %s",
             opts.ads_listen,
@@ -377,33 +406,37 @@ class Atlas:
             self.leader.stop()
         if isinstance(self.source, KubeSource):
             self.source.stop()
-        for task in self._tasks:
+        # Streams end cleanly first (Envoys reconnect to another replica at once); then the
+        # gRPC server stops with nothing left to cancel.
+        if self._servicer is not None:
+            await self._servicer.shutdown(timeout=2.0)
+        if self._grpc is not None:
+            await self._grpc.stop(grace=1)
+        tasks = self.supervisor.tasks()
+        for task in tasks:
             task.cancel()
-        if self._tasks:
+        if tasks:
             # Bounded: a task that ignored its cancellation must not keep the daemon alive.
-            _, stuck = await asyncio.wait(self._tasks, timeout=5)
+            _, stuck = await asyncio.wait(tasks, timeout=5)
             for task in stuck:
                 log.error("task %s did not stop within 5 s", task.get_name())
         if self._http is not None:
             self._http.close()
         await self.dns.stop()
-        if self._grpc is not None:
-            await self._grpc.stop(grace=1)
 
 
 def run(options: ServeOptions) -> int:
-    """Run until SIGINT/SIGTERM; exit code 0 on a requested stop."""
+    """Run until SIGINT/SIGTERM (exit 0), or until a task that must not fail did (exit 1)."""
 
-    async def main() -> None:
+    async def main() -> int:
         atlas = Atlas(options)
-        stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, atlas.request_stop)
         await atlas.start()
-        await stop.wait()
+        await atlas.wait_stopping()
         await atlas.stop()
-        log.info("stopped")
+        log.info("stopped (exit %d)", atlas.exit_code)
+        return atlas.exit_code
 
-    asyncio.run(main())
-    return 0
+    return asyncio.run(main())

@@ -7,6 +7,8 @@ Everything that talks to the API server goes through ``connect``; callers catch
 from __future__ import annotations
 
 import json
+import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +18,7 @@ from kubernetes.client.exceptions import ApiException
 from atlas import metrics
 from atlas.errors import AtlasError
 
-__all__ = ["Kube", "KubeError", "connect", "status_of"]
+__all__ = ["Kube", "KubeError", "Outage", "connect", "status_of"]
 
 _WRITES = frozenset({"create", "replace", "update", "patch", "delete"})
 
@@ -27,6 +29,37 @@ class KubeError(AtlasError):
     def __init__(self, action: str, status: int, reason: str) -> None:
         self.status = status
         super().__init__(f"{action}: {status or 'no response'} {reason}".strip())
+
+
+class Outage:
+    """Logs an API outage once: a warning at the first failure, an info line with the count
+    when calls work again. Failures in between are counted, not logged, so a ten-minute
+    outage is two lines, not hundreds."""
+
+    def __init__(self, what: str, logger: logging.Logger) -> None:
+        self.what, self.log = what, logger
+        self.failures = 0
+        self._since = 0.0
+
+    def failed(self, err: BaseException) -> None:
+        if self.failures == 0:
+            self._since = time.monotonic()
+            self.log.warning(
+                "%s: %s (retrying with backoff; reported again when it works)", self.what, err
+            )
+        else:
+            self.log.debug("%s: %s (failure %d)", self.what, err, self.failures + 1)
+        self.failures += 1
+
+    def ok(self) -> None:
+        if self.failures:
+            self.log.info(
+                "%s: working again after %d failed attempt(s) in %.0fs",
+                self.what,
+                self.failures,
+                time.monotonic() - self._since,
+            )
+            self.failures = 0
 
 
 def status_of(err: BaseException) -> int:
@@ -87,5 +120,8 @@ def connect(*, kubeconfig: str | None = None, context: str | None = None) -> Kub
         config.load_kube_config(
             config_file=kubeconfig, context=context, client_configuration=configuration
         )
+    # No retries inside the client: every caller retries with its own backoff, and urllib3's
+    # retries each log a warning, three per failed call during an API server outage.
+    configuration.retries = 0
     api = client.ApiClient(configuration)
     return Kube(api, client.CoreV1Api(api), client.CoordinationV1Api(api))

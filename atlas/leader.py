@@ -16,7 +16,7 @@ from typing import Any
 
 from atlas import metrics
 from atlas.config import LeaseSettings
-from atlas.kube import Kube, KubeError
+from atlas.kube import Kube, KubeError, Outage
 
 __all__ = ["LeaderElector"]
 
@@ -58,16 +58,27 @@ class LeaderElector:
         with self._lock:
             return self._leading_until is not None and _now() < self._leading_until
 
+    @property
+    def stop_event(self) -> threading.Event:
+        """Set by ``stop``: the thread running ``run`` ends (see ``atlas.supervisor``)."""
+        return self._stop
+
     def run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self._try()
-            except KubeError as err:
-                log.warning("lease %s: %s", self.settings.name, err)
-            if not self.is_leader():
-                self._set_leading(None)
-            self._stop.wait(self.settings.retry_period)
-        self._release()
+        outage = Outage(f"lease {self.settings.name}", log)
+        try:
+            while not self._stop.is_set():
+                try:
+                    self._try()
+                    outage.ok()
+                except KubeError as err:
+                    outage.failed(err)
+                if not self.is_leader():
+                    self._set_leading(None)
+                self._stop.wait(self.settings.retry_period)
+        finally:
+            # However run ends (stopped, or a bug that the supervisor will restart it after),
+            # this replica stops claiming to lead at once.
+            self._release()
 
     def stop(self) -> None:
         self._stop.set()
@@ -124,8 +135,9 @@ class LeaderElector:
         }
 
     def _release(self) -> None:
-        """On a clean stop, let the next replica take over at once."""
+        """Stop leading; a replica that held the Lease lets the next one take it at once."""
         if not self.is_leader():
+            self._set_leading(None)
             return
         self._set_leading(None)
         try:

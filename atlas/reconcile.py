@@ -32,6 +32,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 OBSERVABILITY_VALUES = "atlas-envoy-values"
+EVENT_REASON = "InvalidClusterService"
 FOREIGN_BACKUP_SUFFIX = "-goatlas"
 ANN_BACKUP_OF = "goatlas.io/backup-of"
 """On a kept copy of a values Secret Atlas did not write: the Secret it was copied from."""
@@ -39,6 +40,17 @@ ANN_BACKUP_OF = "goatlas.io/backup-of"
 
 def values_secret_name(cluster: str) -> str:
     return f"{cluster}-envoy-values"
+
+
+def _same_values(current: dict[str, Any] | None, text: str) -> bool:
+    """The Secret already holds ``text``, labelled as Atlas's."""
+    if current is None:
+        return False
+    labels = current.get("metadata", {}).get("labels") or {}
+    if labels.get(LABEL_MANAGED_BY) != "atlas" or labels.get(LABEL_ENVOY_VALUES) != "true":
+        return False
+    data = (current.get("data") or {}).get("values.yaml")
+    return isinstance(data, str) and base64.b64decode(data) == text.encode()
 
 
 class Reconciler:
@@ -61,11 +73,16 @@ class Reconciler:
         self._bootstrap_seen: dict[str, tuple[Credential, bytes]] = {}
 
     def events(self, errors: tuple[AtlasError, ...], services: dict[str, dict[str, Any]]) -> None:
-        """One Warning Event per new problem, on the Service it is about."""
+        """One Warning Event per new problem, on the Service it is about (a new leader finds
+        the Events its predecessor recorded, and does not record them again)."""
         for err in errors:
             if not isinstance(err, ManifestError) or str(err) in self._reported:
                 continue
             name = err.obj.rpartition("/")[2]
+            message = f"{err.field}: {err.reason}"[:1000]
+            if self._recorded(name, message):
+                self._reported.add(str(err))
+                continue
             obj = services.get(name, {})
             now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             event = {
@@ -79,9 +96,9 @@ class Reconciler:
                     "namespace": self.namespace,
                     "uid": obj.get("metadata", {}).get("uid", ""),
                 },
-                "reason": "InvalidClusterService",
+                "reason": EVENT_REASON,
                 "type": "Warning",
-                "message": f"{err.field}: {err.reason}"[:1000],
+                "message": message,
                 "source": {"component": "atlas"},
                 "count": 1,
                 "firstTimestamp": now,
@@ -94,6 +111,21 @@ class Reconciler:
                 self._reported.add(str(err))
             except KubeError as e:
                 log.warning("could not record an Event for %s: %s", err.obj, e)
+
+    def _recorded(self, name: str, message: str) -> bool:
+        try:
+            found = self.kube.call(
+                f"list Events of {name}",
+                self.kube.core.list_namespaced_event,
+                self.namespace,
+                field_selector=f"involvedObject.name={name}",
+            )
+        except KubeError:
+            return False
+        return any(
+            e.get("reason") == EVENT_REASON and e.get("message") == message
+            for e in found.get("items", [])
+        )
 
     def rotate_ca_if_requested(self) -> bool:
         if not self.store.rotation_requested():
@@ -134,8 +166,11 @@ class Reconciler:
                 namespace=self.namespace,
                 release="atlas-envoy",
             )
-            self._keep_foreign(secret, secrets)
-            self._write(secret, text)
+            if not _same_values(secrets.get(secret), text):
+                # A new leader renders exactly what its predecessor wrote: no write then, so
+                # GitOps tools watching these Secrets see no change on a leader change.
+                self._keep_foreign(secret, secrets)
+                self._write(secret, text)
             self._written[secret] = inputs
         for name, obj in secrets.items():
             labels = obj.get("metadata", {}).get("labels") or {}

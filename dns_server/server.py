@@ -78,6 +78,12 @@ class DnsServer:
         log.info("DNS on %s port %d (UDP and TCP)", host, port)
         return int(port)
 
+    def serving(self) -> bool:
+        """Every UDP socket open and every TCP server accepting (a liveness check)."""
+        return all(u.sock.fileno() >= 0 for u in self._udp) and all(
+            t.is_serving() for t in self._servers
+        )
+
     async def stop(self) -> None:
         loop = asyncio.get_running_loop()
         for udp in self._udp:

@@ -12,6 +12,7 @@ the file, and the objects last read from it stay in force until it parses again.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 from collections.abc import Mapping
@@ -91,6 +92,15 @@ class DirectorySource:
         """Unchanged objects are not parsed again (0.4 s per change at 10,000 Services)."""
         self._synced = False
         self._last: SourceState | None = None
+
+    @property
+    def version(self) -> str:
+        """What the last scan read: a digest of every file's name, size and modification
+        time."""
+        h = hashlib.sha256()
+        for path, state in sorted(self._files.items()):
+            h.update(f"{path.name}\0{state.signature[0]}\0{state.signature[1]}\n".encode())
+        return h.hexdigest()[:16] if self._files else ""
 
     def scan(self) -> SourceState:
         """Read what changed since the last scan and return the resulting state."""

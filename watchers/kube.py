@@ -15,6 +15,7 @@ which owns all state and publishes a new SourceState.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import random
 import threading
@@ -26,10 +27,11 @@ from kubernetes.client.exceptions import ApiException
 
 from atlas.config import DEFAULT_NAMESPACE, DEFAULT_OBSERVABILITY_NODE, WatchSettings
 from atlas.errors import ResourceExpired, WatchError
-from atlas.kube import Kube, KubeError, status_of
+from atlas.kube import Kube, KubeError, Outage, status_of
 from atlas.manifests import ParseMemo, parse_selector, parse_services
 from atlas.model import Topology
 from atlas.names import is_ip
+from atlas.supervisor import run_thread
 from watchers.source import LastGood, Publish, SourceState
 
 __all__ = ["KubeSource"]
@@ -64,14 +66,16 @@ class _KindWatch:
 
     def forever(self) -> None:
         delay = self.settings.backoff_initial
+        outage = Outage(f"{self.kind} watch", log)
         while not self.stop.is_set():
             try:
-                self._list_then_watch()
+                self._list_then_watch(outage)
                 delay = self.settings.backoff_initial
             except (WatchError, KubeError) as err:
-                wait = delay * (1 + random.random() * self.settings.jitter)
-                log.warning("%s watch: %s; retrying in %.1fs", self.kind, err, wait)
-                self.stop.wait(wait)
+                if self.stop.is_set():
+                    return  # stopped while the stream broke: not an outage
+                outage.failed(err)
+                self.stop.wait(delay * (1 + random.random() * self.settings.jitter))
                 delay = min(delay * 2, self.settings.backoff_max)
 
     def _list(self) -> tuple[Objects, str]:
@@ -81,8 +85,9 @@ class _KindWatch:
         }
         return items, str(body.get("metadata", {}).get("resourceVersion", ""))
 
-    def _list_then_watch(self) -> None:
+    def _list_then_watch(self, outage: Outage) -> None:
         items, version = self._list()
+        outage.ok()
         self.relists += 1
         self.listed(items)
         while not self.stop.is_set():
@@ -147,8 +152,11 @@ class KubeSource:
         envoy_selector: str = "",
         reserved: tuple[str, ...] = (DEFAULT_OBSERVABILITY_NODE,),
         settings: WatchSettings | None = None,
+        on_thread: Callable[[threading.Thread], None] = lambda thread: None,
     ) -> None:
         self.kube = kube
+        self.on_thread = on_thread
+        """Told of each watch thread started, so that a dead one can be noticed (liveness)."""
         self.namespace = namespace
         self.alertmanager_selector = parse_selector(alertmanager_selector)
         self.envoy_selector = parse_selector(envoy_selector)
@@ -162,11 +170,24 @@ class KubeSource:
         """Unchanged objects are not parsed again (0.4 s per change at 10,000 Services)."""
         self._stop = threading.Event()
         self._watches: list[_KindWatch] = []
+        self.threads: list[threading.Thread] = []
+        """The current run's watch threads."""
         self.secret_listeners: list[Callable[[], None]] = []
         """Called on the loop after Secrets change (PKI reloads, CA-rotation requests)."""
 
     def secret(self, name: str) -> dict[str, Any] | None:
         return self.secrets.get(name)
+
+    @property
+    def version(self) -> str:
+        """What this replica has read: a digest of every Service's and Secret's name and
+        resourceVersion. Replicas whose caches hold the same objects show the same."""
+        h = hashlib.sha256()
+        for kind, objects in (("Service", self.services), ("Secret", self.secrets)):
+            for name in sorted(objects):
+                rv = objects[name].get("metadata", {}).get("resourceVersion", "")
+                h.update(f"{kind}/{name}@{rv}\n".encode())
+        return h.hexdigest()[:16]
 
     @property
     def secrets_listed(self) -> bool:
@@ -207,21 +228,17 @@ class KubeSource:
 
             return handler
 
-        threads = []
+        # Each run has its own stop: a run restarted after a failure must not be stopped by
+        # its predecessor's stop, nor share its threads.
+        stop = self._stop = threading.Event()
+        self._watches, self.threads = [], []
         for kind in ("Service", "Secret"):
             w = _KindWatch(
-                self.kube,
-                kind,
-                self.namespace,
-                listed(kind),
-                changed(kind),
-                self.settings,
-                self._stop,
+                self.kube, kind, self.namespace, listed(kind), changed(kind), self.settings, stop
             )
             self._watches.append(w)
-            t = threading.Thread(target=w.forever, name=f"watch-{kind}", daemon=True)
-            t.start()
-            threads.append(t)
+            self.threads.append(run_thread(f"watch-{kind}", w.forever, stop))
+            self.on_thread(self.threads[-1])
         last: SourceState | None = None
         try:
             while True:
@@ -235,7 +252,7 @@ class KubeSource:
                     last = state
                     publish(state)
         finally:
-            self._stop.set()
+            stop.set()
 
     def state(self) -> SourceState:
         objects = [(f"kube:{n}", o) for n, o in sorted(self.services.items())]

@@ -46,6 +46,11 @@ class Source(Protocol):
 
     async def run(self, publish: Publish) -> None: ...
 
+    @property
+    def version(self) -> str:
+        """What the source has read so far, comparable between replicas (status only)."""
+        ...
+
 
 class LastGood:
     """Keeps serving a cluster's last valid definition while its object is invalid.

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-__all__ = ["ACK_LATENCY", "BUILD_SECONDS", "CONNECTED", "NACKS", "PUSHES", "REFUSED"]
+__all__ = [
+    "ACK_LATENCY",
+    "BUILD_ERRORS",
+    "BUILD_GENERATION",
+    "BUILD_SECONDS",
+    "CONNECTED",
+    "LAST_BUILD",
+    "NACKS",
+    "PUSHES",
+    "REFUSED",
+    "WAITING",
+]
 
 CONNECTED = Gauge("atlas_xds_connected_streams", "Open ADS streams", ["node", "protocol"])
 PUSHES = Counter("atlas_xds_pushes_total", "xDS responses sent", ["node", "type"])
@@ -22,4 +33,19 @@ BUILD_SECONDS = Histogram(
     "atlas_xds_snapshot_build_seconds",
     "Time to build and check the snapshots for one topology",
     buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+BUILD_ERRORS = Counter(
+    "atlas_xds_snapshot_build_errors_total",
+    "Builds that failed: the previous snapshots keep being served",
+)
+BUILD_GENERATION = Gauge(
+    "atlas_xds_build_generation", "Successful builds since start (the published generation)"
+)
+LAST_BUILD = Gauge(
+    "atlas_xds_last_build_timestamp_seconds",
+    "When the snapshots were last built successfully (Unix time): staleness shows here",
+)
+WAITING = Gauge(
+    "atlas_xds_nodes_waiting_for_credentials",
+    "Nodes with no credentials yet, so no snapshot (the leader has not issued them)",
 )

@@ -1,8 +1,11 @@
 """Topology changes → debounced snapshot builds → the cache.
 
 Bursts of watch events collapse into one build: a build starts ``delay`` after the last event,
-but never later than ``max_delay`` after the first one still waiting. A build that fails its
-consistency check is logged and the cache keeps serving the last good snapshots.
+but never later than ``max_delay`` after the first one still waiting. A build that fails, for
+whatever reason, is logged with its traceback and counted, the cache keeps serving the last good
+snapshots, and the build is tried again (at once on the next change, else after a backoff): the
+loop never ends on a bad build. ``last_error`` and ``ready`` tell the daemon whether this
+replica can publish.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -17,10 +21,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from atlas.config import Settings
 from atlas.errors import AtlasError
 from atlas.model import Topology
+from atlas.supervisor import Busy
 from atlas.waiting import wait_event
 from xds_server import metrics
 from xds_server.builders import Build, NodeCredentials, build, node_ids
 from xds_server.cache import SnapshotCache
+from xds_server.snapshot import Snapshot
 
 __all__ = ["CredentialSource", "SnapshotPublisher", "collector_paused"]
 
@@ -58,6 +64,7 @@ class SnapshotPublisher:
         delay: float = 0.05,
         max_delay: float = 0.5,
         refresh_interval: float = 300.0,
+        source_version: Callable[[], str] = str,
     ) -> None:
         self.cache = cache
         self.settings = settings
@@ -67,12 +74,24 @@ class SnapshotPublisher:
         self.refresh_interval = refresh_interval
         """Rebuild this often even without changes, so renewed leaves reach Envoy over SDS."""
         self._topology: Topology | None = None
+        self._source_version = source_version
+        self.source_version = ""
+        """The source version (``Source.version``) the published snapshots were built from."""
         self._wake = asyncio.Event()
         self._first_pending: float | None = None
         self.builds = 0
         self._last: Build | None = None
         """The last published build: the next one only redoes what changed since."""
         self.published: asyncio.Event = asyncio.Event()
+        self.last_build_at: float | None = None
+        """Unix time of the last successful build."""
+        self.last_error: str | None = None
+        """Why the last build failed; None once a build succeeds again."""
+        self.retry_after = 1.0
+        """Seconds before a failed build is tried again without a new change (doubling)."""
+        self.busy = Busy()
+        self._digests: dict[str, int] = {}
+        self._config_total = 0
 
     def poke(self) -> None:
         """Rebuild even though the topology is unchanged (credentials or CA changed)."""
@@ -89,14 +108,33 @@ class SnapshotPublisher:
             self._first_pending = time.monotonic()
         self._wake.set()
 
+    @property
+    def waiting(self) -> tuple[str, ...]:
+        """Nodes without credentials yet (no snapshot)."""
+        return self._last.waiting if self._last is not None else ()
+
+    @property
+    def ready(self) -> bool:
+        """Published at least once, and the last attempt succeeded."""
+        return self.builds > 0 and self.last_error is None
+
+    @property
+    def config_version(self) -> str:
+        """One version for everything published: replicas that see the same Services and
+        Secrets reach the same value (the sum of every node's content digest)."""
+        return f"{self._config_total & 0xFFFFFFFFFFFFFFFF:016x}"
+
     async def run(self) -> None:
+        backoff = self.retry_after
         while True:
-            await wait_event(self._wake, self.refresh_interval)
+            timeout = backoff if self.last_error is not None else self.refresh_interval
+            await wait_event(self._wake, timeout)
             await self._settle()
             self._wake.clear()
             self._first_pending = None
             if self._topology is not None:
                 await self.publish_now(self._topology)
+            backoff = min(backoff * 2, 60.0) if self.last_error is not None else self.retry_after
 
     async def _settle(self) -> None:
         """Wait until events stop for ``delay``, or ``max_delay`` has passed."""
@@ -117,14 +155,17 @@ class SnapshotPublisher:
 
     async def publish_now(self, topology: Topology) -> tuple[str, ...]:
         nodes = node_ids(topology, self.settings)
+        source_version = self._source_version()
         try:
-            # Credentials (PKI I/O) and the build (CPU) run off the loop, so DNS answers and
-            # ADS streams keep flowing during a large rebuild; the swap below is on the loop.
-            creds = await asyncio.to_thread(self.credentials, nodes)
-            result = await asyncio.to_thread(self._build, topology, creds)
+            with self.busy.working():
+                # Credentials (PKI I/O) and the build (CPU) run off the loop, so DNS answers and
+                # ADS streams keep flowing during a large rebuild; the swap is on the loop.
+                creds = await asyncio.to_thread(self.credentials, nodes)
+                result = await asyncio.to_thread(self._build, topology, creds)
         except AtlasError as err:
-            log.error("snapshot not published, still serving the previous one: %s", err)
-            return ()
+            return self._failed(str(err), err, traceback=False)
+        except Exception as err:  # a bug: never the end of publishing
+            return self._failed(f"{type(err).__name__}: {err}", err, traceback=True)
         if self._last is None:
             changed = self.cache.replace_all(result.snapshots)
         else:
@@ -135,6 +176,8 @@ class SnapshotPublisher:
         # still freed by reference counting when replaced).
         gc.freeze()
         self.builds += 1
+        self.source_version = source_version
+        self._account(result, changed)
         self.published.set()
         if changed:
             log.info(
@@ -143,3 +186,40 @@ class SnapshotPublisher:
                 ", ".join(changed[:10]) + (" …" if len(changed) > 10 else ""),
             )
         return changed
+
+    def _failed(self, reason: str, err: Exception, *, traceback: bool) -> tuple[str, ...]:
+        metrics.BUILD_ERRORS.inc()
+        self.last_error = reason
+        log.error(
+            "snapshot not published, still serving the previous one: %s",
+            reason,
+            exc_info=err if traceback else None,
+        )
+        return ()
+
+    def _account(self, result: Build, changed: Iterable[str]) -> None:
+        """Staleness, visible: generation, last build time, nodes waiting, config version."""
+        self.last_error = None
+        self.last_build_at = time.time()
+        metrics.BUILD_GENERATION.set(self.builds)
+        metrics.LAST_BUILD.set(self.last_build_at)
+        metrics.WAITING.set(len(result.waiting))
+        for node in (*changed, *result.removed):
+            self._config_total -= self._digests.pop(node, 0)
+            snapshot = result.snapshots.get(node)
+            if snapshot is not None:
+                digest = _digest(snapshot)
+                self._digests[node] = digest
+                self._config_total += digest
+        if result.waiting:
+            log.info(
+                "waiting for the credentials of %d node(s): %s",
+                len(result.waiting),
+                ", ".join(result.waiting[:10]) + (" …" if len(result.waiting) > 10 else ""),
+            )
+
+
+def _digest(snapshot: Snapshot) -> int:
+    """A node's share of the config version: its name and every type's version."""
+    text = snapshot.node + "".join(f"|{t}={v}" for t, v in sorted(snapshot.versions.items()))
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")

@@ -60,6 +60,20 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ign
         self.board = board
         self.observability_node = observability_node
         self.check_identity = check_identity
+        self._queues: set[asyncio.Queue[Any]] = set()
+        """Every open stream's queue: ``shutdown`` ends them cleanly."""
+        self._closing = False
+
+    async def shutdown(self, timeout: float) -> None:
+        """End every stream as finished (status OK), so an Envoy reconnects to another replica
+        at once, and no stream is left for the server's stop to cancel (which gRPC logs as an
+        error per stream)."""
+        self._closing = True  # new streams are refused, not served and cut again
+        for queue in list(self._queues):
+            queue.put_nowait(_END)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self._queues and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.02)
 
     async def StreamAggregatedResources(
         self,
@@ -85,7 +99,10 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ign
         encode: Callable[[Push], Resp],
         protocol: str,
     ) -> AsyncIterator[Resp]:
+        if self._closing:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "Atlas is shutting down")
         queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._queues.add(queue)
 
         async def pump() -> None:
             try:
@@ -113,6 +130,7 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ign
             async for response in self._loop(node, first, queue, context, decode, encode, protocol):
                 yield response
         finally:
+            self._queues.discard(queue)
             reader.cancel()
 
     async def _authorize(

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 import dns.asyncquery
 import dns.message
 import dns.rcode
+import pytest
 import yaml
 
 from atlas.daemon import Atlas, ServeOptions
@@ -37,6 +40,19 @@ def _get(port: int, path: str) -> str:
         return str(r.read().decode())
 
 
+def options(tmp_path: Path) -> ServeOptions:
+    return ServeOptions(
+        source=str(tmp_path / "clusters"),
+        state_dir=str(tmp_path / "state"),
+        ads_listen="127.0.0.1:0",
+        ads_tls=False,
+        http_listen="127.0.0.1:0",
+        dns_listen=("127.0.0.1:0",),
+        dns_addresses=("10.0.0.7",),
+        debounce=0.01,
+    )
+
+
 async def srv(port: int) -> dns.message.Message:
     return await dns.asyncquery.tcp(
         dns.message.make_query(SRV_ALL, "SRV"), "127.0.0.1", port=port, timeout=2
@@ -53,17 +69,7 @@ async def until(check, within: float) -> float:  # type: ignore[no-untyped-def]
 
 async def test_servfail_until_synced_then_changes_within_a_second(tmp_path: Path) -> None:
     source = tmp_path / "clusters"  # absent at first: the source cannot sync
-    atlas = Atlas(
-        ServeOptions(
-            source=str(source),
-            state_dir=str(tmp_path / "state"),
-            ads_listen="127.0.0.1:0",
-            ads_tls=False,
-            http_listen="127.0.0.1:0",
-            dns_listen=("127.0.0.1:0",),
-            dns_addresses=("10.0.0.7",),
-        )
-    )
+    atlas = Atlas(options(tmp_path))
     await atlas.start()
     try:
         port = atlas.dns_ports[0]
@@ -106,5 +112,119 @@ async def test_servfail_until_synced_then_changes_within_a_second(tmp_path: Path
         assert samples["atlas_dns_zone_records"] == 2 + 2 * 3  # SOA, NS; west: 2 SRV sets + 2 A
         status = json.loads(await asyncio.to_thread(_get, atlas.http_port, "/status"))
         assert status["synced"] and [c["name"] for c in status["clusters"]] == ["west"]
+    finally:
+        await atlas.stop()
+
+
+def http_status(port: int, path: str) -> tuple[int, str]:
+    try:
+        return 200, _get(port, path)
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+def sample(name: str, **labels: str) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_a_failing_build_keeps_serving_and_says_not_ready(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An exception inside the build (a bug) once ended the publisher for good, silently."""
+    import xds_server.publisher as publisher
+
+    (tmp_path / "clusters").mkdir()
+    (tmp_path / "clusters" / "east.yaml").write_text(manifest("east"))
+    atlas = Atlas(options(tmp_path))
+    await atlas.start()
+    try:
+        await until(lambda: _async(atlas.cache.snapshot("east") is not None), within=5)
+        port = atlas.http_port
+        assert (await asyncio.to_thread(http_status, port, "/readyz"))[0] == 200
+        real_build = publisher.build
+
+        def broken(*args: object, **kwargs: object) -> object:
+            raise RuntimeError("injected build failure")
+
+        monkeypatch.setattr(publisher, "build", broken)
+        errors = sample("atlas_xds_snapshot_build_errors_total")
+        (tmp_path / "clusters" / "west.yaml").write_text(manifest("west"))
+        with caplog.at_level(logging.ERROR, logger="xds_server.publisher"):
+            await until(lambda: _async(atlas.publisher.last_error is not None), within=5)
+        code, body = await asyncio.to_thread(http_status, port, "/readyz")
+        assert code == 503 and "last build failed: RuntimeError: injected build failure" in body
+        assert (await asyncio.to_thread(http_status, port, "/healthz"))[0] == 200, (
+            "the publisher itself lives on"
+        )
+        assert sample("atlas_xds_snapshot_build_errors_total") > errors
+        record = next(r for r in caplog.records if "injected build failure" in r.getMessage())
+        assert record.exc_info is not None, "logged with its traceback"
+        assert atlas.cache.snapshot("east") is not None and atlas.cache.snapshot("west") is None
+        monkeypatch.setattr(publisher, "build", real_build)
+        await until(lambda: _async(atlas.cache.snapshot("west") is not None), within=5)
+        assert (await asyncio.to_thread(http_status, port, "/readyz"))[0] == 200
+        status = json.loads(await asyncio.to_thread(_get, port, "/status"))
+        assert status["publisher"]["last_error"] is None and status["ready"] is True
+        assert status["publisher"]["generation"] >= 2 and status["publisher"]["source_version"]
+    finally:
+        await atlas.stop()
+
+
+async def _async(value: bool) -> bool:
+    return value
+
+
+async def test_every_supervised_task_recovers_from_an_injected_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from watchers.files import DirectorySource
+    from xds_server.publisher import SnapshotPublisher
+
+    injected: dict[str, int] = {}
+
+    def fail_once(name: str, real):  # type: ignore[no-untyped-def]
+        async def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+            if name not in injected:
+                injected[name] = 1
+                raise RuntimeError(f"injected into {name}")
+            return await real(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(DirectorySource, "run", fail_once("source", DirectorySource.run))
+    monkeypatch.setattr(SnapshotPublisher, "run", fail_once("publisher", SnapshotPublisher.run))
+    monkeypatch.setattr(Atlas, "_watch_pki_files", fail_once("pki-files", Atlas._watch_pki_files))
+    before = {
+        t: sample("atlas_task_failures_total", task=t) for t in ("source", "publisher", "pki-files")
+    }
+    (tmp_path / "clusters").mkdir()
+    (tmp_path / "clusters" / "east.yaml").write_text(manifest("east"))
+    atlas = Atlas(options(tmp_path))
+    await atlas.start()
+    try:
+        code, body = await asyncio.to_thread(http_status, atlas.http_port, "/healthz")
+        assert code == 503 and "failed; restarting in" in body
+        await until(lambda: _async(not atlas.supervisor.problems()), within=5)
+        assert (await asyncio.to_thread(http_status, atlas.http_port, "/healthz"))[0] == 200
+        await until(lambda: _async(atlas.cache.snapshot("east") is not None), within=5)
+        for task, count in before.items():
+            assert sample("atlas_task_failures_total", task=task) == count + 1, task
+            assert sample("atlas_task_restarts_total", task=task) >= 1, task
+    finally:
+        await atlas.stop()
+
+
+async def test_a_replica_that_stops_serving_dns_exits_non_zero(tmp_path: Path) -> None:
+    (tmp_path / "clusters").mkdir()
+    atlas = Atlas(options(tmp_path))
+    await atlas.start()
+    try:
+        await atlas.dns.stop()  # as if its sockets were gone
+        async with asyncio.timeout(5):
+            await atlas.wait_stopping()
+        assert atlas.exit_code == 1
+        assert "task servers failed: DNS stopped serving" in atlas.supervisor.problems()
     finally:
         await atlas.stop()

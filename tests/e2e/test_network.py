@@ -371,6 +371,21 @@ def test_a_node_asking_for_another_nodes_id_gets_nothing(
     assert "spiffe://atlas/cluster/west" in other[0].details()
 
 
+def test_sigterm_with_connected_envoys_logs_no_error(network: AtlasNetwork) -> None:
+    wait_until(lambda: connected(network) >= {"atlas", "east", "west"}, within=30, what="up")
+    assert network.atlas is not None and network.atlas.proc is not None
+    offset = network.atlas.log.stat().st_size
+    proc = network.atlas.proc
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(15) == 0
+    tail = network.atlas.log.read_bytes()[offset:].decode(errors="replace")
+    assert "stopped (exit 0)" in tail
+    noisy = [line for line in tail.splitlines() if " ERROR " in line or "Traceback" in line]
+    assert noisy == [], "\n".join(noisy)
+    network.start_atlas()
+    wait_until(lambda: connected(network) >= {"atlas", "east", "west"}, within=30, what="back")
+
+
 def test_sigkill_loses_no_request_and_restart_sends_nothing_new(network: AtlasNetwork) -> None:
     wait_until(
         lambda: thanos(network, "east-0") and thanos(network, "west-0"), within=30, what="up"

@@ -289,3 +289,38 @@ async def test_a_leader_that_cannot_renew_stops_writing_at_once(
     finally:
         elector.stop()
         thread.join(10)
+
+
+async def test_injected_failures_in_leader_and_reconcile_recover(
+    admin: Kube, kube_cluster: KubeCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Lease thread and the leader's reconcile loop are supervised too: an exception in
+    either is logged, counted, and the task runs again."""
+    from prometheus_client import REGISTRY
+
+    from atlas.leader import LeaderElector
+    from atlas.reconcile import Reconciler
+
+    def fail_once(name: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        failed: list[bool] = []
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if not failed:
+                failed.append(True)
+                raise RuntimeError(f"injected into {name}")
+            return real(*args, **kwargs)
+
+        return wrapper
+
+    def failures(task: str) -> float:
+        return REGISTRY.get_sample_value("atlas_task_failures_total", {"task": task}) or 0.0
+
+    before = {t: failures(t) for t in ("leader", "reconcile")}
+    monkeypatch.setattr(LeaderElector, "_try", fail_once("leader", LeaderElector._try))
+    monkeypatch.setattr(Reconciler, "values", fail_once("reconcile", Reconciler.values))
+    admin.call("create", admin.core.create_namespaced_service, NAMESPACE, service("east"))
+    async with running_leader(kube_cluster) as atlas:
+        await until(lambda: secret(admin, "east-envoy-values"), 15, "values after the restart")
+        await until(lambda: not atlas.supervisor.problems(), 10, "every task running")
+    assert failures("leader") == before["leader"] + 1
+    assert failures("reconcile") == before["reconcile"] + 1

@@ -100,8 +100,15 @@ def test_incremental_builds_equal_cold_builds(changes: list[tuple[str, object]])
         }
         incremental = build(topology, config, creds, previous)
         clear_caches()
-        cold = build(topology, config, creds)
+        # A node without credentials keeps its last ones: a cold build given those is equal.
+        cold = build(topology, config, incremental.creds)
         assert as_table(incremental) == as_table(cold), f"after {kind} {arg}"
+        had = set(previous.creds) if previous is not None else set()
+        assert set(incremental.waiting) == {
+            n for n in ("atlas", *topology.cluster_names) if n not in creds and n not in had
+        }
+        for n, c in incremental.creds.items():
+            assert c == creds.get(n) or (n not in creds and c is previous.creds[n])  # type: ignore[union-attr]
 
         before = previous.snapshots if previous is not None else {}
         assert set(incremental.changed) == {
@@ -111,6 +118,29 @@ def test_incremental_builds_equal_cold_builds(changes: list[tuple[str, object]])
         }
         assert set(incremental.removed) == set(before) - set(incremental.snapshots)
         previous = incremental
+
+
+def test_missing_credentials_keep_the_last_ones_and_block_no_other_node() -> None:
+    """The follower's gap during a CA rotation: the CA is new, some leaves are not yet."""
+    east = DownstreamCluster("east", "192.0.2.1")
+    west = DownstreamCluster("west", "192.0.2.2")
+    old = {n: cred(n, 0, 0) for n in ("atlas", "east", "west")}
+    first = build(Topology((east, west)), Settings(), old)
+    north = DownstreamCluster("north", "192.0.2.3")
+    gap = {"west": cred("west", 1, 1)}  # only west's new leaf is written so far
+    second = build(Topology((east, west, north)), Settings(), gap, first)
+    assert second.snapshots["atlas"].of(
+        "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+    ).keys() >= {"north_thanos"}, (
+        "the observability node follows the topology on its last credentials"
+    )
+    assert second.creds["atlas"] is old["atlas"] and second.creds["east"] is old["east"]
+    assert second.creds["west"] is gap["west"]
+    assert second.waiting == ("north",) and "north" not in second.snapshots
+    assert second.removed == ()
+    assert set(second.changed) == {"atlas", "west"}
+    never = build(Topology((east,)), Settings(), {"east": old["east"]})
+    assert never.waiting == ("atlas",) and set(never.snapshots) == {"east"}
 
 
 def test_an_unchanged_node_keeps_its_snapshot_object() -> None:

@@ -4,7 +4,14 @@ No I/O here: the caller reads certificates and hands them in as ``NodeCredential
 
 ``build`` takes the previous ``Build`` and does only the work a change calls for: nodes whose
 cluster, settings and credentials are unchanged keep their snapshot object, and the
-observability node is patched rather than rebuilt. Its result equals a cold build's.
+observability node is patched rather than rebuilt. Its result equals a cold build's given the
+same credentials (``Build.creds``).
+
+Missing credentials are an ordinary state, not an error: on a follower, between the leader
+writing a new CA and the leaves it issues from it, or before the leader has issued a new
+node's leaf. A node without credentials is built with the last ones it had, so it keeps
+working and still follows topology changes; a node that never had any has no snapshot yet
+and is listed in ``Build.waiting``. Either way every other node is built as usual.
 """
 
 from __future__ import annotations
@@ -40,7 +47,10 @@ class Build:
     settings: Settings
     clusters: Mapping[str, DownstreamCluster]
     creds: Mapping[str, NodeCredentials]
-    observability: ObservabilityBuild
+    """The credentials each node was built with: those handed in, else its last ones."""
+    observability: ObservabilityBuild | None
+    waiting: tuple[str, ...] = ()
+    """Nodes that have never had credentials, so have no snapshot yet."""
 
 
 def build(
@@ -49,21 +59,38 @@ def build(
     creds: Mapping[str, NodeCredentials],
     previous: Build | None = None,
 ) -> Build:
-    """Snapshots for every node that has credentials; raises SnapshotInconsistent on a bug."""
+    """Snapshots for every node with credentials (see the module docstring for those without);
+    raises SnapshotInconsistent on a bug."""
     before: Mapping[str, Snapshot] = previous.snapshots if previous is not None else {}
+    last_creds: Mapping[str, NodeCredentials] = previous.creds if previous is not None else {}
     if previous is not None and previous.settings != settings:
         previous = None  # everything depends on settings: build cold, but still diff
+    used: dict[str, NodeCredentials] = {}
+    waiting: list[str] = []
+
+    def credentials(node: str) -> NodeCredentials | None:
+        found = creds.get(node) or last_creds.get(node)
+        if found is None:
+            waiting.append(node)
+        else:
+            used[node] = found
+        return found
+
     obs = settings.observability_node
-    observability = build_observability(
-        topology, settings, creds[obs], obs, previous.observability if previous else None
-    )
-    snapshots = {obs: observability.snapshot}
-    changed = [] if before.get(obs) == observability.snapshot else [obs]
+    snapshots: dict[str, Snapshot] = {}
+    changed: list[str] = []
+    observability = previous.observability if previous is not None else None
+    obs_creds = credentials(obs)
+    if obs_creds is not None:
+        observability = build_observability(topology, settings, obs_creds, obs, observability)
+        snapshots[obs] = observability.snapshot
+        if before.get(obs) != observability.snapshot:
+            changed.append(obs)
     clusters: dict[str, DownstreamCluster] = {}
     old_clusters = previous.clusters if previous is not None else {}
     old_creds = previous.creds if previous is not None else {}
     for c in topology.clusters:
-        node_creds = creds.get(c.name)
+        node_creds = credentials(c.name)
         if node_creds is None:
             continue
         clusters[c.name] = c
@@ -89,8 +116,9 @@ def build(
         removed,
         settings,
         MappingProxyType(clusters),
-        MappingProxyType(dict(creds)),
+        MappingProxyType(used),
         observability,
+        tuple(waiting),
     )
 
 
