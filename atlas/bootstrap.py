@@ -52,6 +52,9 @@ class BootstrapSpec:
     """``GRPC`` (state of the world) or ``DELTA_GRPC``."""
     admin_address: str = _ENVOY.admin_address
     admin_port: int = _ENVOY.admin_port
+    metrics_port: int = 0
+    """A listener on all addresses serving only ``/stats/prometheus`` and ``/ready`` from the
+    admin interface (which stays on loopback); 0: none."""
 
 
 def bootstrap_spec(
@@ -67,6 +70,7 @@ def bootstrap_spec(
         api_type=api_type,
         admin_address=envoy.admin_address,
         admin_port=envoy.admin_port,
+        metrics_port=envoy.metrics_port,
     )
 
 
@@ -134,5 +138,69 @@ def build_bootstrap(spec: BootstrapSpec) -> dict[str, Any]:
             "cds_config": ads_source,
             "lds_config": ads_source,
         },
-        "static_resources": {"clusters": [ads_cluster]},
+        "static_resources": _with_metrics({"clusters": [ads_cluster]}, spec),
     }
+
+
+ADMIN_CLUSTER = "envoy_admin"
+_HCM = (
+    "type.googleapis.com/"
+    "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+)
+_ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+
+
+def _with_metrics(static: dict[str, Any], spec: BootstrapSpec) -> dict[str, Any]:
+    """Prometheus scrapes ``/stats/prometheus`` and the kubelet probes ``/ready`` on
+    ``metrics_port``, while the admin interface (which can also stop the proxy) stays on
+    loopback: two paths routed to it, nothing else."""
+    if not spec.metrics_port or not spec.admin_port:
+        return static
+    admin = {
+        "name": ADMIN_CLUSTER,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": ADMIN_CLUSTER,
+            "endpoints": [
+                {
+                    "lb_endpoints": [
+                        {"endpoint": {"address": _socket(spec.admin_address, spec.admin_port)}}
+                    ]
+                }
+            ],
+        },
+    }
+    routes = [
+        {"match": {"path": path}, "route": {"cluster": ADMIN_CLUSTER}}
+        for path in ("/stats/prometheus", "/ready")
+    ]
+    listener = {
+        "name": "metrics",
+        "address": _socket("0.0.0.0", spec.metrics_port),
+        "filter_chains": [
+            {
+                "filters": [
+                    {
+                        "name": "envoy.filters.network.http_connection_manager",
+                        "typed_config": {
+                            "@type": _HCM,
+                            "stat_prefix": "metrics",
+                            "route_config": {
+                                "virtual_hosts": [
+                                    {"name": "metrics", "domains": ["*"], "routes": routes}
+                                ]
+                            },
+                            "http_filters": [
+                                {
+                                    "name": "envoy.filters.http.router",
+                                    "typed_config": {"@type": _ROUTER},
+                                }
+                            ],
+                        },
+                    }
+                ]
+            }
+        ],
+    }
+    return {"clusters": [*static["clusters"], admin], "listeners": [listener]}

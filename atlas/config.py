@@ -114,6 +114,8 @@ class EnvoySettings:
     admin_address: str = "127.0.0.1"
     """Envoy's admin interface: loopback, as it can change the proxy's state."""
     admin_port: int = 9901
+    metrics_port: int = 9902
+    """All addresses, ``/stats/prometheus`` and ``/ready`` only (scrapes and probes); 0: none."""
     cert_dir: str = "/etc/envoy/atlas"
     """Where the chart mounts the bootstrap credential in the Envoy pod."""
 

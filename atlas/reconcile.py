@@ -7,11 +7,12 @@ Every method is idempotent and only called while this replica holds the Lease.
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import time
 from typing import Any
 
-from atlas.bootstrap import bootstrap_spec
+from atlas.bootstrap import BootstrapSpec, bootstrap_spec, build_bootstrap
 from atlas.config import Settings
 from atlas.errors import AtlasError, ManifestError
 from atlas.kube import Kube, KubeError
@@ -24,14 +25,20 @@ from atlas.values import envoy_values, render
 __all__ = [
     "ANN_BACKUP_OF",
     "FOREIGN_BACKUP_SUFFIX",
+    "OBSERVABILITY_BOOTSTRAP",
     "OBSERVABILITY_VALUES",
     "Reconciler",
+    "bootstrap_files",
     "values_secret_name",
 ]
 
 log = logging.getLogger(__name__)
 
 OBSERVABILITY_VALUES = "atlas-envoy-values"
+OBSERVABILITY_BOOTSTRAP = "atlas-envoy-bootstrap"
+"""The observability Envoy's bootstrap and credential as files (``bootstrap.json``, ``ca.crt``,
+``tls.crt``, ``tls.key``): the atlas chart mounts it at ``envoy.cert_dir``, and the Envoy pod
+waits for it until the leader has written it."""
 EVENT_REASON = "InvalidClusterService"
 FOREIGN_BACKUP_SUFFIX = "-goatlas"
 ANN_BACKUP_OF = "goatlas.io/backup-of"
@@ -42,15 +49,28 @@ def values_secret_name(cluster: str) -> str:
     return f"{cluster}-envoy-values"
 
 
-def _same_values(current: dict[str, Any] | None, text: str) -> bool:
-    """The Secret already holds ``text``, labelled as Atlas's."""
+def _same_data(current: dict[str, Any] | None, files: dict[str, str]) -> bool:
+    """The Secret already holds exactly ``files``, labelled as Atlas's."""
     if current is None:
         return False
     labels = current.get("metadata", {}).get("labels") or {}
     if labels.get(LABEL_MANAGED_BY) != "atlas" or labels.get(LABEL_ENVOY_VALUES) != "true":
         return False
-    data = (current.get("data") or {}).get("values.yaml")
-    return isinstance(data, str) and base64.b64decode(data) == text.encode()
+    data = current.get("data") or {}
+    return data.keys() == files.keys() and all(
+        isinstance(data[k], str) and base64.b64decode(data[k]) == v.encode()
+        for k, v in files.items()
+    )
+
+
+def bootstrap_files(spec: BootstrapSpec, credential: Credential, ca: CAState) -> dict[str, str]:
+    """What the observability Envoy's pod mounts: the files its bootstrap names."""
+    return {
+        "bootstrap.json": json.dumps(build_bootstrap(spec), indent=2, sort_keys=True),
+        "ca.crt": ca.bundle_pem.decode(),
+        "tls.crt": credential.cert_pem.decode(),
+        "tls.key": credential.key_pem.decode(),
+    }
 
 
 class Reconciler:
@@ -157,7 +177,10 @@ class Reconciler:
         for secret, (node, uri, ads_host, ads_port) in wanted.items():
             credential = self._bootstrap(node, uri, ca, secrets)
             inputs = (ca.bundle_pem, credential.cert_pem, ads_host, ads_port)
-            if self._written.get(secret) == inputs and secret in secrets:
+            present = secret in secrets and (
+                secret != OBSERVABILITY_VALUES or OBSERVABILITY_BOOTSTRAP in secrets
+            )
+            if self._written.get(secret) == inputs and present:
                 continue
             spec = bootstrap_spec(self.settings, node, ads_host, ads_port)
             text = render(
@@ -166,15 +189,20 @@ class Reconciler:
                 namespace=self.namespace,
                 release="atlas-envoy",
             )
-            if not _same_values(secrets.get(secret), text):
+            if not _same_data(secrets.get(secret), {"values.yaml": text}):
                 # A new leader renders exactly what its predecessor wrote: no write then, so
                 # GitOps tools watching these Secrets see no change on a leader change.
                 self._keep_foreign(secret, secrets)
-                self._write(secret, text)
+                self._write(secret, {"values.yaml": text})
+            if secret == OBSERVABILITY_VALUES:
+                files = bootstrap_files(spec, credential, ca)
+                if not _same_data(secrets.get(OBSERVABILITY_BOOTSTRAP), files):
+                    self._write(OBSERVABILITY_BOOTSTRAP, files)
             self._written[secret] = inputs
         for name, obj in secrets.items():
             labels = obj.get("metadata", {}).get("labels") or {}
-            if labels.get(LABEL_ENVOY_VALUES) == "true" and name not in wanted:
+            stale = name not in wanted and name != OBSERVABILITY_BOOTSTRAP
+            if labels.get(LABEL_ENVOY_VALUES) == "true" and stale:
                 self._delete(name)
                 self._written.pop(name, None)
 
@@ -231,7 +259,7 @@ class Reconciler:
             backup,
         )
 
-    def _write(self, name: str, text: str) -> None:
+    def _write(self, name: str, files: dict[str, str]) -> None:
         body = {
             "apiVersion": "v1",
             "kind": "Secret",
@@ -241,10 +269,10 @@ class Reconciler:
                 "namespace": self.namespace,
                 "labels": {LABEL_ENVOY_VALUES: "true", LABEL_MANAGED_BY: "atlas"},
             },
-            "data": {"values.yaml": base64.b64encode(text.encode()).decode()},
+            "data": {k: base64.b64encode(v.encode()).decode() for k, v in files.items()},
         }
         self.kube.apply_secret(self.namespace, body)
-        log.info("wrote Helm values Secret %s", name)
+        log.info("wrote Secret %s", name)
 
     def _delete(self, name: str) -> None:
         try:

@@ -7,6 +7,7 @@ bootstrap credential (CA bundle, certificate, key) that the chart mounts as a Se
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -15,7 +16,11 @@ from atlas.bootstrap import BootstrapSpec, build_bootstrap
 from atlas.config import ObservabilityPorts
 from atlas.pki import CAState, Credential
 
-__all__ = ["FORMATS", "envoy_values", "render", "ui_notes"]
+__all__ = ["DEFAULT_CHART_REPOSITORY", "FORMATS", "ChartRef", "envoy_values", "render", "ui_notes"]
+
+DEFAULT_CHART_REPOSITORY = "https://atlas-xds.github.io/charts"
+"""Where ``--format helm-chart|helm-release`` expect charts/envoy, published; override it with
+``--chart-repository`` when you host the chart yourself."""
 
 FORMATS = ("raw", "helm-chart", "helm-release")
 
@@ -61,44 +66,63 @@ def ui_notes(cluster: str, ui_host: str, ports: ObservabilityPorts) -> str:
     )
 
 
+@dataclass(frozen=True)
+class ChartRef:
+    """Where the wrapped formats find ``charts/envoy``."""
+
+    repository: str = DEFAULT_CHART_REPOSITORY
+    version: str = ""
+    name: str = "envoy"
+
+
 def render(
-    values: dict[str, Any], fmt: str, *, namespace: str, release: str, header: str = ""
+    values: dict[str, Any],
+    fmt: str,
+    *,
+    namespace: str,
+    release: str,
+    header: str = "",
+    chart: ChartRef | None = None,
 ) -> str:
     """YAML text for ``fmt`` after ``header`` (YAML comments); the key never leaves this
     function except in that text."""
+    chart = chart or ChartRef()
     if fmt == "raw":
-        doc: dict[str, Any] = values
-    elif fmt == "helm-chart":
-        doc = {
-            "apiVersion": "helm.cattle.io/v1",
-            "kind": "HelmChart",
-            "metadata": {"name": release, "namespace": "kube-system"},
-            "spec": {
-                "chart": "envoy",
-                "repo": "https://goatlas.io/charts",
-                "targetNamespace": namespace,
-                "valuesContent": _dump(values),
-            },
+        return header + _dump(values)
+    if fmt == "helm-chart":
+        spec: dict[str, Any] = {"chart": chart.name, "repo": chart.repository}
+        if chart.version:
+            spec["version"] = chart.version
+        spec |= {"targetNamespace": namespace, "valuesContent": _dump(values)}
+        return header + _dump(
+            {
+                "apiVersion": "helm.cattle.io/v1",
+                "kind": "HelmChart",
+                "metadata": {"name": release, "namespace": "kube-system"},
+                "spec": spec,
+            }
+        )
+    if fmt == "helm-release":
+        source = {
+            "apiVersion": "source.toolkit.fluxcd.io/v1",
+            "kind": "HelmRepository",
+            "metadata": {"name": "atlas", "namespace": namespace},
+            "spec": {"interval": "1h", "url": chart.repository},
         }
-    elif fmt == "helm-release":
-        doc = {
+        chart_spec: dict[str, Any] = {
+            "chart": chart.name,
+            "sourceRef": {"kind": "HelmRepository", "name": "atlas"},
+        }
+        if chart.version:
+            chart_spec["version"] = chart.version
+        release_doc = {
             "apiVersion": "helm.toolkit.fluxcd.io/v2",
             "kind": "HelmRelease",
             "metadata": {"name": release, "namespace": namespace},
-            "spec": {
-                "interval": "10m",
-                "chart": {
-                    "spec": {
-                        "chart": "envoy",
-                        "sourceRef": {"kind": "HelmRepository", "name": "atlas"},
-                    }
-                },
-                "values": values,
-            },
+            "spec": {"interval": "10m", "chart": {"spec": chart_spec}, "values": values},
         }
-    else:
-        raise ValueError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
-    return header + _dump(doc)
+        return header + _dump(source) + "---\n" + _dump(release_doc)
+    raise ValueError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
 
 
 class _Dumper(yaml.SafeDumper):

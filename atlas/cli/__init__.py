@@ -7,22 +7,12 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from importlib.metadata import PackageNotFoundError, version
 
 from atlas.cli import ca, cluster, observability, serve
-from atlas.cli.common import Formatter
+from atlas.cli.common import Formatter, package_version
 from atlas.errors import AtlasError
 
 __all__ = ["build_parser", "main"]
-
-DISTRIBUTION = "atlas-xds"
-
-
-def package_version() -> str:
-    try:
-        return version(DISTRIBUTION)
-    except PackageNotFoundError:  # running from a source tree that was never installed
-        return "0+unknown"
 
 
 def build_parser() -> argparse.ArgumentParser:

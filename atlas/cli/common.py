@@ -7,6 +7,7 @@ the one that exists, or says where it looked and what to do.
 from __future__ import annotations
 
 import argparse
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import yaml
@@ -24,6 +25,7 @@ __all__ = [
     "directory_pki",
     "kube_pki",
     "load_settings",
+    "package_version",
     "parse_hostport",
     "source_directory",
 ]
@@ -35,6 +37,16 @@ KUBERNETES = "kubernetes"
 
 class Formatter(argparse.ArgumentDefaultsHelpFormatter):
     """Help that shows every default next to its option."""
+
+
+DISTRIBUTION = "atlas-xds"
+
+
+def package_version() -> str:
+    try:
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "0+unknown"
 
 
 def add_kube_args(p: argparse.ArgumentParser) -> None:

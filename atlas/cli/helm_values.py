@@ -6,17 +6,28 @@ import argparse
 import sys
 
 from atlas.bootstrap import bootstrap_spec
-from atlas.cli.common import parse_hostport
+from atlas.cli.common import package_version, parse_hostport
 from atlas.config import EnvoySettings, Settings
 from atlas.pki_store import CertificateManager
-from atlas.values import FORMATS, envoy_values, render
+from atlas.values import DEFAULT_CHART_REPOSITORY, FORMATS, ChartRef, envoy_values, render
 
 __all__ = ["add_values_args", "print_values"]
 
 
 def add_values_args(p: argparse.ArgumentParser) -> None:
     envoy = EnvoySettings()
-    p.add_argument("--format", choices=FORMATS, default="raw", help="how the values are wrapped")
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="raw",
+        help="raw values for charts/envoy, or wrapped in a k3s/RKE2 HelmChart or a Flux "
+        "HelmRepository and HelmRelease",
+    )
+    p.add_argument(
+        "--chart-repository",
+        default=DEFAULT_CHART_REPOSITORY,
+        help="the Helm repository serving charts/envoy, for the wrapped formats",
+    )
     p.add_argument(
         "--cert-dir",
         default=envoy.cert_dir,
@@ -26,6 +37,12 @@ def add_values_args(p: argparse.ArgumentParser) -> None:
         "--admin-address",
         default=f"{envoy.admin_address}:{envoy.admin_port}",
         help="HOST:PORT of the Envoy's admin interface",
+    )
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=envoy.metrics_port,
+        help="port of the Envoy's /stats/prometheus and /ready on all addresses (0: none)",
     )
     p.add_argument(
         "--api-type",
@@ -51,6 +68,7 @@ def print_values(
         access_log=settings.envoy.access_log,
         admin_address=admin_host,
         admin_port=admin_port,
+        metrics_port=args.metrics_port,
         cert_dir=args.cert_dir,
     )
     spec = bootstrap_spec(Settings(envoy=envoy), node, ads[0], ads[1], api_type=args.api_type)
@@ -58,8 +76,14 @@ def print_values(
         f"bootstrap-{node}", uri, server=False, lifetime=settings.pki.bootstrap_lifetime
     )
     values = envoy_values(spec, credential, pki.ca())
+    chart = ChartRef(repository=args.chart_repository, version=package_version())
     text = render(
-        values, args.format, namespace=args.namespace, release="atlas-envoy", header=header
+        values,
+        args.format,
+        namespace=args.namespace,
+        release="atlas-envoy",
+        header=header,
+        chart=chart,
     )
     sys.stdout.write(text)
     return 0

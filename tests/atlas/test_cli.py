@@ -206,12 +206,24 @@ def test_observability_values_validated_and_wrapped(tmp_path: Path) -> None:
     result = _validate_with_envoy(values, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
 
-    chart = _values([*base, "--format", "helm-chart"])
+    from importlib.metadata import version
+
+    chart = _values([*base, "--format", "helm-chart", "--chart-repository", "https://c.example"])
     assert chart["kind"] == "HelmChart" and chart["apiVersion"] == "helm.cattle.io/v1"
-    assert yaml.safe_load(chart["spec"]["valuesContent"])["nodeId"] == "atlas"  # type: ignore[index]
-    release = _values([*base, "--format", "helm-release"])
+    spec = chart["spec"]
+    assert (spec["chart"], spec["repo"], spec["version"]) == (  # type: ignore[index]
+        "envoy",
+        "https://c.example",
+        version("atlas-xds"),
+    )
+    assert yaml.safe_load(spec["valuesContent"])["nodeId"] == "atlas"  # type: ignore[index]
+    wrapped = run_atlas([*base, "--format", "helm-release"])
+    repository, release = yaml.safe_load_all(wrapped.stdout)
+    assert repository["kind"] == "HelmRepository"
+    assert repository["spec"]["url"] == "https://atlas-xds.github.io/charts", "the default"
     assert release["kind"] == "HelmRelease"
-    assert release["spec"]["values"]["nodeId"] == "atlas"  # type: ignore[index]
+    assert release["spec"]["chart"]["spec"]["sourceRef"]["name"] == repository["metadata"]["name"]
+    assert release["spec"]["values"]["nodeId"] == "atlas"
 
 
 def test_values_for_unknown_cluster_is_a_clear_error(tmp_path: Path, examples_dir: Path) -> None:

@@ -45,6 +45,19 @@ def free_port(*hosts: str) -> int:
     raise RuntimeError("no free port")
 
 
+def listener_ports(*hosts: str) -> tuple[dict[str, int], dict[str, int]]:
+    """Free ports for the observability Envoy's listeners and every downstream Envoy's, each
+    free on all ``hosts`` (the Envoys' loopback addresses), named as in ``atlas.config``."""
+    observability = {
+        k: free_port(*hosts)
+        for k in ("ads", "thanos", "alertmanager_ui", "alert_intake", "prometheus_ui")
+    }
+    downstream = {
+        k: free_port(*hosts) for k in ("thanos", "alertmanager", "alert_relay", "prometheus")
+    }
+    return observability, downstream
+
+
 def wait_until(
     check: Callable[[], Any], *, within: float, what: str, interval: float = 0.05
 ) -> Any:
@@ -218,14 +231,7 @@ class AtlasNetwork:
         self.atlas_ip, self.obs_ip = ip(5), ip(10)
         self.envoy_ips = {"east": ip(11), "west": ip(12), "north": ip(13)}
         envoy_hosts = [self.obs_ip, *self.envoy_ips.values()]
-        self.obs_ports = {
-            k: free_port(*envoy_hosts)
-            for k in ("ads", "thanos", "alertmanager_ui", "alert_intake", "prometheus_ui")
-        }
-        self.ds_ports = {
-            k: free_port(*envoy_hosts)
-            for k in ("thanos", "alertmanager", "alert_relay", "prometheus")
-        }
+        self.obs_ports, self.ds_ports = listener_ports(*envoy_hosts)
         self.ads_port = free_port(self.atlas_ip)
         self.http_port = free_port(self.atlas_ip)
         self.dns_port = free_port(self.atlas_ip)

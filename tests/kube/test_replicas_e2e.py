@@ -24,7 +24,7 @@ from cryptography import x509
 
 from atlas.kube import Kube
 from tests.conftest import atlas_cmd
-from tests.e2e.network import Envoy, Process, free_port, wait_until
+from tests.e2e.network import Envoy, Process, free_port, listener_ports, wait_until
 from tests.fakes.thanos import Sidecar, info
 from tests.fakes.vip import ServiceVIP
 from tests.kube.cluster import KubeCluster
@@ -53,13 +53,7 @@ class Fleet:
         self.obs = self.ip(10)
         self.envoy_ip = {"east": self.ip(11), "west": self.ip(12), "north": self.ip(13)}
         hosts = [self.obs, *self.envoy_ip.values()]
-        self.obs_ports = {
-            k: free_port(*hosts)
-            for k in ("ads", "thanos", "alertmanager_ui", "alert_intake", "prometheus_ui")
-        }
-        self.ds_ports = {
-            k: free_port(*hosts) for k in ("thanos", "alertmanager", "alert_relay", "prometheus")
-        }
+        self.obs_ports, self.ds_ports = listener_ports(*hosts)
         self.replica_ip = {"a": self.ip(5), "b": self.ip(6)}
         self.ads = {r: free_port(ip) for r, ip in self.replica_ip.items()}
         self.http = {r: free_port(ip) for r, ip in self.replica_ip.items()}

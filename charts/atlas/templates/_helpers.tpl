@@ -1,0 +1,53 @@
+{{/* Names, labels and the image: one definition each. */}}
+
+{{- define "atlas.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 50 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 50 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "atlas.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+app.kubernetes.io/part-of: atlas
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{/* Atlas's pods. */}}
+{{- define "atlas.selectorLabels" -}}
+app.kubernetes.io/name: atlas
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/* The observability Envoy's pods; Atlas finds its Service's ClusterIP by these labels. */}}
+{{- define "atlas.envoySelectorLabels" -}}
+app.kubernetes.io/name: atlas-envoy
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "atlas.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{- define "atlas.adsHost" -}}
+{{- printf "%s-ads.%s.svc.cluster.local" (include "atlas.fullname" .) .Release.Namespace -}}
+{{- end -}}
+
+{{/* Spread replicas over zones first, then hosts; a missing zone label never blocks. */}}
+{{- define "atlas.topologySpread" -}}
+- maxSkew: 1
+  topologyKey: topology.kubernetes.io/zone
+  whenUnsatisfiable: ScheduleAnyway
+  labelSelector:
+    matchLabels:
+      {{- .labels | nindent 6 }}
+- maxSkew: 1
+  topologyKey: kubernetes.io/hostname
+  whenUnsatisfiable: ScheduleAnyway
+  labelSelector:
+    matchLabels:
+      {{- .labels | nindent 6 }}
+{{- end -}}
