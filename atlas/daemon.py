@@ -14,10 +14,12 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any
 
+from prometheus_client import REGISTRY
+
 from atlas import metrics
 from atlas.config import Settings
 from atlas.errors import AtlasError
-from atlas.health import liveness, readiness, status_document
+from atlas.health import NodeMetrics, liveness, readiness, status_document
 from atlas.http_status import start_http
 from atlas.identities import NodeIdentities
 from atlas.kube import Kube, Outage, connect
@@ -160,6 +162,7 @@ class Atlas:
         self._reconcile_wake = asyncio.Event()
         self.reconcile_busy = Busy()
         self._servicer: AdsServicer | None = None
+        self._collector: NodeMetrics | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def _init_kube(self, options: ServeOptions) -> None:
@@ -390,6 +393,8 @@ class Atlas:
                 stuck_after=BUILD_STUCK_AFTER,
             )
         sup.start("servers", self._watch_servers, Policy.EXIT)
+        self._collector = NodeMetrics(self)
+        REGISTRY.register(self._collector)
         log.info(
             "ADS on %s (port %d, %s), HTTP on %s, DNS on %s; source %s, PKI in %s",
             opts.ads_listen,
@@ -423,6 +428,9 @@ class Atlas:
         if self._http is not None:
             self._http.close()
         await self.dns.stop()
+        if self._collector is not None:
+            REGISTRY.unregister(self._collector)
+            self._collector = None
 
 
 def run(options: ServeOptions) -> int:

@@ -12,7 +12,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
+
+from cryptography import x509
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from atlas.pki import Credential, subject_key_id
 from xds_server.types import SHORT
@@ -20,7 +27,7 @@ from xds_server.types import SHORT
 if TYPE_CHECKING:
     from atlas.daemon import Atlas
 
-__all__ = ["liveness", "readiness", "status_document"]
+__all__ = ["NodeMetrics", "leaf_expiry", "liveness", "readiness", "status_document"]
 
 
 def liveness(atlas: Atlas) -> list[str]:
@@ -59,8 +66,10 @@ def status_document(atlas: Atlas) -> dict[str, Any]:
         ],
         "errors": list(state.messages) if state else [],
         "leader": atlas.may_write(),
+        "observability_node": atlas.options.settings.observability_node,
         "ca": _ca(atlas),
         "dns": {"serial": atlas.dns.resolver.zone.serial if atlas.dns.resolver.zone else None},
+        "observability": {"thanos_address": _thanos_address(atlas)},
         "publisher": {
             "generation": publisher.builds,
             "last_build_at": publisher.last_build_at,
@@ -96,8 +105,81 @@ def _nodes(atlas: Atlas) -> list[dict[str, Any]]:
         )
         entry["serving"] = serving
         entry["in_sync"] = bool(serving) and serving == entry["acked"]
+        entry["leaf_expires"] = _leaf_expires(atlas, node)
         result.append(entry)
     return result
+
+
+@lru_cache(maxsize=65536)
+def leaf_expiry(cert_pem: bytes) -> datetime:
+    """A leaf's expiry, parsed once per certificate (every scrape asks for every node)."""
+    return x509.load_pem_x509_certificate(cert_pem).not_valid_after_utc
+
+
+def _leaf_expires(atlas: Atlas, node: str) -> str | None:
+    creds = atlas.publisher.credentials_of(node)
+    return leaf_expiry(creds.cert_pem).isoformat() if creds is not None else None
+
+
+def _thanos_address(atlas: Atlas) -> str:
+    """Where the observability Envoy takes Thanos StoreAPI calls, as seen from this host."""
+    settings = atlas.options.settings
+    host = settings.network.observability_listen_address
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    return f"{host}:{settings.observability_ports.thanos}"
+
+
+class NodeMetrics(Collector):
+    """Per-node gauges computed at scrape time from the status board, the cache and the
+    credentials, so that they never go stale. They cover the nodes Atlas serves, connected
+    or not, and any node connected now; a removed cluster's Envoy drops out once it is gone,
+    so no alert fires forever for a cluster that no longer exists."""
+
+    def __init__(self, atlas: Atlas) -> None:
+        self.atlas = atlas
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        atlas = self.atlas
+        connected = GaugeMetricFamily(
+            "atlas_xds_node_connected",
+            "1 while the node's Envoy holds an ADS stream to this replica",
+            labels=["node"],
+        )
+        in_sync = GaugeMetricFamily(
+            "atlas_xds_node_in_sync",
+            "1 when what the Envoy last ACKed is what this replica serves",
+            labels=["node"],
+        )
+        expiry = GaugeMetricFamily(
+            "atlas_certificate_expiry_timestamp_seconds",
+            "When a certificate expires (Unix time): kind leaf (SDS), bootstrap (ADS client), ca",
+            labels=["node", "kind"],
+        )
+        for entry in _nodes(atlas):
+            node, served = entry["node"], bool(entry["serving"])
+            if not served and not entry["connected"]:
+                continue  # a removed cluster's Envoy, gone: nothing to alert on
+            connected.add_metric([node], 1.0 if entry["connected"] else 0.0)
+            if served:  # an Envoy Atlas has nothing for is neither in sync nor out of it
+                in_sync.add_metric([node], 1.0 if entry["in_sync"] else 0.0)
+            if entry["leaf_expires"]:
+                expiry.add_metric([node, "leaf"], _timestamp(entry["leaf_expires"]))
+            bootstrap = entry.get("client_certificate") or {}
+            if bootstrap.get("expires"):
+                expiry.add_metric([node, "bootstrap"], _timestamp(bootstrap["expires"]))
+        ca = _ca(atlas)
+        if ca is not None:
+            expiry.add_metric(["", "ca"], _timestamp(ca["expires"]))
+        synced = GaugeMetricFamily("atlas_synced", "1 once the sources were read in full")
+        synced.add_metric([], 1.0 if atlas.state is not None and atlas.state.synced else 0.0)
+        ready = GaugeMetricFamily("atlas_ready", "1 while /readyz answers 200")
+        ready.add_metric([], 0.0 if readiness(atlas) else 1.0)
+        yield from (connected, in_sync, expiry, synced, ready)
+
+
+def _timestamp(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp()
 
 
 def _ca(atlas: Atlas) -> dict[str, Any] | None:

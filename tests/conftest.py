@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from atlas.processes import stop_child
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -50,15 +52,9 @@ def run_atlas(
 def stop_process(
     proc: subprocess.Popen[bytes] | None, *, sig: int = signal.SIGTERM, grace: float = 10.0
 ) -> None:
-    """Signal a child the tests started, and kill it if it has not exited after ``grace``."""
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(sig)
-    try:
-        proc.wait(grace)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    """Signal a child the tests started, and kill it if it has not exited after ``grace``:
+    the demo's own process supervision (``atlas.processes``)."""
+    stop_child(proc, sig=sig, grace=grace)
 
 
 @pytest.fixture

@@ -108,6 +108,10 @@ class SnapshotPublisher:
             self._first_pending = time.monotonic()
         self._wake.set()
 
+    def credentials_of(self, node: str) -> NodeCredentials | None:
+        """The credentials the published snapshot of ``node`` was built with."""
+        return self._last.creds.get(node) if self._last is not None else None
+
     @property
     def waiting(self) -> tuple[str, ...]:
         """Nodes without credentials yet (no snapshot)."""

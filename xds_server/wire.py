@@ -16,6 +16,8 @@ from __future__ import annotations
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
+from atlas.protowire import varint
+
 __all__ = ["delimited", "header", "number", "oneof_uint", "packed", "text"]
 
 _TYPE_PREFIX = "type.googleapis.com/"
@@ -32,20 +34,6 @@ def packed(message: Message) -> any_pb2.Any:
         type_url=_TYPE_PREFIX + message.DESCRIPTOR.full_name,
         value=message.SerializeToString(deterministic=True),
     )
-
-
-_ONE_BYTE = tuple(bytes((i,)) for i in range(0x80))
-
-
-def _varint(value: int) -> bytes:
-    if value < 0x80:  # tags and most lengths: the common case, no loop
-        return _ONE_BYTE[value]
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 def number(message: type[Message], field: str) -> int:
@@ -69,7 +57,7 @@ def header(field_number: int, length: int) -> bytes:
     Lets a nested message around a large payload (a certificate) be written as a list of
     pieces joined once at the end, instead of copying the payload at every level.
     """
-    return _varint(field_number << 3 | 2) + _varint(length)
+    return varint(field_number << 3 | 2) + varint(length)
 
 
 def text(field_number: int, value: str) -> bytes:
@@ -79,4 +67,4 @@ def text(field_number: int, value: str) -> bytes:
 
 def oneof_uint(field_number: int, value: int) -> bytes:
     """An unsigned varint that is a member of a oneof: written even when zero (it is set)."""
-    return _varint(field_number << 3) + _varint(value)
+    return varint(field_number << 3) + varint(value)

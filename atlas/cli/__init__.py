@@ -8,7 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from atlas.cli import ca, cluster, observability, serve
+from atlas.cli import ca, cluster, demo, observability, serve, status
 from atlas.cli.common import Formatter, package_version
 from atlas.errors import AtlasError
 
@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="logging"
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (serve, cluster, observability, ca):
+    for group in (serve, cluster, observability, ca, status, demo):
         group.add_parser(sub)
     return p
 

@@ -36,7 +36,14 @@ KUBERNETES = "kubernetes"
 
 
 class Formatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Help that shows every default next to its option."""
+    """Help that shows every default next to its option, unless the help already says what
+    the default is (one computed at run time) or there is none to show."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "default" in text or action.default in (None, [], False):
+            return text
+        return super()._get_help_string(action)
 
 
 DISTRIBUTION = "atlas-xds"

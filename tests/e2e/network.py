@@ -10,7 +10,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +20,7 @@ import yaml
 from atlas.bootstrap import BootstrapSpec, CertPaths, build_bootstrap
 from atlas.pki import OBSERVABILITY_URI, cluster_uri
 from atlas.pki_store import CertificateManager, DirectoryStore
+from atlas.processes import wait_for
 from tests.conftest import atlas_cmd, stop_process
 from tests.fakes.thanos import Sidecar
 from tests.fakes.web import WebStub
@@ -61,17 +61,11 @@ def listener_ports(*hosts: str) -> tuple[dict[str, int], dict[str, int]]:
 def wait_until(
     check: Callable[[], Any], *, within: float, what: str, interval: float = 0.05
 ) -> Any:
-    deadline = time.monotonic() + within
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-            if result:
-                return result
-        except Exception as err:
-            last = err
-        time.sleep(interval)
-    raise AssertionError(f"{what}: not within {within}s (last error: {last!r})")
+    """``atlas.processes.wait_for``, failing the test (AssertionError) on time-out."""
+    try:
+        return wait_for(check, within=within, what=what, interval=interval)
+    except TimeoutError as err:
+        raise AssertionError(str(err)) from None
 
 
 class Process:

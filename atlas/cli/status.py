@@ -1,0 +1,182 @@
+"""``atlas status``: is every cluster reachable? One row per cluster from the daemons'
+``/status``, and a Thanos Info probe of every sidecar through the observability Envoy.
+
+Exit code: 0 healthy, 1 degraded, 2 no daemon answered, so scripts can act on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+
+import grpc
+import yaml
+
+from atlas import thanos
+from atlas.cli.common import Formatter
+from atlas.model import SIDECARS_DOMAIN
+from atlas.status_report import Probe, Report, build_report, sidecar_targets
+
+__all__ = ["add_parser"]
+
+DEFAULT_URL = "http://127.0.0.1:9180/status"
+HEALTHY, DEGRADED, UNREACHABLE = 0, 1, 2
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "status",
+        help="is every cluster reachable? (exit 0 healthy, 1 degraded, 2 daemon unreachable)",
+        description="One row per cluster: its Envoy's connection and protocol, versions served "
+        "and ACKed, the last NACK, a Thanos Info probe of each sidecar through the "
+        "observability Envoy (with its external labels), and when its certificates expire.",
+        formatter_class=Formatter,
+    )
+    p.add_argument(
+        "--url",
+        action="append",
+        default=None,
+        metavar="URL",
+        help=f"a replica's status endpoint, repeatable (default {DEFAULT_URL})",
+    )
+    p.add_argument(
+        "--probe-address",
+        metavar="HOST:PORT",
+        help="the observability Envoy's Thanos listener (default: what the daemon reports)",
+    )
+    p.add_argument("--no-probe", action="store_true", help="skip the sidecar probes")
+    p.add_argument(
+        "-o",
+        "--output",
+        choices=["table", "json", "yaml"],
+        default="table",
+        help="a table for people; json or yaml (the whole report) for scripts",
+    )
+    p.add_argument(
+        "--watch",
+        nargs="?",
+        const=5.0,
+        type=float,
+        metavar="SECONDS",
+        help="repeat every SECONDS (5 when given alone) until interrupted",
+    )
+    p.add_argument(
+        "--expiry-warning-days",
+        type=float,
+        default=7.0,
+        help="a certificate expiring sooner makes its cluster degraded",
+    )
+    p.set_defaults(func=_status)
+
+
+def _fetch(url: str) -> dict[str, Any] | None:
+    if not url.rstrip("/").endswith("/status"):
+        url = url.rstrip("/") + "/status"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return dict(json.loads(response.read()))
+    except (OSError, ValueError, urllib.error.URLError):
+        return None
+
+
+def _probe(address: str, target: str) -> Probe:
+    port = address.rpartition(":")[2]
+    authority = f"{target}.{SIDECARS_DOMAIN}.:{port}"
+    try:
+        labels, method = thanos.probe(address, authority, timeout=3.0)
+    except grpc.RpcError as err:
+        return Probe(target, error=f"{err.code().name}: {err.details()}")
+    return Probe(target, labels=labels, method=method)
+
+
+def collect(args: argparse.Namespace) -> Report:
+    urls = args.url or [DEFAULT_URL]
+    documents = {url: _fetch(url) for url in urls}
+    first = next((d for d in documents.values() if d is not None), None)
+    probes: list[Probe] = []
+    if first is not None and not args.no_probe:
+        address = args.probe_address or first.get("observability", {}).get("thanos_address")
+        targets = sidecar_targets(first)
+        if address and targets:
+            with ThreadPoolExecutor(max_workers=min(16, len(targets))) as pool:
+                probes = list(pool.map(lambda t: _probe(address, t), targets))
+    warning = timedelta(days=args.expiry_warning_days)
+    return build_report(documents, probes, expiry_warning=warning)
+
+
+def _day(iso: str) -> str:
+    return iso[:10] if iso else "-"
+
+
+def render_table(report: Report) -> str:
+    lines = []
+    for url, replica in report.replicas.items():
+        if not replica["reachable"]:
+            lines.append(f"replica {url}: UNREACHABLE")
+            continue
+        state = "ready" if replica["ready"] else "NOT READY"
+        role = "leader" if replica["leader"] else "follower"
+        lines.append(f"replica {url}: {state}, {role}")
+        lines += [f"  problem: {p}" for p in replica["problems"]]
+        lines += [f"  rejected: {e}" for e in replica["rejected"]]
+    header = ("CLUSTER", "ENVOY", "CONFIG", "SIDECARS", "LEAF", "BOOTSTRAP")
+    table = [header]
+    for row in report.rows:
+        envoy = f"connected ({row.protocol})" if row.connected else "DISCONNECTED"
+        config = "in sync" if row.in_sync else ("NACK" if row.last_nack else "NOT IN SYNC")
+        sidecars = (
+            ", ".join(
+                f"{p.target} "
+                + (
+                    ",".join(f"{k}={v}" for k, v in sorted((p.labels or {}).items()))
+                    if not p.error
+                    else "UNREACHABLE"
+                )
+                for p in row.sidecars
+            )
+            or "-"
+        )
+        table.append(
+            (row.name, envoy, config, sidecars, _day(row.leaf_expires), _day(row.bootstrap_expires))
+        )
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in table]
+    for row in report.rows:
+        lines += [f"{row.name}: {p}" for p in row.problems]
+    lines.append("healthy" if report.healthy else "DEGRADED")
+    return "\n".join(lines) + "\n"
+
+
+def _print(report: Report, output: str) -> None:
+    if output == "json":
+        sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n")
+    elif output == "yaml":
+        sys.stdout.write(yaml.safe_dump(report.as_dict(), sort_keys=False))
+    else:
+        sys.stdout.write(render_table(report))
+    sys.stdout.flush()
+
+
+def _code(report: Report) -> int:
+    if not any(r["reachable"] for r in report.replicas.values()):
+        return UNREACHABLE
+    return HEALTHY if report.healthy else DEGRADED
+
+
+def _status(args: argparse.Namespace) -> int:
+    while True:
+        report = collect(args)
+        _print(report, args.output)
+        if args.watch is None:
+            return _code(report)
+        try:
+            time.sleep(args.watch)
+        except KeyboardInterrupt:
+            return _code(report)

@@ -1,0 +1,160 @@
+"""`atlas status` against a real network: healthy, then each way a cluster degrades (its
+Envoy disconnected, an update NACKed, a sidecar unreachable through the tunnel), and a daemon
+that does not answer; the exit code and what it says in each case."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import run_atlas
+from tests.e2e.conftest import running_network
+from tests.e2e.network import AtlasNetwork, free_port, wait_until
+from tests.fakes.thanos import Sidecar, info
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AtlasNetwork]:
+    with running_network(tmp_path_factory.mktemp("status")) as network:
+        wait_until(
+            lambda: info(network.thanos_address, network.thanos_authority("west-0")),
+            within=30,
+            what="network up",
+        )
+        yield network
+
+
+def status(net: AtlasNetwork, *args: str) -> tuple[int, str]:
+    result = run_atlas(["status", "--url", f"http://{net.atlas_ip}:{net.http_port}", *args])
+    assert result.stderr == "", result.stderr
+    return result.returncode, result.stdout
+
+
+def row(output: str, name: str) -> str:
+    return next(line for line in output.splitlines() if line.startswith(name + " "))
+
+
+def settled(net: AtlasNetwork) -> tuple[int, str]:
+    return wait_until(
+        lambda: (r := status(net))[0] == 0 and r, within=20, what="healthy", interval=0.3
+    )
+
+
+def test_a_healthy_network(net: AtlasNetwork) -> None:
+    _, out = settled(net)
+    assert out.endswith("healthy\n") and "ready, leader" in out
+    east = row(out, "east")
+    assert "connected (" in east and "in sync" in east
+    assert "east-0 cluster=east,replica=0, east-1 cluster=east,replica=1" in east
+    code, text = status(net, "-o", "json")
+    report = json.loads(text)
+    assert code == 0 and report["healthy"] is True
+    clusters = {c["name"]: c for c in report["clusters"]}
+    assert set(clusters) == {"(observability)", "east", "west"}
+    east_json = clusters["east"]
+    assert east_json["connected"] and east_json["in_sync"]
+    assert east_json["versions"]["cluster"]["serving"] == east_json["versions"]["cluster"]["acked"]
+    assert east_json["leaf_expires"] and east_json["bootstrap_expires"]
+    assert [p["method"] for p in east_json["sidecars"]] == ["/thanos.info.Info/Info"] * 2
+    code, text = status(net, "-o", "yaml")
+    assert code == 0 and yaml.safe_load(text)["healthy"] is True
+
+
+def test_an_unreachable_sidecar(net: AtlasNetwork) -> None:
+    settled(net)
+    net.sidecars["west-0"].stop()
+    try:
+        code, out = status(net)
+        assert code == 1 and out.endswith("DEGRADED\n")
+        assert "west-0 UNREACHABLE" in row(out, "west")
+        assert "west: sidecar west-0: UNAVAILABLE" in out
+        assert "east-0 cluster=east" in row(out, "east"), "the others are unaffected"
+    finally:
+        net.sidecars["west-0"] = Sidecar(
+            net.ip(22), net.sidecar_port, {"cluster": "west", "replica": "0"}
+        )
+    settled(net)
+
+
+def test_a_disconnected_envoy(net: AtlasNetwork) -> None:
+    settled(net)
+    east = net.envoys["east"]
+    east.kill(signal.SIGKILL)
+    try:
+        _, out = wait_until(
+            lambda: (r := status(net))[0] == 1 and "DISCONNECTED" in row(r[1], "east") and r,
+            within=10,
+            what="east disconnected",
+        )
+        assert "east: Envoy not connected to any replica" in out
+        assert "connected (" in row(out, "west")
+    finally:
+        east.start()
+    settled(net)
+
+
+def test_a_rejected_update(net: AtlasNetwork) -> None:
+    settled(net)
+    blocker = socket.socket()
+    blocker.bind((net.envoy_ips["west"], 0))
+    blocker.listen()
+    try:
+        assert net.atlas is not None
+        net.atlas.stop()
+        net.start_atlas(alert_relay=blocker.getsockname()[1])  # west cannot bind it: NACK
+        _, out = wait_until(
+            lambda: (r := status(net))[0] == 1 and "NACK" in row(r[1], "west") and r,
+            within=20,
+            what="west's NACK",
+        )
+        assert "west: last update rejected:" in out and str(blocker.getsockname()[1]) in out
+        report = json.loads(status(net, "-o", "json")[1])
+        west = next(c for c in report["clusters"] if c["name"] == "west")
+        assert west["versions"]["listener"]["serving"] != west["versions"]["listener"]["acked"]
+    finally:
+        blocker.close()
+        assert net.atlas is not None
+        net.atlas.stop()
+        net.start_atlas()
+    settled(net)
+
+
+def test_an_unreachable_daemon(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port('127.0.0.1')}/status"
+    result = run_atlas(["status", "--url", url])
+    assert result.returncode == 2
+    assert f"replica {url}: UNREACHABLE" in result.stdout and "DEGRADED" in result.stdout
+
+
+def test_watch_repeats_until_interrupted(net: AtlasNetwork) -> None:
+    import subprocess
+    import time
+
+    from tests.conftest import atlas_cmd
+
+    proc = subprocess.Popen(
+        [
+            *atlas_cmd(),
+            "status",
+            "--url",
+            f"http://{net.atlas_ip}:{net.http_port}",
+            "--watch",
+            "0.2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=10)
+    assert proc.returncode == 0
+    assert out.count("healthy\n") >= 2
