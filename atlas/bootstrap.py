@@ -55,6 +55,11 @@ class BootstrapSpec:
     metrics_port: int = 0
     """A listener on all addresses serving only ``/stats/prometheus`` and ``/ready`` from the
     admin interface (which stays on loopback); 0: none."""
+    max_downstream_connections: int = 0
+    """The overload manager's limit on connections over all listeners (0: no overload
+    manager). The observability Envoy is the front door, so its bootstrap has one."""
+    max_heap_bytes: int = 0
+    """The overload manager's heap limit (0: heap not watched)."""
 
 
 def bootstrap_spec(
@@ -62,6 +67,7 @@ def bootstrap_spec(
 ) -> BootstrapSpec:
     """A node's bootstrap with the admin interface and certificate directory of ``settings``."""
     envoy = settings.envoy
+    front_door = node == settings.observability_node
     return BootstrapSpec(
         node_id=node,
         ads_host=ads_host,
@@ -71,6 +77,8 @@ def bootstrap_spec(
         admin_address=envoy.admin_address,
         admin_port=envoy.admin_port,
         metrics_port=envoy.metrics_port,
+        max_downstream_connections=envoy.max_downstream_connections if front_door else 0,
+        max_heap_bytes=envoy.max_heap_bytes if front_door else 0,
     )
 
 
@@ -125,7 +133,7 @@ def build_bootstrap(spec: BootstrapSpec) -> dict[str, Any]:
         },
         "transport_socket": tls,
     }
-    return {
+    bootstrap = {
         "node": {"id": spec.node_id, "cluster": spec.node_id},
         "admin": {"address": _socket(spec.admin_address, spec.admin_port)},
         "dynamic_resources": {
@@ -140,6 +148,51 @@ def build_bootstrap(spec: BootstrapSpec) -> dict[str, Any]:
         },
         "static_resources": _with_metrics({"clusters": [ads_cluster]}, spec),
     }
+    if spec.max_downstream_connections:
+        bootstrap["overload_manager"] = _overload_manager(spec)
+    return bootstrap
+
+
+_MONITORS = "type.googleapis.com/envoy.extensions.resource_monitors"
+_HEAP = "envoy.resource_monitors.fixed_heap"
+
+
+def _overload_manager(spec: BootstrapSpec) -> dict[str, Any]:
+    """Envoy protects itself before the kernel or the kubelet does: past the connection limit
+    new connections are refused; near the heap limit it frees memory (90 %), stops keep-alive
+    (95 %) and answers 503 (98 %) instead of being killed for memory with every stream."""
+    monitors: list[dict[str, Any]] = [
+        {
+            "name": "envoy.resource_monitors.global_downstream_max_connections",
+            "typed_config": {
+                "@type": f"{_MONITORS}.downstream_connections.v3.DownstreamConnectionsConfig",
+                "max_active_downstream_connections": spec.max_downstream_connections,
+            },
+        }
+    ]
+    actions: list[dict[str, Any]] = []
+    if spec.max_heap_bytes:
+        monitors.append(
+            {
+                "name": _HEAP,
+                "typed_config": {
+                    "@type": f"{_MONITORS}.fixed_heap.v3.FixedHeapConfig",
+                    "max_heap_size_bytes": spec.max_heap_bytes,
+                },
+            }
+        )
+        actions = [
+            {
+                "name": f"envoy.overload_actions.{action}",
+                "triggers": [{"name": _HEAP, "threshold": {"value": value}}],
+            }
+            for action, value in (
+                ("shrink_heap", 0.90),
+                ("disable_http_keepalive", 0.95),
+                ("stop_accepting_requests", 0.98),
+            )
+        ]
+    return {"refresh_interval": "0.25s", "resource_monitors": monitors, "actions": actions}
 
 
 ADMIN_CLUSTER = "envoy_admin"

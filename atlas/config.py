@@ -21,6 +21,7 @@ __all__ = [
     "DEFAULT_ADS_PORT",
     "DEFAULT_NAMESPACE",
     "DEFAULT_OBSERVABILITY_NODE",
+    "AdsSettings",
     "DNSSettings",
     "DownstreamPorts",
     "EnvoySettings",
@@ -118,6 +119,49 @@ class EnvoySettings:
     """All addresses, ``/stats/prometheus`` and ``/ready`` only (scrapes and probes); 0: none."""
     cert_dir: str = "/etc/envoy/atlas"
     """Where the chart mounts the bootstrap credential in the Envoy pod."""
+    peer_connections: int = 20_000
+    """Per listener of the observability Envoy that downstream Envoys connect to (the ADS
+    entry, the alert intake): one or two per cluster, with room for 10,000 clusters."""
+    client_connections: int = 4_096
+    """Per listener that clients in the observability cluster use (Thanos Query, the UIs)."""
+    max_downstream_connections: int = 50_000
+    """The observability Envoy's overload manager: connections on all listeners together."""
+    max_heap_bytes: int = 0
+    """The overload manager's heap limit (0: not watched). Set it to about 80 % of the pod's
+    memory limit: at 90 % Envoy frees memory, at 95 % it stops keep-alive and at 98 % it
+    answers 503 rather than being killed for memory."""
+    max_request_headers_kb: int = 32
+    """Request headers larger than this are refused (431): far above what Thanos, Prometheus,
+    Alertmanager and browsers send, far below what would let one request hog memory."""
+    request_headers_timeout: float = 10.0
+    """Seconds a client has to send its request headers (a slow-loris client is cut off)."""
+    ui_request_timeout: float = 300.0
+    """Seconds a UI request may take in all (the longest Prometheus query worth waiting for);
+    Thanos StoreAPI streams have none, alerts 30 s."""
+    idle_timeout: float = 300.0
+    """Seconds an HTTP connection may stay idle before Envoy closes it."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class AdsSettings:
+    """What one downstream identity may ask of Atlas's gRPC port: enough for any Envoy, too
+    little for one misbehaving cluster to slow the others (``xds_server.admission``)."""
+
+    streams_per_node: int = 3
+    """An Envoy holds one ADS stream; a reconnect may briefly overlap the one it replaces."""
+    streams_per_observability_node: int = 16
+    """Every replica of the observability Envoy connects as the same node."""
+    requests_per_second: float = 20.0
+    """Sustained requests per stream; an Envoy sends a handful per change."""
+    request_burst: int = 200
+    """Requests a stream may send at once (a reconnecting Envoy subscribes to every type)."""
+    throttled_for: float = 10.0
+    """Seconds a stream may stay over its rate (slowed down) before it is ended."""
+    max_request_bytes: int = 8 * 1024 * 1024
+    """Largest request: a delta reconnect of the observability Envoy at 10,000 clusters lists
+    every resource it holds, about 2 MB."""
+    max_streams_per_connection: int = 8
+    """HTTP/2 streams one connection may hold open."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -185,6 +229,7 @@ class Settings:
     pki: PKISettings = field(default_factory=PKISettings)
     dns: DNSSettings = field(default_factory=DNSSettings)
     envoy: EnvoySettings = field(default_factory=EnvoySettings)
+    ads: AdsSettings = field(default_factory=AdsSettings)
     alertmanager_selector: str = "app=kube-prometheus-stack-alertmanager"
     """Label selector of the observability Alertmanager Services (one per replica)."""
     envoy_selector: str = "app=envoy,release=atlas"

@@ -17,6 +17,7 @@ from typing import Any
 from prometheus_client import REGISTRY
 
 from atlas import metrics
+from atlas.admission import MemberAdmission
 from atlas.config import Settings
 from atlas.errors import AtlasError
 from atlas.health import NodeMetrics, liveness, readiness, status_document
@@ -35,9 +36,10 @@ from dns_server.server import DnsServer
 from watchers.files import DirectorySource
 from watchers.kube import KubeSource
 from watchers.source import SourceState
+from xds_server.admission import StreamLimits
 from xds_server.cache import SnapshotCache
 from xds_server.publisher import SnapshotPublisher
-from xds_server.server import AdsServicer, TLSMaterial, start_server
+from xds_server.server import AdsServicer, ServerOptions, TLSMaterial, start_server
 from xds_server.status import StatusBoard
 
 __all__ = ["Atlas", "ServeOptions", "TopologyLog", "run"]
@@ -181,7 +183,11 @@ class Atlas:
         identity = options.identity or f"{socket.gethostname()}-{os.getpid()}"
         self.leader = LeaderElector(self.kube, settings.namespace, identity, settings.lease)
         self.store = KubeSecretStore(
-            self.kube, settings.namespace, cached=source.secret, may_write=self.leader.is_leader
+            self.kube,
+            settings.namespace,
+            cached=source.secret,
+            listed=lambda: list(source.secrets),
+            may_write=self.leader.is_leader,
         )
         self.pki = CertificateManager(self.store, settings.pki)
         ads = options.control_plane_service or (
@@ -354,14 +360,36 @@ class Atlas:
             sup.start("source", lambda: source.run(self._on_state), Policy.RESTART)
         await self._wait_for_ca()
         await asyncio.to_thread(self._control_plane_tls)
+        ads = opts.settings.ads
         self._servicer = AdsServicer(
             self.cache,
             self.board,
             observability_node=opts.settings.observability_node,
-            check_identity=opts.ads_tls,
+            admission=MemberAdmission(
+                opts.settings.observability_node,
+                check_identity=opts.ads_tls,
+                members=lambda: self.publisher.members,
+                published=self.publisher.published,
+                bootstrap=lambda node: self.pki.store.load(f"bootstrap-{node}"),
+            ),
+            limits=StreamLimits(
+                streams_per_node=ads.streams_per_node,
+                streams_per_observability_node=ads.streams_per_observability_node,
+                requests_per_second=ads.requests_per_second,
+                request_burst=ads.request_burst,
+                throttled_for=ads.throttled_for,
+            ),
         )
         tls = TLSMaterial(self._control_plane_tls) if opts.ads_tls else None
-        self._grpc, self.ads_port = await start_server(self._servicer, opts.ads_listen, tls=tls)
+        self._grpc, self.ads_port = await start_server(
+            self._servicer,
+            opts.ads_listen,
+            tls=tls,
+            options=ServerOptions(
+                max_receive_bytes=ads.max_request_bytes,
+                max_concurrent_streams=ads.max_streams_per_connection,
+            ),
+        )
         if opts.http_listen:
             host, port = _split_hostport(opts.http_listen)
             self._http = await start_http(

@@ -13,13 +13,16 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 from atlas.errors import PKIError
-from atlas.pki import OBSERVABILITY_URI, CAState, Credential, cluster_uri
+from atlas.pki import OBSERVABILITY_URI, CAState, Credential, cluster_uri, membership_uri
 from atlas.pki_store import CertificateManager
 from xds_server.builders import NodeCredentials
 
 __all__ = ["NodeIdentities"]
 
 log = logging.getLogger(__name__)
+
+_CLUSTER_CREDENTIALS = ("node-", "bootstrap-")
+"""Store names of a cluster's credentials: its leaf and its bootstrap credential."""
 
 
 class NodeIdentities:
@@ -36,6 +39,8 @@ class NodeIdentities:
         self._cache: dict[str, tuple[Credential, bytes]] = {}
         self._handed: dict[str, NodeCredentials] = {}
         self._lock = threading.Lock()
+        self._members: set[str] | None = None
+        """The nodes of the last call while issuing; None: look at the whole store next."""
 
     def _store_name(self, node: str) -> tuple[str, str]:
         if node == self.observability_node:
@@ -71,6 +76,10 @@ class NodeIdentities:
             for gone in self._cache.keys() - set(nodes):
                 del self._cache[gone]
                 self._handed.pop(gone, None)
+            if self.may_issue():
+                self._retire(set(nodes))
+            else:
+                self._members = None  # a new leader looks at the whole store first
             ca = self.manager.store.load_ca() if not self.may_issue() else self.manager.ca()
             if ca is None:
                 return {}
@@ -87,6 +96,26 @@ class NodeIdentities:
                     result[node] = self._handed_out(node, credential, bundle)
             return result
 
+    def _retire(self, nodes: set[str]) -> None:
+        """Delete the credentials of clusters that are no longer members, before anything can
+        issue them again: a cluster added back gets a new membership, and every credential of
+        its earlier one stays refused. The first time (and after leadership returns) the whole
+        store is looked at, for clusters removed while no replica was issuing."""
+        if self._members is None:
+            stored = self.manager.store.names()
+            candidates = {
+                name.split("-", 1)[1] for name in stored if name.startswith(_CLUSTER_CREDENTIALS)
+            }
+        else:
+            candidates = self._members - nodes
+        self._members = nodes
+        for cluster in sorted(candidates - nodes - {self.observability_node}):
+            try:
+                self.manager.forget_cluster(cluster)
+            except PKIError as err:
+                log.warning("could not delete the credentials of removed %s: %s", cluster, err)
+                self._members.add(cluster)  # try again on the next build
+
     def _handed_out(self, node: str, credential: Credential, bundle: bytes) -> NodeCredentials:
         """The same object as last time when nothing changed: the snapshot builder tells
         unchanged nodes apart by identity, which matters at 10,000 nodes."""
@@ -98,6 +127,9 @@ class NodeIdentities:
             and last.bundle_pem == bundle
         ):
             return last
-        creds = NodeCredentials(credential.cert_pem, credential.key_pem, bundle)
+        principal = ""
+        if node != self.observability_node and credential.membership:
+            principal = membership_uri(node, credential.membership)
+        creds = NodeCredentials(credential.cert_pem, credential.key_pem, bundle, principal)
         self._handed[node] = creds
         return creds

@@ -7,6 +7,7 @@ built here mentions it, so logging a credential or an error never leaks a key.
 from __future__ import annotations
 
 import ipaddress
+import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -22,15 +23,20 @@ from atlas.errors import PKIError
 
 __all__ = [
     "CONTROL_PLANE_URI",
+    "MEMBERSHIP_PREFIX",
     "OBSERVABILITY_URI",
     "CAState",
     "Credential",
     "authority_key_id",
+    "cluster_of",
     "cluster_uri",
     "create_ca",
     "cross_sign",
     "drop_previous",
     "issue",
+    "membership_of",
+    "membership_uri",
+    "new_membership",
     "rotate",
     "subject_key_id",
     "uri_of",
@@ -41,11 +47,48 @@ OBSERVABILITY_URI = "spiffe://atlas/observability"
 CONTROL_PLANE_URI = "spiffe://atlas/control-plane"
 """Atlas's own gRPC server: downstream Envoys accept only this identity for ADS."""
 
+MEMBERSHIP_PREFIX = "urn:atlas:member:"
+"""A second URI SAN on a cluster's credentials: ``urn:atlas:member:<cluster>:<token>``.
+
+The token is drawn when a cluster gets its first credential and kept by every renewal and
+re-issue after a CA rotation; removing the cluster deletes its credentials, so adding it again
+draws a new token. Whoever admits a cluster (Atlas's ADS server, the observability Envoy's alert
+intake) accepts only the current token: a credential of an earlier membership of the same name
+stays refused although the CA signed it and it has not expired. The SPIFFE ID stays the only
+``spiffe://`` SAN, as X.509-SVIDs require."""
+
 _PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
 
 def cluster_uri(name: str) -> str:
     return f"{SPIFFE_PREFIX}cluster/{name}"
+
+
+def cluster_of(uri: str | None) -> str | None:
+    """The cluster a ``spiffe://atlas/cluster/<name>`` identity names; None for any other."""
+    prefix = f"{SPIFFE_PREFIX}cluster/"
+    return uri.removeprefix(prefix) if uri is not None and uri.startswith(prefix) else None
+
+
+def membership_uri(cluster: str, token: str) -> str:
+    return f"{MEMBERSHIP_PREFIX}{cluster}:{token}"
+
+
+def new_membership() -> str:
+    """A fresh membership token: 64 random bits, as hex."""
+    return secrets.token_hex(8)
+
+
+def membership_of(cert: x509.Certificate) -> str:
+    """The membership token a certificate carries; "" for one issued before tokens existed."""
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return ""
+    for uri in san.get_values_for_type(x509.UniformResourceIdentifier):
+        if uri.startswith(MEMBERSHIP_PREFIX):
+            return uri.rpartition(":")[2]
+    return ""
 
 
 def _now() -> datetime:
@@ -74,6 +117,11 @@ class Credential:
     @property
     def uri(self) -> str | None:
         return uri_of(self.certificate)
+
+    @cached_property
+    def membership(self) -> str:
+        """The membership token (see ``MEMBERSHIP_PREFIX``); "" when it carries none."""
+        return membership_of(self.certificate)
 
     @cached_property
     def renew_from(self) -> datetime:
@@ -114,12 +162,15 @@ def authority_key_id(cert: x509.Certificate) -> str | None:
 
 
 def uri_of(cert: x509.Certificate) -> str | None:
+    """The identity: the certificate's SPIFFE ID (its first URI SAN otherwise)."""
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         return None
     uris = san.get_values_for_type(x509.UniformResourceIdentifier)
-    return uris[0] if uris else None
+    spiffe = [u for u in uris if u.startswith("spiffe://")]
+    found = spiffe or uris
+    return found[0] if found else None
 
 
 @dataclass(frozen=True)
@@ -232,8 +283,10 @@ def issue(
     ips: tuple[str, ...] = (),
     key_type: str = "ecdsa",
     now: datetime | None = None,
+    membership: str = "",
 ) -> Credential:
-    """A leaf for one identity (URI SAN), for server and/or client authentication."""
+    """A leaf for one identity (URI SAN), for server and/or client authentication;
+    ``membership`` adds a cluster's membership token (``MEMBERSHIP_PREFIX``)."""
     if not uri.startswith(SPIFFE_PREFIX):
         raise PKIError(f"identity {uri!r} is not under {SPIFFE_PREFIX}")
     if not (server or client):
@@ -250,6 +303,9 @@ def issue(
         if on
     ]
     sans: list[x509.GeneralName] = [x509.UniformResourceIdentifier(uri)]
+    cluster = cluster_of(uri)
+    if membership and cluster is not None:
+        sans.append(x509.UniformResourceIdentifier(membership_uri(cluster, membership)))
     sans += [x509.DNSName(d) for d in dns_names]
     try:
         sans += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]

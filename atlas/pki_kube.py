@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from atlas.errors import PKIError
@@ -58,12 +58,16 @@ class KubeSecretStore:
         namespace: str,
         *,
         cached: Callable[[str], dict[str, Any] | None] | None = None,
+        listed: Callable[[], Iterable[str]] | None = None,
         may_write: Callable[[], bool] = lambda: True,
     ) -> None:
         self.kube, self.namespace = kube, namespace
         self.cached = cached
+        self.listed = listed
+        """The names of the Secrets in the watch cache (``names``); None: list them."""
         self.may_write = may_write
-        self._written: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._written: dict[str, tuple[float, dict[str, Any] | None]] = {}
+        """Our own writes (a body) and deletions (None), until the watch cache shows them."""
 
     @property
     def location(self) -> str:
@@ -76,11 +80,15 @@ class KubeSecretStore:
             if written is None:
                 return seen
             # Our own write, until the watch cache has caught up with it (normally ms): without
-            # this a leader would not see the CA it just created and create another one.
+            # this a leader would not see the CA it just created and create another one, or
+            # would still find the credentials of a cluster it has just removed.
             at, body = written
-            if (
-                seen is not None and seen.get("data") == body["data"]
-            ) or time.monotonic() - at > 30:
+            caught_up = (
+                seen is None
+                if body is None
+                else (seen is not None and seen.get("data") == body["data"])
+            )
+            if caught_up or time.monotonic() - at > 30:
                 del self._written[name]
                 return seen
             return body
@@ -185,4 +193,35 @@ class KubeSecretStore:
             secret_name(name),
             {"tls.crt": credential.cert_pem, "tls.key": credential.key_pem},
             secret_type="kubernetes.io/tls",
+        )
+
+    def delete(self, name: str) -> None:
+        if not self.may_write():
+            raise PKIError(f"Secret {self.namespace}/{secret_name(name)}: only the leader writes")
+        secret = secret_name(name)
+        self._written[secret] = (time.monotonic(), None)
+        try:
+            self.kube.call(
+                f"delete Secret {secret}",
+                self.kube.core.delete_namespaced_secret,
+                secret,
+                self.namespace,
+            )
+        except KubeError as err:
+            if err.status != 404:
+                raise PKIError(
+                    f"cannot delete Secret {self.namespace}/{secret}: {err.status}"
+                ) from None
+
+    def names(self) -> tuple[str, ...]:
+        if self.listed is not None:
+            found: Iterable[str] = self.listed()
+        else:
+            listing = self.kube.call(
+                "list Secrets", self.kube.core.list_namespaced_secret, self.namespace
+            )
+            found = (s["metadata"]["name"] for s in listing.get("items", []))
+        prefix = secret_name("")
+        return tuple(
+            sorted(n.removeprefix(prefix) for n in found if n.startswith(prefix) and n != CA_SECRET)
         )

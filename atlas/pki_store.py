@@ -17,7 +17,16 @@ from typing import Protocol
 
 from atlas.config import PKISettings
 from atlas.errors import PKIError
-from atlas.pki import CAState, Credential, create_ca, drop_previous, issue, rotate
+from atlas.pki import (
+    CAState,
+    Credential,
+    cluster_of,
+    create_ca,
+    drop_previous,
+    issue,
+    new_membership,
+    rotate,
+)
 
 __all__ = ["CertificateManager", "DirectoryStore", "PKIStore", "write_private"]
 
@@ -38,6 +47,13 @@ class PKIStore(Protocol):
     def save_ca(self, state: CAState) -> None: ...
     def load(self, name: str) -> Credential | None: ...
     def save(self, name: str, credential: Credential) -> None: ...
+    def delete(self, name: str) -> None:
+        """Forget a credential (a removed cluster's): absent already is fine."""
+        ...
+
+    def names(self) -> tuple[str, ...]:
+        """The names of every stored credential."""
+        ...
 
 
 def write_private(path: Path, data: bytes) -> None:
@@ -100,6 +116,18 @@ class DirectoryStore:
         write_private(self.root / f"{name}.key", credential.key_pem)
         write_private(self.root / f"{name}.crt", credential.cert_pem)
 
+    def delete(self, name: str) -> None:
+        _check_name(name)
+        # Certificate first: a crash in between leaves a key without a certificate, which
+        # ``load`` treats as absent, never a certificate that still looks current.
+        for suffix in (".crt", ".key"):
+            (self.root / f"{name}{suffix}").unlink(missing_ok=True)
+
+    def names(self) -> tuple[str, ...]:
+        if not self.root.is_dir():
+            return ()
+        return tuple(sorted(p.stem for p in self.root.glob("*.crt") if not p.name.startswith("ca")))
+
 
 def _check_name(name: str) -> None:
     if _STORE_NAME.fullmatch(name) is None or ".." in name:
@@ -140,12 +168,19 @@ class CertificateManager:
         dns_names: tuple[str, ...] = (),
         now: datetime | None = None,
     ) -> Credential:
-        """The stored credential ``name``, re-issued when missing, stale or from an old CA."""
+        """The stored credential ``name``, re-issued when missing, stale or from an old CA.
+
+        A cluster's credential keeps its membership token through renewals and CA rotations;
+        a first one draws a new token (see ``atlas.pki.MEMBERSHIP_PREFIX``)."""
         state = self.ca()
         current = self.store.load(name)
         reason = _reissue_reason(current, uri, state, now)
         if current is not None and reason is None:
             return current
+        membership = ""
+        if cluster_of(uri) is not None:
+            kept = current is not None and current.uri == uri
+            membership = current.membership if kept and current is not None else new_membership()
         fresh = issue(
             state.current,
             uri,
@@ -155,10 +190,27 @@ class CertificateManager:
             dns_names=dns_names,
             key_type=self.settings.key_type,
             now=now,
+            membership=membership,
         )
         self.store.save(name, fresh)
         log.info("issued %s for %s (%s), valid until %s", name, uri, reason, fresh.not_after)
         return fresh
+
+    def forget_cluster(self, cluster: str) -> bool:
+        """Delete a removed cluster's credentials (its leaf and its bootstrap credential), so
+        that adding it again draws a new membership and its old credentials stay refused.
+        True when there was something to delete."""
+        found = False
+        for name in (f"node-{cluster}", f"bootstrap-{cluster}"):
+            stored = self.store.load(name)
+            # Only a credential of that cluster's identity: ``bootstrap-observability`` and
+            # the like are not a cluster's, whatever their name looks like.
+            if stored is not None and cluster_of(stored.uri) == cluster:
+                self.store.delete(name)
+                found = True
+        if found:
+            log.info("deleted the credentials of removed cluster %s", cluster)
+        return found
 
     def rotate_ca(self) -> CAState:
         state = rotate(

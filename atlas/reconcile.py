@@ -18,7 +18,7 @@ from atlas.errors import AtlasError, ManifestError
 from atlas.kube import Kube, KubeError
 from atlas.model import LABEL_ENVOY_VALUES, LABEL_MANAGED_BY
 from atlas.pki import OBSERVABILITY_URI, CAState, Credential, cluster_uri
-from atlas.pki_kube import KubeSecretStore, secret_name
+from atlas.pki_kube import KubeSecretStore
 from atlas.pki_store import CertificateManager
 from atlas.values import envoy_values, render
 
@@ -175,7 +175,7 @@ class Reconciler:
         )
         ca = self.pki.ca()
         for secret, (node, uri, ads_host, ads_port) in wanted.items():
-            credential = self._bootstrap(node, uri, ca, secrets)
+            credential = self._bootstrap(node, uri, ca)
             inputs = (ca.bundle_pem, credential.cert_pem, ads_host, ads_port)
             present = secret in secrets and (
                 secret != OBSERVABILITY_VALUES or OBSERVABILITY_BOOTSTRAP in secrets
@@ -206,17 +206,18 @@ class Reconciler:
                 self._delete(name)
                 self._written.pop(name, None)
 
-    def _bootstrap(
-        self, node: str, uri: str, ca: CAState, secrets: dict[str, dict[str, Any]]
-    ) -> Credential:
-        """The node's bootstrap credential; the store (parse, signature check) is consulted
-        only when the CA changed, renewal is due, or its Secret is gone, not on every pass."""
+    def _bootstrap(self, node: str, uri: str, ca: CAState) -> Credential:
+        """The node's bootstrap credential; the manager (parse, signature check) is asked
+        only when the CA changed, renewal is due, or the stored one is no longer the one seen
+        (gone with a removed cluster, whose next membership gets a new one)."""
         cached = self._bootstrap_seen.get(node)
+        stored = self.store.load(f"bootstrap-{node}")
         if (
             cached is not None
             and cached[1] == ca.current.cert_pem
             and not cached[0].needs_renewal()
-            and secret_name(f"bootstrap-{node}") in secrets
+            and stored is not None
+            and stored.cert_pem == cached[0].cert_pem
         ):
             return cached[0]
         credential = self.pki.credential(

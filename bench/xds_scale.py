@@ -116,7 +116,9 @@ def run_clients(port: int, nodes: list[str], ready: Any, stop: Any) -> None:
             while True:
                 yield await queue.get()
 
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        # Its own connection, as each Envoy has (channels to one target share one otherwise).
+        options = [("grpc.use_local_subchannel_pool", 1)]
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=options) as channel:
             stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
             async for response in stub.StreamAggregatedResources(requests()):
                 queue.put_nowait(

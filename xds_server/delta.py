@@ -5,6 +5,7 @@ from __future__ import annotations
 from envoy.service.discovery.v3 import discovery_pb2
 
 from xds_server import wire
+from xds_server.bodies import LARGE, Bodies
 from xds_server.stream import Push, Request, nack_message
 
 __all__ = ["decode", "encode"]
@@ -33,9 +34,25 @@ def decode(req: discovery_pb2.DeltaDiscoveryRequest) -> Request:
     )
 
 
-def encode(push: Push) -> bytes:
-    """A serialized DeltaDiscoveryResponse: only what changed, plus the names to drop."""
-    pieces = [wire.text(_SYSTEM_VERSION, push.version)]
+def encode(push: Push, bodies: Bodies | None = None) -> bytes:
+    """A serialized DeltaDiscoveryResponse: only what changed, plus the names to drop.
+
+    A response with the whole set (a first connect with nothing held) is the same for every
+    stream sent that version, so a large one's resources come from ``bodies``.
+    """
+    whole = not push.removed and len(push.updated) == len(push.target)
+    if bodies is not None and whole and len(push.updated) >= LARGE:
+        body = bodies.get(("delta", push.type_url, push.version), lambda: _resources(push))
+    else:
+        body = _resources(push)
+    pieces = [wire.text(_SYSTEM_VERSION, push.version), body]
+    pieces += (wire.text(_TYPE_URL, push.type_url), wire.text(_NONCE, push.nonce))
+    pieces += (wire.delimited(_REMOVED, name.encode()) for name in push.removed)
+    return b"".join(pieces)
+
+
+def _resources(push: Push) -> bytes:
+    pieces: list[bytes] = []
     for r in push.updated:
         head = r.any_head
         version = wire.text(_VERSION, r.version)
@@ -43,6 +60,4 @@ def encode(push: Push) -> bytes:
         packed = wire.header(_RESOURCE, len(head) + len(r.body))
         size = len(version) + len(packed) + len(head) + len(r.body) + len(name)
         pieces += (wire.header(_RESOURCES, size), version, packed, head, r.body, name)
-    pieces += (wire.text(_TYPE_URL, push.type_url), wire.text(_NONCE, push.nonce))
-    pieces += (wire.delimited(_REMOVED, name.encode()) for name in push.removed)
     return b"".join(pieces)

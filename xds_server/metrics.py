@@ -14,6 +14,8 @@ __all__ = [
     "NACKS",
     "PUSHES",
     "REFUSED",
+    "REQUESTS",
+    "THROTTLED",
     "WAITING",
 ]
 
@@ -27,7 +29,17 @@ ACK_LATENCY = Histogram(
 )
 NACKS = Counter("atlas_xds_nacks_total", "Responses Envoy rejected", ["node", "type"])
 REFUSED = Counter(
-    "atlas_xds_refused_streams_total", "Streams refused (identity mismatch)", ["node"]
+    "atlas_xds_refused_streams_total",
+    "ADS streams refused or ended by Atlas, by reason (identity, not_a_member, old_credential, "
+    "no_credential, revoked, stream_limit, request_rate, backlog)",
+    ["reason"],
+)
+REQUESTS = Counter(
+    "atlas_xds_requests_total", "DiscoveryRequests read from ADS streams (after rate limiting)"
+)
+THROTTLED = Counter(
+    "atlas_xds_throttled_requests_total",
+    "Requests that waited for their stream's rate limit (a client sending too fast)",
 )
 BUILD_SECONDS = Histogram(
     "atlas_xds_snapshot_build_seconds",

@@ -90,6 +90,9 @@ class SnapshotPublisher:
         self.retry_after = 1.0
         """Seconds before a failed build is tried again without a new change (doubling)."""
         self.busy = Busy()
+        self.members: frozenset[str] | None = None
+        """The nodes of the published topology (clusters waiting for credentials included):
+        who may hold an ADS stream. None until the first publish."""
         self._digests: dict[str, int] = {}
         self._config_total = 0
 
@@ -170,6 +173,9 @@ class SnapshotPublisher:
             return self._failed(str(err), err, traceback=False)
         except Exception as err:  # a bug: never the end of publishing
             return self._failed(f"{type(err).__name__}: {err}", err, traceback=True)
+        # Membership first: a removed cluster's stream, woken by its snapshot going away,
+        # must find it is no longer a member.
+        self.members = frozenset(nodes)
         if self._last is None:
             changed = self.cache.replace_all(result.snapshots)
         else:

@@ -1,14 +1,20 @@
 """The ADS gRPC service on grpc.aio: streams in, responses out; no configuration logic here.
 
-With mutual TLS on, the node id a client asks for must be the identity in its certificate
-(``spiffe://atlas/observability`` for the observability node, ``spiffe://atlas/cluster/<id>``
-otherwise); a mismatch ends the stream with PERMISSION_DENIED before anything is sent.
+Who may stream is ``Admission``'s call (``admission.py``): with mutual TLS the node id must be
+the identity in the client certificate, and Atlas adds that the node is a current cluster
+holding its current credential. A refused stream ends with PERMISSION_DENIED before anything is
+sent; an admitted node that stops being a member has its stream ended the same way as soon as
+its snapshot is taken away. Each refusal is counted by reason and logged once per node and
+reason (a refused Envoy retries every few seconds). ``StreamLimits`` bound streams per node and
+requests per stream.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -17,13 +23,21 @@ import grpc
 from cryptography import x509
 from envoy.service.discovery.v3 import ads_pb2, ads_pb2_grpc, discovery_pb2
 
-from atlas.pki import OBSERVABILITY_URI, cluster_uri, uri_of
 from xds_server import delta, metrics, sotw
+from xds_server.admission import (
+    Admission,
+    IdentityAdmission,
+    Refusal,
+    StreamLimits,
+    TokenBucket,
+    expected_identity,
+)
+from xds_server.bodies import LARGE, Bodies
 from xds_server.cache import ConfigWatcher
 from xds_server.status import ClientCertificate, StatusBoard
 from xds_server.stream import Push, Request, StreamState
 
-__all__ = ["AdsServicer", "TLSMaterial", "start_server"]
+__all__ = ["AdsServicer", "ServerOptions", "TLSMaterial", "expected_identity", "start_server"]
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +45,16 @@ Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 _END = object()
 _CHANGED = object()
+_LOGGED_REFUSALS = 4096
+"""Distinct (node, reason) pairs remembered for logging once; beyond that refusals are only
+counted (without TLS a client can make up any number of node ids)."""
 
 
-def expected_identity(node: str, observability_node: str) -> str:
-    return OBSERVABILITY_URI if node == observability_node else cluster_uri(node)
+@dataclass(frozen=True)
+class _Stop:
+    """Put on a stream's queue to end it with a status (a limit, a revocation)."""
+
+    refusal: Refusal
 
 
 def peer_certificate(context: grpc.aio.ServicerContext) -> x509.Certificate | None:
@@ -54,15 +74,25 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ign
         board: StatusBoard,
         *,
         observability_node: str,
-        check_identity: bool,
+        check_identity: bool = True,
+        admission: Admission | None = None,
+        limits: StreamLimits | None = None,
     ) -> None:
         self.cache = cache
         self.board = board
         self.observability_node = observability_node
-        self.check_identity = check_identity
+        self.admission: Admission = admission or IdentityAdmission(
+            observability_node, check_identity=check_identity
+        )
+        self.limits = limits or StreamLimits()
         self._queues: set[asyncio.Queue[Any]] = set()
         """Every open stream's queue: ``shutdown`` ends them cleanly."""
+        self._open: dict[str, int] = {}
+        """Admitted streams per node (``StreamLimits.streams_per_node``)."""
+        self._logged: set[tuple[str, str]] = set()
         self._closing = False
+        self._bodies = Bodies()
+        """Large responses' resource bytes, shared by the streams sent the same version."""
 
     async def shutdown(self, timeout: float) -> None:
         """End every stream as finished (status OK), so an Envoy reconnects to another replica
@@ -80,7 +110,8 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ign
         requests: AsyncIterator[discovery_pb2.DiscoveryRequest],
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[bytes]:
-        async for response in self._serve(requests, context, sotw.decode, sotw.encode, "sotw"):
+        encode = functools.partial(sotw.encode, bodies=self._bodies)
+        async for response in self._serve(requests, context, sotw.decode, encode, "sotw"):
             yield response
 
     async def DeltaAggregatedResources(
@@ -88,8 +119,39 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ign
         requests: AsyncIterator[discovery_pb2.DeltaDiscoveryRequest],
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[bytes]:
-        async for response in self._serve(requests, context, delta.decode, delta.encode, "delta"):
+        encode = functools.partial(delta.encode, bodies=self._bodies)
+        async for response in self._serve(requests, context, delta.decode, encode, "delta"):
             yield response
+
+    async def _pump(self, requests: AsyncIterator[Any], queue: asyncio.Queue[Any]) -> None:
+        """Read the client's requests into ``queue`` at most as fast as its bucket allows."""
+        limits = self.limits
+        bucket = TokenBucket(limits.requests_per_second, limits.request_burst, time.monotonic())
+        throttled_since: float | None = None
+        try:
+            async for request in requests:
+                now = time.monotonic()
+                wait = bucket.take(now)
+                if wait > 0:
+                    metrics.THROTTLED.inc()
+                    throttled_since = throttled_since or now
+                    if now - throttled_since > limits.throttled_for:
+                        queue.put_nowait(_Stop(_too_fast(limits)))
+                        return
+                    await asyncio.sleep(wait)  # not reading: flow control holds the client
+                else:
+                    throttled_since = None
+                if queue.qsize() >= limits.queued_requests:
+                    message = f"more than {limits.queued_requests} requests not yet handled"
+                    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+                    queue.put_nowait(_Stop(Refusal("backlog", message, code)))
+                    return
+                metrics.REQUESTS.inc()
+                queue.put_nowait(request)
+        except (grpc.aio.AioRpcError, asyncio.CancelledError):
+            pass
+        finally:
+            queue.put_nowait(_END)
 
     async def _serve(
         self,
@@ -103,58 +165,69 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ign
             await context.abort(grpc.StatusCode.UNAVAILABLE, "Atlas is shutting down")
         queue: asyncio.Queue[Any] = asyncio.Queue()
         self._queues.add(queue)
-
-        async def pump() -> None:
-            try:
-                async for request in requests:
-                    queue.put_nowait(request)
-            except (grpc.aio.AioRpcError, asyncio.CancelledError):
-                pass
-            finally:
-                queue.put_nowait(_END)
-
-        reader = asyncio.create_task(pump())
+        reader = asyncio.create_task(self._pump(requests, queue))
         try:
             first = await queue.get()
             if first is _END:
                 return
+            if isinstance(first, _Stop):
+                await self._refuse("", first.refusal, context)
             node = first.node.id
             if not node:
                 await context.abort(
                     grpc.StatusCode.INVALID_ARGUMENT, "the first request must carry node.id"
                 )
             certificate = peer_certificate(context)
-            await self._authorize(node, certificate, context)
+            # The stream limit first: it costs nothing, and a node at its limit is refused
+            # without the admission check's thread hop (a flood of streams stays cheap). Only
+            # admitted streams count, so claiming another node's id cannot exhaust its limit.
+            refusal = self._over_stream_limit(node)
+            if refusal is None:
+                await self.admission.ready()
+                refusal = await asyncio.to_thread(self.admission.refusal, node, certificate)
+            if refusal is None:
+                refusal = self._over_stream_limit(node)  # others admitted meanwhile
+            if refusal is not None:
+                await self._refuse(node, refusal, context)
+            self._logged = {k for k in self._logged if k[0] != node} if self._logged else set()
             if certificate is not None:
                 self.board.node(node).client_certificate = ClientCertificate.of(certificate)
-            async for response in self._loop(node, first, queue, context, decode, encode, protocol):
-                yield response
+            self._open[node] = self._open.get(node, 0) + 1
+            try:
+                async for response in self._loop(
+                    node, first, queue, context, decode, encode, protocol
+                ):
+                    yield response
+            finally:
+                self._open[node] -= 1
+                if not self._open[node]:
+                    del self._open[node]
         finally:
             self._queues.discard(queue)
             reader.cancel()
 
-    async def _authorize(
-        self,
-        node: str,
-        certificate: x509.Certificate | None,
-        context: grpc.aio.ServicerContext,
-    ) -> None:
-        if not self.check_identity:
-            return
-        expected = expected_identity(node, self.observability_node)
-        actual = uri_of(certificate) if certificate is not None else None
-        if actual != expected:
-            metrics.REFUSED.labels(node).inc()
+    def _over_stream_limit(self, node: str) -> Refusal | None:
+        limit = self.limits.streams_for(node, self.observability_node)
+        if self._open.get(node, 0) < limit:
+            return None
+        return Refusal(
+            "stream_limit",
+            f"node {node!r} already holds {limit} ADS stream(s), the most one node may",
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+        )
+
+    async def _refuse(self, node: str, refusal: Refusal, context: grpc.aio.ServicerContext) -> None:
+        metrics.REFUSED.labels(refusal.reason).inc()
+        key = (node, refusal.reason)
+        if key not in self._logged and len(self._logged) < _LOGGED_REFUSALS:
+            self._logged.add(key)
             log.warning(
-                "refused ADS stream for node %s from %s (certificate identity %s)",
-                node,
+                "refused ADS stream for node %s from %s: %s (logged once until admitted)",
+                node or "?",
                 context.peer(),
-                actual,
+                refusal.message,
             )
-            await context.abort(
-                grpc.StatusCode.PERMISSION_DENIED,
-                f"node {node!r} requires identity {expected}, certificate has {actual}",
-            )
+        await context.abort(refusal.code, refusal.message)
 
     async def _loop(
         self,
@@ -176,19 +249,37 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ign
         try:
             item = first
             while item is not _END:
+                if isinstance(item, _Stop):
+                    await self._refuse(node, item.refusal, context)
                 snapshot = self.cache.snapshot(node)
+                if item is _CHANGED and not self.admission.still_member(node):
+                    await self._refuse(node, _REVOKED, context)
                 if item is not _CHANGED:
                     if item.node.id and item.node.id != node:
                         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "node id changed")
                     state.receive(decode(item), snapshot)
                 for push in state.pushes(snapshot):
-                    yield encode(push)
+                    if len(push.target) < LARGE:
+                        yield encode(push)
+                    else:  # 15 MB at 10,000 clusters: DNS and the other streams keep going
+                        yield await asyncio.to_thread(encode, push)
                 item = await queue.get()
         finally:
             unsubscribe()
             status.streams -= 1
             metrics.CONNECTED.labels(node, protocol).dec()
             log.info("node %s disconnected (%s)", node, protocol)
+
+
+_REVOKED = Refusal("revoked", "this cluster was removed from Atlas: its credentials are revoked")
+
+
+def _too_fast(limits: StreamLimits) -> Refusal:
+    return Refusal(
+        "request_rate",
+        f"more than {limits.requests_per_second:g} requests/s for {limits.throttled_for:g} s",
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+    )
 
 
 @dataclass(frozen=True)
@@ -240,18 +331,46 @@ def _handler(servicer: AdsServicer) -> grpc.GenericRpcHandler:
     )
 
 
+@dataclass(frozen=True, kw_only=True)
+class ServerOptions:
+    """The gRPC server's own limits, set on purpose rather than left to gRPC's defaults."""
+
+    max_receive_bytes: int = 8 * 1024 * 1024
+    """Largest request. An Envoy's are small, except a delta reconnect of the observability
+    Envoy, which lists every resource it holds (about 2 MB at 10,000 clusters)."""
+    max_send_bytes: int = 64 * 1024 * 1024
+    """Largest response: a state-of-the-world CDS response at 10,000 clusters is about 15 MB."""
+    max_concurrent_streams: int = 8
+    """Streams one HTTP/2 connection may hold open (an Envoy uses one)."""
+    keepalive_time_ms: int = 30_000
+    """Atlas pings an idle connection this often, so a dead peer's stream is noticed."""
+    keepalive_timeout_ms: int = 10_000
+    min_ping_interval_ms: int = 10_000
+    """Clients may ping at most this often (Envoy's ADS keepalive is every 15 s at most);
+    more often, and gRPC answers with GOAWAY ``too_many_pings``."""
+
+    def grpc_options(self) -> list[tuple[str, int]]:
+        return [
+            ("grpc.max_receive_message_length", self.max_receive_bytes),
+            ("grpc.max_send_message_length", self.max_send_bytes),
+            ("grpc.max_concurrent_streams", self.max_concurrent_streams),
+            ("grpc.keepalive_time_ms", self.keepalive_time_ms),
+            ("grpc.keepalive_timeout_ms", self.keepalive_timeout_ms),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.min_ping_interval_without_data_ms", self.min_ping_interval_ms),
+            ("grpc.http2.max_ping_strikes", 2),
+        ]
+
+
 async def start_server(
-    servicer: AdsServicer, address: str, *, tls: TLSMaterial | None = None
+    servicer: AdsServicer,
+    address: str,
+    *,
+    tls: TLSMaterial | None = None,
+    options: ServerOptions | None = None,
 ) -> tuple[grpc.aio.Server, int]:
     """Start serving ADS on ``address`` (``host:port``, port 0 picks one); returns the port."""
-    server = grpc.aio.server(
-        options=[
-            ("grpc.keepalive_time_ms", 30_000),
-            ("grpc.keepalive_permit_without_calls", 1),
-            ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
-            ("grpc.max_send_message_length", 64 * 1024 * 1024),
-        ]
-    )
+    server = grpc.aio.server(options=(options or ServerOptions()).grpc_options())
     server.add_generic_rpc_handlers((_handler(servicer),))
     port = (
         server.add_secure_port(address, _credentials(tls))

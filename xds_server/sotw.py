@@ -5,6 +5,7 @@ from __future__ import annotations
 from envoy.service.discovery.v3 import discovery_pb2
 
 from xds_server import wire
+from xds_server.bodies import LARGE, Bodies
 from xds_server.stream import Push, Request, nack_message
 
 __all__ = ["decode", "encode"]
@@ -27,15 +28,31 @@ def decode(req: discovery_pb2.DiscoveryRequest) -> Request:
     )
 
 
-def encode(push: Push) -> bytes:
+def encode(push: Push, bodies: Bodies | None = None) -> bytes:
     """A serialized DiscoveryResponse with the whole set: that is what state of the world means.
 
     Written on the wire in field order (what deterministic serialization gives), each
-    resource's bytes copied once, into the response.
+    resource's bytes copied once, into the response. The resources sit between the version
+    and the type and nonce, so a large set's bytes are taken from ``bodies`` when another
+    stream was sent the same version.
     """
-    pieces = [wire.text(_VERSION, push.version)]
+    if bodies is not None and len(push.target) >= LARGE:
+        body = bodies.get(("sotw", push.type_url, push.version), lambda: _resources(push))
+    else:
+        body = _resources(push)
+    return b"".join(
+        (
+            wire.text(_VERSION, push.version),
+            body,
+            wire.text(_TYPE_URL, push.type_url),
+            wire.text(_NONCE, push.nonce),
+        )
+    )
+
+
+def _resources(push: Push) -> bytes:
+    pieces: list[bytes] = []
     for _, r in sorted(push.target.items()):
         head = r.any_head
         pieces += (wire.header(_RESOURCES, len(head) + len(r.body)), head, r.body)
-    pieces += (wire.text(_TYPE_URL, push.type_url), wire.text(_NONCE, push.nonce))
     return b"".join(pieces)

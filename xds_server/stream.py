@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,11 +29,17 @@ __all__ = ["Push", "Request", "StreamState", "nack_message"]
 log = logging.getLogger(__name__)
 
 
+NACK_TEXT = 2000
+"""Characters of a NACK's message kept for the log, the status and ``atlas status``: Envoy's
+messages are a few hundred; a client could send megabytes."""
+
+
 def nack_message(error_detail: Any, present: bool) -> str | None:
     """Envoy's rejection text from ``error_detail`` (a google.rpc.Status); None for an ACK."""
     if not present:
         return None
-    return str(error_detail.message) or f"code {error_detail.code}"
+    text = str(error_detail.message) or f"code {error_detail.code}"
+    return text if len(text) <= NACK_TEXT else text[:NACK_TEXT] + " …(truncated)"
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,8 @@ class _TypeState:
     sent_at: float = 0.0
     reported: Request | None = None
     """An initial request that came before any snapshot: adopted when the first one arrives."""
+    absent: set[str] = field(default_factory=set)
+    """Delta: names subscribed to that do not exist, already answered as removed."""
 
 
 class StreamState:
@@ -172,6 +181,18 @@ class StreamState:
         for name in unsubscribe:
             state.acked.pop(name, None)
 
+    def _newly_absent(self, state: _TypeState, resources: Mapping[str, Resource]) -> set[str]:
+        """Delta: subscribed names that do not exist and were not yet answered. The
+        incremental protocol says so with ``removed_resources``, so the client need not wait
+        for a timeout; each is answered once (no loop), and again only if it comes and goes."""
+        if self.protocol != "delta" or state.names is None:
+            return set()
+        state.absent &= state.names  # unsubscribed: forget; subscribed again: answer again
+        state.absent -= resources.keys()
+        missing = state.names - resources.keys() - state.absent - state.acked.keys()
+        state.absent |= missing
+        return missing
+
     def pushes(self, snapshot: Snapshot | None) -> list[Push]:
         """Responses to send now, in ADS order."""
         if snapshot is None:
@@ -186,14 +207,15 @@ class StreamState:
                 continue
             target = desired(snapshot, type_url, state.names, self._acked())
             version = content_version(target.values())
-            if version == state.sent_version:
+            missing = self._newly_absent(state, snapshot.of(type_url))
+            if version == state.sent_version and not missing:
                 continue
             updated = tuple(
                 r
                 for n, r in sorted(target.items())
                 if n not in state.acked or state.acked[n].version != r.version
             )
-            removed = tuple(sorted(n for n in state.acked if n not in target))
+            removed = tuple(sorted({n for n in state.acked if n not in target} | missing))
             if self.protocol == "delta" and not updated and not removed:
                 state.sent_version = state.acked_version = version  # client already has it
                 state.acked = target

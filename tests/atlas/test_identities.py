@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from atlas.identities import NodeIdentities
@@ -26,12 +27,48 @@ def test_unchanged_credentials_are_the_same_objects(tmp_path: Path) -> None:
     assert manager.store.load("node-east").uri == cluster_uri("east")  # type: ignore[union-attr]
 
 
-def test_nodes_no_longer_asked_for_are_forgotten(tmp_path: Path) -> None:
-    identities = NodeIdentities(CertificateManager(DirectoryStore(tmp_path)), "atlas")
+def test_a_removed_cluster_loses_its_credentials_and_comes_back_as_a_new_member(
+    tmp_path: Path,
+) -> None:
+    manager = CertificateManager(DirectoryStore(tmp_path))
+    identities = NodeIdentities(manager, "atlas")
     first = identities(["atlas", "east", "gone"])
+    bootstrap = manager.credential("bootstrap-gone", cluster_uri("gone"), server=False)
+    assert bootstrap.membership and first["gone"].principal.startswith("urn:atlas:member:gone:")
     identities(["atlas", "east"])
-    # Clusters come and go: the cache holds only current nodes, not every node ever seen.
+    # Clusters come and go: the cache holds only current nodes, not every node ever seen...
     assert sorted(identities._cache) == ["atlas", "east"]
+    # ...and a removed cluster's credentials are deleted, its leaf and its bootstrap one.
+    assert manager.store.load("node-gone") is None
+    assert manager.store.load("bootstrap-gone") is None
+    assert manager.store.load("node-east") is not None, "members keep theirs"
     again = identities(["atlas", "east", "gone"])
-    assert again["gone"] is not first["gone"], "handed out anew (from the store)"
-    assert again["gone"].cert_pem == first["gone"].cert_pem, "the stored leaf, not a new one"
+    assert again["gone"].cert_pem != first["gone"].cert_pem
+    assert again["gone"].principal != first["gone"].principal, "a new membership token"
+
+
+def test_renewal_keeps_the_membership(tmp_path: Path) -> None:
+    manager = CertificateManager(DirectoryStore(tmp_path))
+    first = manager.credential("bootstrap-east", cluster_uri("east"), server=False)
+    later = datetime.now(UTC) + timedelta(days=300)
+    renewed = manager.credential("bootstrap-east", cluster_uri("east"), server=False, now=later)
+    assert renewed.cert_pem != first.cert_pem and renewed.membership == first.membership
+    manager.rotate_ca()
+    reissued = manager.credential("bootstrap-east", cluster_uri("east"), server=False)
+    assert reissued.cert_pem != renewed.cert_pem and reissued.membership == first.membership
+
+
+def test_a_follower_deletes_nothing_and_a_leader_looks_at_the_whole_store(
+    tmp_path: Path,
+) -> None:
+    manager = CertificateManager(DirectoryStore(tmp_path))
+    for cluster in ("east", "stale"):
+        manager.credential(f"node-{cluster}", cluster_uri(cluster))
+        manager.credential(f"bootstrap-{cluster}", cluster_uri(cluster), server=False)
+    leader = [False]
+    identities = NodeIdentities(manager, "atlas", may_issue=lambda: leader[0])
+    identities(["atlas", "east"])
+    assert manager.store.load("node-stale") is not None, "only the leader writes"
+    leader[0] = True
+    identities(["atlas", "east"])  # removed while no replica was issuing: found in the store
+    assert manager.store.names() == ("bootstrap-east", "node-east", "observability")

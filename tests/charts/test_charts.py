@@ -282,6 +282,13 @@ def test_real_envoy_accepts_the_observability_envoy_of_the_atlas_chart(tmp_path:
     assert container["args"][:2] == ["--config-path", str(tmp_path / "bootstrap.json")]
     result = envoy_validate(tmp_path / "bootstrap.json", *container["args"][2:])
     assert result.returncode == 0, result.stdout + result.stderr
+    overload = json.loads(files["bootstrap.json"])["overload_manager"]
+    limits = {
+        m["name"].rpartition(".")[2]: m["typed_config"] for m in overload["resource_monitors"]
+    }
+    memory = container["resources"]["limits"]["memory"]
+    assert memory == "1Gi" and limits["fixed_heap"]["max_heap_size_bytes"] == int(0.8 * 2**30)
+    assert limits["global_downstream_max_connections"]["max_active_downstream_connections"] == 50000
     probe = container["readinessProbe"]["httpGet"]
     listeners = json.loads(files["bootstrap.json"])["static_resources"]["listeners"]
     assert listeners[0]["address"]["socket_address"]["port_value"] == settings.envoy.metrics_port

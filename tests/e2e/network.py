@@ -26,14 +26,18 @@ from tests.fakes.thanos import Sidecar
 from tests.fakes.web import WebStub
 from tests.gotools import go_tool
 
+_HANDED_OUT: set[int] = set()
+"""Ports ``free_port`` returned in this process: the kernel may offer a just-released port
+again, and two listeners of one Envoy on the same port make it reject the second."""
+
 
 def free_port(*hosts: str) -> int:
-    """A port free on every host given (bind, read, release)."""
+    """A port free on every host given (bind, read, release), never one returned before."""
     for _ in range(200):
         with socket.socket() as s:
             s.bind((hosts[0], 0))
             port = int(s.getsockname()[1])
-        ok = True
+        ok = port not in _HANDED_OUT
         for host in hosts[1:]:
             with socket.socket() as s:
                 try:
@@ -41,6 +45,7 @@ def free_port(*hosts: str) -> int:
                 except OSError:
                     ok = False
         if ok:
+            _HANDED_OUT.add(port)
             return port
     raise RuntimeError("no free port")
 
@@ -211,12 +216,15 @@ class AtlasNetwork:
         api_type: str = "GRPC",
         sidecars: str = "python",
         real_prometheus: bool = False,
+        settings: dict[str, Any] | None = None,
     ) -> None:
         self.root = root
         self.api_type = api_type
         self.sidecar_kind = sidecars
         """``python`` (tests/fakes/thanos.py) or ``go`` (tests/go, grpc-go's server)."""
         self.real_prometheus = real_prometheus
+        self.extra_settings = settings or {}
+        """More top-level keys for Atlas's settings file (``ads`` limits, say)."""
         """East's Prometheus and the observability Alertmanager are Debian's real ones
         (tests/e2e/real.py); Atlas's DNS also listens on port 53 for Prometheus."""
         self.net = random.randint(100, 250)
@@ -284,6 +292,7 @@ class AtlasNetwork:
                 "connect_timeout": 1.0,
             },
             "poll_interval": 0.1,
+            **self.extra_settings,
         }
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -343,14 +352,42 @@ class AtlasNetwork:
             OBSERVABILITY_URI,
             "bootstrap-observability",
         )
-        for name in ("east", "west", "north"):
-            self.start_envoy(
-                name,
-                self.envoy_ips[name],
-                (self.obs_ip, self.obs_ports["ads"]),
-                cluster_uri(name),
-                f"bootstrap-{name}",
-            )
+        for name in ("east", "west"):
+            self.start_cluster_envoy(name)
+
+    def start_cluster_envoy(self, name: str) -> Envoy:
+        """The cluster's Envoy, with the bootstrap credential Atlas's store holds for it (what
+        ``atlas cluster values`` hands out; issued now if there is none)."""
+        return self.start_envoy(
+            name,
+            self.envoy_ips[name],
+            (self.obs_ip, self.obs_ports["ads"]),
+            cluster_uri(name),
+            f"bootstrap-{name}",
+        )
+
+    def bootstrap_files(self, name: str) -> tuple[Path, Path]:
+        """The certificate and key the cluster's Envoy connects to ADS with."""
+        certs = self.root / f"envoy-{name}" / "certs"
+        return certs / "tls.crt", certs / "tls.key"
+
+    def leaf_files(self, name: str) -> tuple[Path, Path]:
+        """The node's current data-plane leaf, as Atlas stores it and pushes it over SDS."""
+        pki = self.state / "pki"
+        return pki / f"node-{name}.crt", pki / f"node-{name}.key"
+
+    def add_cluster(self, name: str, index: int, replicas: int = 1) -> Envoy:
+        """As an operator adds one: its Service, then (once Atlas knows it) its Envoy."""
+        self.write_manifest(name, index, replicas)
+        wait_until(
+            lambda: name in {c["name"] for c in self.status()["clusters"]},
+            within=10,
+            what=f"Atlas knows {name}",
+        )
+        old = self.envoys.pop(name, None)
+        if old is not None:
+            old.stop()
+        return self.start_cluster_envoy(name)
 
     @property
     def dns_53(self) -> str:

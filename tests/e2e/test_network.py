@@ -5,11 +5,8 @@ from __future__ import annotations
 import json
 import signal
 import socket
-import ssl
 import subprocess
-import threading
 import time
-from collections.abc import Callable
 from http.client import HTTPConnection
 from pathlib import Path
 from typing import Any
@@ -21,16 +18,12 @@ from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
 from atlas.pki import OBSERVABILITY_URI, cluster_uri, create_ca, issue
 from tests.conftest import atlas_cmd
+from tests.e2e.clients import Traffic, connected, http, refused, thanos, tls_get
 from tests.e2e.network import AtlasNetwork, Envoy, wait_until
-from tests.fakes.thanos import info, label_names, label_values, series, store_info
+from tests.fakes.thanos import label_names, label_values, series, store_info
 from xds_server.types import SECRET
 
 pytestmark = pytest.mark.e2e
-
-
-def thanos(net: AtlasNetwork, target: str) -> dict[str, str]:
-    """Thanos Query's Info call, with its exact authority (trailing dot and SRV port)."""
-    return info(net.thanos_address, net.thanos_authority(target))
 
 
 def test_info_reaches_each_clusters_own_sidecar_replica(network: AtlasNetwork) -> None:
@@ -71,25 +64,6 @@ def test_the_test_sidecar_answers_every_call_thanos_makes(network: AtlasNetwork)
     assert label_names(address, authority) == ["__name__", "cluster", "replica", "series"]
     assert label_values(address, authority, "replica") == ["1"]
     assert label_values(address, authority, "series") == ["0", "1", "2"]
-
-
-def http(
-    host: str,
-    port: int,
-    path: str,
-    *,
-    method: str = "GET",
-    headers: dict[str, str] | None = None,
-    body: bytes | None = None,
-) -> tuple[int, dict[str, Any]]:
-    conn = HTTPConnection(host, port, timeout=5)
-    try:
-        conn.request(method, path, body=body, headers=headers or {})
-        response = conn.getresponse()
-        data = response.read()
-        return response.status, (json.loads(data) if data.startswith(b"{") else {})
-    finally:
-        conn.close()
 
 
 def test_ui_prefixes_are_rewritten(network: AtlasNetwork) -> None:
@@ -182,28 +156,6 @@ def test_alert_from_downstream_reaches_observability_alertmanager(network: Atlas
     assert (status, body["server"]) == (200, "am-obs")
 
 
-def tls_get(
-    host: str, port: int, *, ca: Path, cert: Path | None, key: Path | None, host_header: str = "x"
-) -> int:
-    """An HTTP/1.1 GET over TLS with an optional client certificate; returns the status.
-
-    Raises OSError (ssl.SSLError, reset, closed) when the server refuses the peer.
-    """
-    ctx = ssl.create_default_context(cafile=str(ca))
-    ctx.check_hostname = False  # Atlas identities are URI SANs, checked by Envoy, not names
-    if cert is not None and key is not None:
-        ctx.load_cert_chain(str(cert), str(key))
-    ctx.set_alpn_protocols(["http/1.1"])
-    with socket.create_connection((host, port), timeout=5) as raw, ctx.wrap_socket(raw) as tls:
-        tls.sendall(f"GET / HTTP/1.1\r\nHost: {host_header}\r\nConnection: close\r\n\r\n".encode())
-        data = b""
-        while chunk := tls.recv(65536):
-            data += chunk
-    if not data.startswith(b"HTTP/1.1 "):
-        raise ConnectionError(f"no HTTP response: {data[:60]!r}")
-    return int(data.split(b" ", 2)[1])
-
-
 @pytest.fixture(scope="module")
 def identities(
     network: AtlasNetwork, tmp_path_factory: pytest.TempPathFactory
@@ -250,11 +202,18 @@ def test_every_cross_cluster_hop_requires_the_right_peer(
             key=identities["west"][1],
         )
     intake = network.obs_ports["alert_intake"]
+    for member in ("east", "west"):
+        cert, key = network.leaf_files(member)
+        assert (
+            tls_get(network.obs_ip, intake, ca=ca, cert=cert, key=key, host_header="alertmanager-0")
+            == 200
+        ), f"{member}'s Envoy may send alerts"
+    # The right identity, signed by Atlas's CA, but not the credential of east's membership.
     cert, key = identities["east"]
     assert (
         tls_get(network.obs_ip, intake, ca=ca, cert=cert, key=key, host_header="alertmanager-0")
-        == 200
-    ), "any downstream may send alerts"
+        == 403
+    )
     for who in (None, "stranger"):
         c, k = identities[who] if who else (None, None)
         with pytest.raises(OSError):
@@ -266,78 +225,35 @@ def test_a_new_cluster_is_routable_within_two_seconds_and_goes_away(network: Atl
     restarts = {n: e.proc.pid for n, e in network.envoys.items() if e.proc}
     with pytest.raises(grpc.RpcError):
         thanos(network, "north-0")
-    path = network.write_manifest("north", 3)
+    envoy = network.add_cluster("north", 3)
     started = time.monotonic()
     wait_until(
         lambda: thanos(network, "north-0") == {"cluster": "north", "replica": "0"},
         within=2.0,
-        what="north routable",
+        what="north routable once its Envoy runs",
         interval=0.02,
     )
     took = time.monotonic() - started
-    path.unlink()
+    (network.source / "north.yaml").unlink()
     wait_until(
-        lambda: _refused(lambda: thanos(network, "north-0")),
+        lambda: refused(lambda: thanos(network, "north-0")),
         within=2.0,
         what="north removed",
         interval=0.02,
     )
+    envoy.stop()
     assert thanos(network, "east-0")["cluster"] == "east"
-    assert {n: e.proc.pid for n, e in network.envoys.items() if e.proc} == restarts
-    print(f"north routable after {took:.2f}s")
-
-
-class Traffic:
-    """Thanos Info calls in a loop through the observability Envoy, in a thread, while the
-    body of the ``with`` runs; every failure is recorded."""
-
-    def __init__(self, net: AtlasNetwork, targets: tuple[str, ...]) -> None:
-        self.net, self.targets = net, targets
-        self.failures: list[str] = []
-        self.calls = 0
-        self._stop = threading.Event()
-        self._worker = threading.Thread(target=self._run)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            for target in self.targets:
-                try:
-                    thanos(self.net, target)
-                    self.calls += 1
-                except grpc.RpcError as err:
-                    self.failures.append(f"{target}: {err.code()}")
-
-    def __enter__(self) -> Traffic:
-        self._worker.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._worker.join()
-
-    def assert_all_succeeded(self, *, at_least: int) -> None:
-        assert self.failures == [] and self.calls > at_least, (
-            f"{len(self.failures)} failed of {self.calls}: {self.failures[:5]}"
-        )
-
-
-def connected(net: AtlasNetwork) -> set[str]:
-    return {n["node"] for n in net.status()["nodes"] if n["connected"]}
-
-
-def _refused(call: Callable[[], Any]) -> bool:
-    try:
-        call()
-    except grpc.RpcError:
-        return True
-    return False
+    assert {n: e.proc.pid for n, e in network.envoys.items() if e.proc and n != "north"} == (
+        restarts
+    )
+    print(f"north routable {took:.2f}s after its Envoy started")
 
 
 def test_a_node_asking_for_another_nodes_id_gets_nothing(
     network: AtlasNetwork, identities: dict[str, tuple[Path, Path]]
 ) -> None:
     ca = identities["ca"][0].read_bytes()
-    cert, key = (p.read_bytes() for p in identities["east"])
+    cert, key = (p.read_bytes() for p in network.bootstrap_files("east"))
     creds = grpc.ssl_channel_credentials(
         root_certificates=ca, private_key=key, certificate_chain=cert
     )

@@ -7,6 +7,7 @@ from typing import Any
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_pb2
+from envoy.extensions.filters.network.connection_limit.v3 import connection_limit_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
@@ -33,7 +34,7 @@ def listener_port(listener: listener_pb2.Listener) -> tuple[str, int]:
 
 def hcm(listener: listener_pb2.Listener) -> hcm_pb2.HttpConnectionManager:
     manager = hcm_pb2.HttpConnectionManager()
-    listener.filter_chains[0].filters[0].typed_config.Unpack(manager)
+    listener.filter_chains[0].filters[-1].typed_config.Unpack(manager)  # after any limit
     return manager
 
 
@@ -60,9 +61,13 @@ def test_observability_listeners_match_the_ports_table() -> None:
         "prometheus-ui": ("0.0.0.0", 10904),
     }
     ads = decode(obs, LISTENER, "ads", listener_pb2.Listener)
+    limit, tcp = ads.filter_chains[0].filters
     proxy = tcp_proxy_pb2.TcpProxy()
-    ads.filter_chains[0].filters[0].typed_config.Unpack(proxy)
+    tcp.typed_config.Unpack(proxy)
     assert proxy.cluster == "atlas_control_plane"
+    connections = connection_limit_pb2.ConnectionLimit()
+    limit.typed_config.Unpack(connections)
+    assert connections.max_connections.value == 20_000, "a limit set on purpose"
     assert not ads.filter_chains[0].HasField("transport_socket"), "TLS passes through to Atlas"
     intake = decode(obs, LISTENER, "alert-intake", listener_pb2.Listener)
     downstream_tls = tls_pb2.DownstreamTlsContext()
@@ -216,12 +221,14 @@ def test_ui_prefix_routes_rewrite_to_root() -> None:
         r.match.prefix: r.route.cluster for r in am.virtual_hosts[0].routes if r.match.prefix
     } == {"/am/east/": "east_alertmanager", "/am/west/": "west_alertmanager"}
     intake = decode(obs, ROUTE, "alert-intake", route_pb2.RouteConfiguration)
-    assert [(list(v.domains), v.routes[0].route.cluster) for v in intake.virtual_hosts] == [
+    *replicas, fallback = intake.virtual_hosts
+    assert [(list(v.domains), v.routes[0].route.cluster) for v in replicas] == [
         (
             ["alertmanager-0", "alertmanager-0.*", "alertmanager0", "alertmanager0.*"],
             "alertmanager_0",
         )
     ]
+    assert list(fallback.domains) == ["*"] and fallback.routes[0].direct_response.status == 404
 
 
 def test_cross_cluster_upstreams_are_http2_mtls_with_peer_san() -> None:
@@ -313,3 +320,25 @@ def test_versions_are_the_same_in_another_process() -> None:
             [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True
         )
         assert json.loads(out.stdout) == here, f"PYTHONHASHSEED={seed}"
+
+
+def test_the_front_door_limits_every_http_listener() -> None:
+    obs = snapshots()["atlas"]
+    expected = {  # (connections, request timeout): Thanos streams have no request timeout
+        "thanos": (4096, 0),
+        "alertmanager-ui": (4096, 300),
+        "prometheus-ui": (4096, 300),
+        "alert-intake": (20_000, 30),
+    }
+    for name, (max_connections, request_timeout) in expected.items():
+        listener = decode(obs, LISTENER, name, listener_pb2.Listener)
+        limit, hcm = listener.filter_chains[0].filters
+        connections = connection_limit_pb2.ConnectionLimit()
+        limit.typed_config.Unpack(connections)
+        assert connections.max_connections.value == max_connections, name
+        manager = hcm_pb2.HttpConnectionManager()
+        hcm.typed_config.Unpack(manager)
+        assert manager.max_request_headers_kb.value == 32, name
+        assert manager.request_headers_timeout.seconds == 10, name
+        assert manager.request_timeout.seconds == request_timeout, name
+        assert manager.common_http_protocol_options.idle_timeout.seconds == 300, name

@@ -163,3 +163,26 @@ def test_snapshot_change_pushes_only_changed_types() -> None:
         )
     )["east"]
     assert state.pushes(moved) == [], "west's change does not touch east"
+
+
+def test_delta_answers_a_name_that_does_not_exist_once_as_removed() -> None:
+    snap = snapshots()["east"]
+    state = StreamState("east", StatusBoard(), "delta")
+    state.receive(Request(SECRET, subscribe=("identity", "no-such-secret")), snap)
+    (push,) = state.pushes(snap)
+    assert [r.name for r in push.updated] == ["identity"]
+    assert push.removed == ("no-such-secret",), "the client need not wait for a timeout"
+    state.receive(Request(SECRET, nonce=push.nonce), snap)
+    assert state.pushes(snap) == [], "answered once: no loop"
+    state.receive(Request(SECRET, subscribe=("also-missing",)), snap)
+    (push,) = state.pushes(snap)
+    assert push.updated == () and push.removed == ("also-missing",)
+    state.receive(Request(SECRET, nonce=push.nonce), snap)
+    assert state.pushes(snap) == []
+
+
+def test_an_unknown_type_is_ignored_without_a_response() -> None:
+    snap = snapshots()["east"]
+    state = StreamState("east", StatusBoard(), "sotw")
+    state.receive(Request("type.googleapis.com/envoy.config.endpoint.v3.Made.Up", names=()), snap)
+    assert state.pushes(snap) == []

@@ -81,8 +81,12 @@ def build(
     changed: list[str] = []
     observability = previous.observability if previous is not None else None
     obs_creds = credentials(obs)
+    cluster_creds = {c.name: found for c in topology.clusters if (found := credentials(c.name))}
     if obs_creds is not None:
-        observability = build_observability(topology, settings, obs_creds, obs, observability)
+        members = {name: c.principal for name, c in cluster_creds.items()}
+        observability = build_observability(
+            topology, settings, obs_creds, obs, observability, members
+        )
         snapshots[obs] = observability.snapshot
         if before.get(obs) != observability.snapshot:
             changed.append(obs)
@@ -90,7 +94,7 @@ def build(
     old_clusters = previous.clusters if previous is not None else {}
     old_creds = previous.creds if previous is not None else {}
     for c in topology.clusters:
-        node_creds = credentials(c.name)
+        node_creds = cluster_creds.get(c.name)
         if node_creds is None:
             continue
         clusters[c.name] = c

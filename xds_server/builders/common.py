@@ -14,6 +14,7 @@ from envoy.config.core.v3 import address_pb2, base_pb2, config_source_pb2, proto
 from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
+from envoy.extensions.filters.network.connection_limit.v3 import connection_limit_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
@@ -27,6 +28,7 @@ from google.protobuf.message import Message
 from atlas.names import is_ip
 from xds_server import wire
 from xds_server.builders.access_log import access_logs
+from xds_server.builders.authorization import deny_all_filter
 from xds_server.builders.refusals import counter_filter
 from xds_server.resources import (
     NO_REFS,
@@ -40,7 +42,9 @@ from xds_server.types import CLUSTER, LISTENER, ROUTE, SECRET
 __all__ = [
     "BUNDLE_SECRET",
     "IDENTITY_SECRET",
+    "NO_LIMITS",
     "TLS_REFS",
+    "ListenerLimits",
     "PeerMatch",
     "cluster",
     "cluster_body",
@@ -244,6 +248,43 @@ def _listener(
     return listener_pb2.Listener(name=name, address=address(host, port), filter_chains=[chain])
 
 
+@dataclass(frozen=True)
+class ListenerLimits:
+    """What one listener allows its clients; 0 leaves Envoy's default."""
+
+    max_connections: int = 0
+    """Open connections; beyond, new ones are closed at once (``connection_limit`` filter)."""
+    max_request_headers_kb: int = 0
+    request_headers_timeout: float = 0.0
+    """Seconds to receive a request's headers."""
+    request_timeout: float = 0.0
+    """Seconds for a whole request (not for streams, which may be long: Thanos Series)."""
+    idle_timeout: float = 0.0
+    """Seconds a connection may stay idle."""
+
+
+NO_LIMITS = ListenerLimits()
+
+
+def _connection_limit(name: str, limit: int) -> listener_components_pb2.Filter:
+    config = connection_limit_pb2.ConnectionLimit(stat_prefix=name)
+    config.max_connections.value = limit
+    return listener_components_pb2.Filter(
+        name="envoy.filters.network.connection_limit", typed_config=wire.packed(config)
+    )
+
+
+def _limit_manager(manager: hcm_pb2.HttpConnectionManager, limits: ListenerLimits) -> None:
+    if limits.max_request_headers_kb:
+        manager.max_request_headers_kb.value = limits.max_request_headers_kb
+    if limits.request_headers_timeout:
+        manager.request_headers_timeout.CopyFrom(seconds(limits.request_headers_timeout))
+    if limits.request_timeout:
+        manager.request_timeout.CopyFrom(seconds(limits.request_timeout))
+    if limits.idle_timeout:
+        manager.common_http_protocol_options.idle_timeout.CopyFrom(seconds(limits.idle_timeout))
+
+
 @lru_cache(maxsize=_CACHE)
 def http_listener(
     name: str,
@@ -256,6 +297,8 @@ def http_listener(
     http2_only: bool = False,
     by_host: bool = False,
     counted: bool = False,
+    authorized: bool = False,
+    limits: ListenerLimits = NO_LIMITS,
 ) -> Resource:
     """HTTP listener with routes over RDS; with ``peer`` it requires a client certificate.
 
@@ -265,9 +308,13 @@ def http_listener(
     that route by path keep the Host whole: Envoy's redirects are built from it, and a
     redirect without the port would send the browser to port 80.
     ``counted`` adds the filter that the route table's refusals use as per-reason counters
-    (``builders.refusals``). ``access_log`` is a mode of ``EnvoySettings.access_log``.
+    (``builders.refusals``). ``authorized`` adds RBAC denying every request unless the route
+    table allows its peer (``builders.authorization``). ``access_log`` is a mode of
+    ``EnvoySettings.access_log``.
     """
     filters = [counter_filter()] if counted else []
+    if authorized:
+        filters.append(deny_all_filter())
     filters.append(
         hcm_pb2.HttpFilter(
             name="envoy.filters.http.router", typed_config=wire.packed(router_pb2.Router())
@@ -284,12 +331,14 @@ def http_listener(
         http_filters=filters,
         access_log=access_logs(name, access_log),
     )
+    _limit_manager(manager, limits)
     chain = listener_components_pb2.FilterChain(
         filters=[
+            *([_connection_limit(name, limits.max_connections)] if limits.max_connections else []),
             listener_components_pb2.Filter(
                 name="envoy.filters.network.http_connection_manager",
                 typed_config=wire.packed(manager),
-            )
+            ),
         ]
     )
     needs = refs((ROUTE, (route,)))
@@ -304,14 +353,17 @@ def http_listener(
 
 
 @lru_cache(maxsize=_CACHE)
-def tcp_proxy_listener(name: str, host: str, port: int, *, target: str) -> Resource:
+def tcp_proxy_listener(
+    name: str, host: str, port: int, *, target: str, max_connections: int = 0
+) -> Resource:
     """Plain TCP forwarding: TLS passes through so the far end sees the client's own cert."""
     proxy = tcp_proxy_pb2.TcpProxy(stat_prefix=name, cluster=target)
     chain = listener_components_pb2.FilterChain(
         filters=[
+            *([_connection_limit(name, max_connections)] if max_connections else []),
             listener_components_pb2.Filter(
                 name="envoy.filters.network.tcp_proxy", typed_config=wire.packed(proxy)
-            )
+            ),
         ]
     )
     needs = refs((CLUSTER, (target,)))

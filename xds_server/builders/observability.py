@@ -9,7 +9,7 @@ patches the upstream set and re-joins the route tables from the parts' cached by
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from itertools import chain
 from types import MappingProxyType
@@ -18,15 +18,17 @@ from atlas.config import Settings
 from atlas.model import Alertmanager, DownstreamCluster, Topology, sidecar_target
 from atlas.names import is_ip
 from atlas.pki import cluster_uri
+from xds_server.builders.authorization import allow_list, principal_entry
 from xds_server.builders.common import (
     TLS_REFS,
+    ListenerLimits,
     PeerMatch,
     cluster,
     cluster_body,
     http_listener,
     tcp_proxy_listener,
 )
-from xds_server.builders.refusals import KNOWN_LISTED, refusal_entry
+from xds_server.builders.refusals import KNOWN_LISTED, no_alertmanager_entry, refusal_entry
 from xds_server.builders.routes import (
     Host,
     Prefix,
@@ -141,8 +143,12 @@ def build_observability(
     creds: NodeCredentials,
     node: str,
     previous: ObservabilityBuild | None = None,
+    members: Mapping[str, str] = MappingProxyType({}),
 ) -> ObservabilityBuild:
     """The node's snapshot; with ``previous``, only clusters that changed are rebuilt.
+
+    ``members``: the clusters that may send alerts, each with the URI SAN that admits its
+    current credential (``NodeCredentials.principal``); every other peer is refused.
 
     The result is the same as a build without ``previous`` (a property test holds it to
     that); ``previous`` only saves work.
@@ -181,7 +187,7 @@ def build_observability(
             SECRET: secret_set(creds),
             CLUSTER: upstreams,
             LISTENER: _listeners(settings),
-            ROUTE: _route_tables(topology, parts, same_names),
+            ROUTE: _route_tables(topology, parts, same_names, members),
         },
     )
     return ObservabilityBuild(
@@ -237,7 +243,10 @@ _TABLES = ("thanos", "prometheus-ui", "alertmanager-ui")
 
 
 def _route_tables(
-    topology: Topology, parts: Mapping[str, _ClusterPart], same_names: ResourceSet | None
+    topology: Topology,
+    parts: Mapping[str, _ClusterPart],
+    same_names: ResourceSet | None,
+    members: Mapping[str, str],
 ) -> ResourceSet:
     """Joined from every part's cached entries, in topology order (a few ms at 10,000).
 
@@ -263,6 +272,12 @@ def _route_tables(
             by_host(
                 "alert-intake",
                 (Host(f"alertmanager-{r}", alert_hosts(r), f"alertmanager_{r}") for r in replicas),
+                otherwise=no_alertmanager_entry(len(replicas)),
+                tail=allow_list(
+                    principal_entry(members[c.name] or cluster_uri(c.name))
+                    for c in topology.clusters
+                    if c.name in members
+                ),
             ),
         ),
     )
@@ -279,13 +294,29 @@ def _refusals(topology: Topology) -> bytes:
 
 @lru_cache(maxsize=16)
 def _listeners(settings: Settings) -> ResourceSet:
+    """The front door: every listener's limits are set from ``settings.envoy``, on purpose."""
     ports = settings.observability_ports
     listen = settings.network.observability_listen_address
-    log = settings.envoy.access_log
+    envoy = settings.envoy
+    log = envoy.access_log
+    common = ListenerLimits(
+        max_request_headers_kb=envoy.max_request_headers_kb,
+        request_headers_timeout=envoy.request_headers_timeout,
+        idle_timeout=envoy.idle_timeout,
+    )
+    query = replace(common, max_connections=envoy.client_connections)
+    ui = replace(query, request_timeout=envoy.ui_request_timeout)
+    intake = replace(common, max_connections=envoy.peer_connections, request_timeout=30.0)
     return ResourceSet.of(
         LISTENER,
         (
-            tcp_proxy_listener("ads", listen, ports.ads, target=CONTROL_PLANE_CLUSTER),
+            tcp_proxy_listener(
+                "ads",
+                listen,
+                ports.ads,
+                target=CONTROL_PLANE_CLUSTER,
+                max_connections=envoy.peer_connections,
+            ),
             http_listener(
                 "thanos",
                 listen,
@@ -294,6 +325,7 @@ def _listeners(settings: Settings) -> ResourceSet:
                 access_log=log,
                 by_host=True,
                 counted=True,
+                limits=query,
             ),
             http_listener(
                 "alertmanager-ui",
@@ -301,6 +333,7 @@ def _listeners(settings: Settings) -> ResourceSet:
                 ports.alertmanager_ui,
                 route="alertmanager-ui",
                 access_log=log,
+                limits=ui,
             ),
             http_listener(
                 "alert-intake",
@@ -310,9 +343,16 @@ def _listeners(settings: Settings) -> ResourceSet:
                 access_log=log,
                 peer=ANY_DOWNSTREAM,
                 by_host=True,
+                authorized=True,
+                limits=intake,
             ),
             http_listener(
-                "prometheus-ui", listen, ports.prometheus_ui, route="prometheus-ui", access_log=log
+                "prometheus-ui",
+                listen,
+                ports.prometheus_ui,
+                route="prometheus-ui",
+                access_log=log,
+                limits=ui,
             ),
         ),
     )

@@ -36,6 +36,7 @@ __all__ = [
     "UNKNOWN_TARGET",
     "counter_filter",
     "counter_stat",
+    "no_alertmanager_entry",
     "refusal_entry",
 ]
 
@@ -90,6 +91,17 @@ def _counter(reason: str) -> any_pb2.Any:
     )
 
 
+def _local_reply(status: int, text: str) -> rc.DirectResponseAction:
+    # ``%`` starts a format operator in Envoy's substitution strings: escape the plain text.
+    body = text.replace("%", "%%").replace("{authority}", "%REQ(:AUTHORITY)%")
+    return rc.DirectResponseAction(
+        status=status,
+        body_format=substitution_format_string_pb2.SubstitutionFormatString(
+            text_format_source=base_pb2.DataSource(inline_string=body)
+        ),
+    )
+
+
 def _refusal(reason: str, text: str, *, suffix: str | None = None) -> rc.Route:
     match = rc.RouteMatch(prefix="/")
     if suffix is not None:
@@ -99,17 +111,10 @@ def _refusal(reason: str, text: str, *, suffix: str | None = None) -> rc.Route:
                 string_match=string_pb2.StringMatcher(suffix=suffix, ignore_case=True),
             )
         )
-    # ``%`` starts a format operator in Envoy's substitution strings: escape the plain text.
-    body = text.replace("%", "%%").replace("{authority}", "%REQ(:AUTHORITY)%")
     return rc.Route(
         name=reason,
         match=match,
-        direct_response=rc.DirectResponseAction(
-            status=_STATUS,
-            body_format=substitution_format_string_pb2.SubstitutionFormatString(
-                text_format_source=base_pb2.DataSource(inline_string=body)
-            ),
-        ),
+        direct_response=_local_reply(_STATUS, text),
         typed_per_filter_config={COUNTER_FILTER: _counter(reason)},
     )
 
@@ -149,6 +154,29 @@ def refusal_entry(listed: tuple[str, ...], replicas: int, clusters: int) -> byte
                 f"--endpoint=dnssrvnoa+_grpc._tcp.{SIDECARS_DOMAIN}. (dnssrv+ dials IP "
                 "addresses, which name no cluster)",
             ),
+        ],
+    )
+    return wire.delimited(_VIRTUAL_HOSTS, vhost.SerializeToString(deterministic=True))
+
+
+@lru_cache(maxsize=64)
+def no_alertmanager_entry(replicas: int) -> bytes:
+    """The alert intake's catch-all virtual host: a Host naming no Alertmanager replica gets
+    a 404 that says which Hosts exist, not some other replica. Being a route, it also lets the
+    route table's allow-list decide first: a peer that is no member gets 403 whatever it asks."""
+    hosts = f"alertmanager-0 to alertmanager-{replicas - 1}" if replicas else "none is known"
+    vhost = rc.VirtualHost(
+        name="no-alertmanager",
+        domains=["*"],
+        routes=[
+            rc.Route(
+                name="no-alertmanager",
+                match=rc.RouteMatch(prefix="/"),
+                direct_response=_local_reply(
+                    404,
+                    f"atlas: no observability Alertmanager for Host '{{authority}}' ({hosts})\n",
+                ),
+            )
         ],
     )
     return wire.delimited(_VIRTUAL_HOSTS, vhost.SerializeToString(deterministic=True))

@@ -113,9 +113,10 @@ def prefix_entries(prefixes: Iterable[Prefix]) -> bytes:
     return b"".join(_prefix_entries(p) for p in prefixes)
 
 
-def host_table(name: str, entries: Iterable[bytes], needs: Refs) -> Resource:
-    """A RouteConfiguration from virtual-host entries; ``needs`` names the clusters used."""
-    body = _head(name) + b"".join(entries)
+def host_table(name: str, entries: Iterable[bytes], needs: Refs, tail: bytes = b"") -> Resource:
+    """A RouteConfiguration from virtual-host entries; ``needs`` names the clusters used.
+    ``tail``: encoded fields numbered after ``virtual_hosts`` (per-filter configuration)."""
+    body = _head(name) + b"".join(entries) + tail
     return resource_from_bytes(ROUTE, name, body, needs)
 
 
@@ -126,10 +127,14 @@ def prefix_table(name: str, entries: Iterable[bytes], needs: Refs) -> Resource:
     return resource_from_bytes(ROUTE, name, body, needs)
 
 
-def by_host(name: str, hosts: Iterable[Host]) -> Resource:
-    """Unknown names get Envoy's 404: a typo must not reach some other cluster."""
+def by_host(
+    name: str, hosts: Iterable[Host], *, otherwise: bytes = b"", tail: bytes = b""
+) -> Resource:
+    """Unknown names get Envoy's 404 (or the ``otherwise`` catch-all virtual host): a typo
+    must not reach some other cluster."""
     hosts = list(hosts)
-    return host_table(name, [host_entries(hosts)], refs((CLUSTER, (h.cluster for h in hosts))))
+    needs = refs((CLUSTER, (h.cluster for h in hosts)))
+    return host_table(name, [host_entries(hosts), otherwise], needs, tail)
 
 
 def by_prefix(name: str, prefixes: Iterable[Prefix]) -> Resource:

@@ -31,6 +31,9 @@ class NodeCredentials:
     cert_pem: bytes
     key_pem: bytes = field(repr=False)
     bundle_pem: bytes = b""
+    principal: str = ""
+    """The URI SAN that admits this node's certificate where only current cluster members may
+    go (the alert intake): its membership URI; "" means its identity (older credentials)."""
 
 
 def secret_set(creds: NodeCredentials) -> ResourceSet:
