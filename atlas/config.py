@@ -140,6 +140,13 @@ class EnvoySettings:
     Thanos StoreAPI streams have none, alerts 30 s."""
     idle_timeout: float = 300.0
     """Seconds an HTTP connection may stay idle before Envoy closes it."""
+    stream_buffer_bytes: int = 0
+    """Per-connection buffer on the Thanos path (0: Envoy's 1 MiB): both Envoys' StoreAPI
+    listeners and upstreams. It bounds what one hop has in flight (docs/BENCHMARKS.md)."""
+    http2_stream_window: int = 0
+    """HTTP/2 initial stream window on the Thanos path (0: Envoy's 256 MiB)."""
+    http2_connection_window: int = 0
+    """HTTP/2 initial connection window on the Thanos path (0: Envoy's 256 MiB)."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -196,6 +196,19 @@ class CertificateManager:
         log.info("issued %s for %s (%s), valid until %s", name, uri, reason, fresh.not_after)
         return fresh
 
+    def install_bootstrap(
+        self, name: str, uri: str, directory: Path, *, lifetime: timedelta | None = None
+    ) -> Path:
+        """Write the bootstrap credential ``name`` and the trust bundle into ``directory`` as
+        the chart mounts them (``tls.crt``, ``tls.key``, ``ca.crt``: ``bootstrap.CertPaths``),
+        for an Envoy run outside Kubernetes (the demo, the tests, the benchmarks)."""
+        credential = self.credential(name, uri, server=False, lifetime=lifetime)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "tls.crt").write_bytes(credential.cert_pem)
+        (directory / "tls.key").write_bytes(credential.key_pem)
+        (directory / "ca.crt").write_bytes(self.ca().bundle_pem)
+        return directory
+
     def forget_cluster(self, cluster: str) -> bool:
         """Delete a removed cluster's credentials (its leaf and its bootstrap credential), so
         that adding it again draws a new membership and its old credentials stay refused.

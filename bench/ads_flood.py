@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import multiprocessing
 import os
 import statistics
@@ -30,12 +29,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from atlas.config import Settings
-from bench.xds_scale import creds, pct, run_clients, topology, wait_settled
+from bench.xds_scale import Publish, pct, run_clients, topology, wait_settled
 from xds_server import metrics
 from xds_server.admission import StreamLimits
-from xds_server.builders import Build, build
 from xds_server.cache import SnapshotCache
-from xds_server.publisher import collector_paused
 from xds_server.server import AdsServicer, start_server
 from xds_server.status import StatusBoard
 from xds_server.types import CLUSTER
@@ -109,17 +106,10 @@ async def measure(
     server, port = await start_server(servicer, "127.0.0.1:0")
     nodes = ["atlas", *(f"c{i}" for i in range(n))]
     bundle = b"BUNDLE" * 100
-    last: list[Build] = []
+    publish_topology = Publish(cache, nodes, settings)
 
     def publish(bump: int) -> None:
-        with collector_paused():
-            result = build(topology(n, bump=bump), settings, creds(nodes, bundle), *last[-1:])
-        if last:
-            cache.apply(result.snapshots, result.changed, result.removed)
-        else:
-            cache.replace_all(result.snapshots)
-        last[:] = [result]
-        gc.freeze()
+        publish_topology(topology(n, bump=bump), bundle)
 
     publish(-1)
     ctx = multiprocessing.get_context("spawn")

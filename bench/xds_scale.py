@@ -14,7 +14,9 @@ Build and parse times are measured in a child process, so the server's RSS is it
 The clients run in a child process (their own event loop and core), each one gRPC stream with
 its own node id that subscribes to all four types and ACKs every response, as Envoy does.
 
-    python bench/xds_scale.py [--clients 100,1000] [--changes 20]
+    python bench/xds_scale.py [--clients 100,1000] [--changes 20] [--builds 1000,10000]
+
+(``--builds 100000`` measures the builder alone at 100,000 clusters: about 3 GB.)
 """
 
 from __future__ import annotations
@@ -80,6 +82,25 @@ def creds(nodes: list[str], bundle: bytes) -> dict[str, NodeCredentials]:
             _CREDS[key] = NodeCredentials(b"C" * 700 + n.encode(), b"K" * 240 + n.encode(), bundle)
         out[n] = _CREDS[key]
     return out
+
+
+class Publish:
+    """What SnapshotPublisher does, without sources: an incremental build with the previous
+    one handed in, then only the changed nodes into the cache; the result frozen."""
+
+    def __init__(self, cache: SnapshotCache, nodes: list[str], settings: Settings) -> None:
+        self.cache, self.nodes, self.settings = cache, nodes, settings
+        self.last: Build | None = None
+
+    def __call__(self, topo: Topology, bundle: bytes) -> None:
+        with collector_paused():
+            result = build(topo, self.settings, creds(self.nodes, bundle), self.last)
+        if self.last is not None:
+            self.cache.apply(result.snapshots, result.changed, result.removed)
+        else:
+            self.cache.replace_all(result.snapshots)
+        self.last = result
+        gc.freeze()
 
 
 def rss_mb() -> float:
@@ -179,18 +200,7 @@ async def latency_run(n: int, changes: int) -> dict[str, Any]:
     nodes = ["atlas", *(f"c{i}" for i in range(n))]
     bundle = b"BUNDLE-0" * 100
 
-    last: list[Build] = []
-
-    def publish(topo: Topology, bundle: bytes) -> None:
-        """What SnapshotPublisher does: an incremental build, then only changed nodes."""
-        with collector_paused():
-            result = build(topo, settings, creds(nodes, bundle), last[-1] if last else None)
-        if last:
-            cache.apply(result.snapshots, result.changed, result.removed)
-        else:
-            cache.replace_all(result.snapshots)
-        last[:] = [result]
-        gc.freeze()
+    publish = Publish(cache, nodes, settings)
 
     publish(topology(n), bundle)
     ctx = multiprocessing.get_context("spawn")
@@ -222,11 +232,11 @@ async def latency_run(n: int, changes: int) -> dict[str, Any]:
     return {"n": n, "connect": connect, "one": one, "all": everyone, "rss": rss}
 
 
-def build_times() -> list[tuple[str, float]]:
+def build_times(sizes: tuple[int, ...] = (1000, 10000)) -> list[tuple[str, float]]:
     """Timed as the daemon runs a build: collector paused, previous build handed in."""
     settings = Settings()
     rows = []
-    for n in (1000, 10000):
+    for n in sizes:
         topo = topology(n)
         node_creds = creds(["atlas", *topo.cluster_names], b"B" * 600)
         samples = []
@@ -288,11 +298,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", default="100,1000")
     parser.add_argument("--changes", type=int, default=20)
+    parser.add_argument("--builds", default="1000,10000", help="cluster counts to build")
     args = parser.parse_args()
+    sizes = tuple(int(x) for x in args.builds.split(",") if x)
     lines = ["| build | median |", "|---|---|"]
     # In a child process, so the server's RSS below is not inflated by the 10,000-cluster heap.
     with concurrent.futures.ProcessPoolExecutor(1, multiprocessing.get_context("spawn")) as pool:
-        rows = pool.submit(build_times).result() + pool.submit(parse_times).result()
+        rows = pool.submit(build_times, sizes).result() + pool.submit(parse_times).result()
     for label, seconds in rows:
         lines.append(f"| {label} | {seconds * 1000:.0f} ms |")
         print(f"{label}: {seconds * 1000:.0f} ms")
@@ -302,7 +314,7 @@ def main() -> None:
         "trust-bundle change (all nodes) → ACK p50 / p99 | server RSS |",
         "|---|---|---|---|---|",
     ]
-    for n in (int(x) for x in args.clients.split(",")):
+    for n in (int(x) for x in args.clients.split(",") if x):
         clear_caches()
         gc.collect()
         r = asyncio.run(latency_run(n, args.changes))

@@ -50,8 +50,12 @@ class Admission(Protocol):
         arrives earlier waits rather than being refused by a replica that is starting."""
         ...
 
-    def refusal(self, node: str, certificate: x509.Certificate | None) -> Refusal | None:
-        """None when ``node`` may stream with ``certificate`` (None without TLS). Blocking."""
+    async def refusal(self, node: str, certificate: x509.Certificate | None) -> Refusal | None:
+        """None when ``node`` may stream with ``certificate`` (None without TLS).
+
+        Called for every new stream, on the event loop: what can be told from memory is
+        answered at once (a fleet reconnecting after a restart is 10,000 calls), only a store
+        read goes to a thread."""
         ...
 
     def still_member(self, node: str) -> bool:
@@ -74,7 +78,10 @@ class IdentityAdmission:
     async def ready(self) -> None:
         return None
 
-    def refusal(self, node: str, certificate: x509.Certificate | None) -> Refusal | None:
+    async def refusal(self, node: str, certificate: x509.Certificate | None) -> Refusal | None:
+        return self.check(node, certificate)
+
+    def check(self, node: str, certificate: x509.Certificate | None) -> Refusal | None:
         if not self.check_identity:
             return None
         expected = expected_identity(node, self.observability_node)

@@ -16,13 +16,21 @@ from xds_server.resources import Resource
 from xds_server.snapshot import Snapshot
 from xds_server.types import CLUSTER, LISTENER, ROUTE, SECRET
 
-__all__ = ["desired"]
+__all__ = ["READS", "desired"]
 
 Acked = Mapping[str, Mapping[str, Resource]]
 
 _GATED = frozenset({LISTENER, ROUTE})
 _NONE: frozenset[str] = frozenset()
 _PINNED_BY = {CLUSTER: (LISTENER, ROUTE), SECRET: (CLUSTER, LISTENER)}
+
+READS: Mapping[str, tuple[str, ...]] = {
+    t: tuple(dict.fromkeys((t, *((CLUSTER,) if t in _GATED else ()), *_PINNED_BY.get(t, ()))))
+    for t in (CLUSTER, LISTENER, ROUTE, SECRET)
+}
+"""Per type, the types whose ACKed resources ``desired`` reads (the type itself first): a
+stream need not look at a type again while those, its subscription and its snapshot set are
+unchanged."""
 
 
 def _wanted(snapshot: Snapshot, type_url: str, names: Set[str] | None) -> dict[str, Resource]:

@@ -184,7 +184,7 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ign
             refusal = self._over_stream_limit(node)
             if refusal is None:
                 await self.admission.ready()
-                refusal = await asyncio.to_thread(self.admission.refusal, node, certificate)
+                refusal = await self.admission.refusal(node, certificate)
             if refusal is None:
                 refusal = self._over_stream_limit(node)  # others admitted meanwhile
             if refusal is not None:
@@ -348,6 +348,12 @@ class ServerOptions:
     min_ping_interval_ms: int = 10_000
     """Clients may ping at most this often (Envoy's ADS keepalive is every 15 s at most);
     more often, and gRPC answers with GOAWAY ``too_many_pings``."""
+    max_pending_calls: int = 20_000
+    """Streams gRPC has accepted but the event loop has not yet picked up. gRPC's default,
+    1,000, cancels the rest (status CANCELLED): when a large fleet reconnects at once, after
+    a restart or a leader change, every stream beyond the first thousand or so was cut and
+    retried with backoff, and 10,000 Envoys never settled (bench/xds_storm.py). Each pending
+    call is a few KB; the per-node stream limit still bounds what one identity holds."""
 
     def grpc_options(self) -> list[tuple[str, int]]:
         return [
@@ -359,6 +365,8 @@ class ServerOptions:
             ("grpc.keepalive_permit_without_calls", 1),
             ("grpc.http2.min_ping_interval_without_data_ms", self.min_ping_interval_ms),
             ("grpc.http2.max_ping_strikes", 2),
+            ("grpc.server.max_pending_requests", self.max_pending_calls),
+            ("grpc.server.max_pending_requests_hard_limit", 2 * self.max_pending_calls),
         ]
 
 

@@ -37,7 +37,7 @@ def encode(push: Push, bodies: Bodies | None = None) -> bytes:
     stream was sent the same version.
     """
     if bodies is not None and len(push.target) >= LARGE:
-        body = bodies.get(("sotw", push.type_url, push.version), lambda: _resources(push))
+        body = bodies.get(("sotw", push.type_url, push.version), lambda: _kept_resources(push))
     else:
         body = _resources(push)
     return b"".join(
@@ -56,3 +56,8 @@ def _resources(push: Push) -> bytes:
         head = r.any_head
         pieces += (wire.header(_RESOURCES, len(head) + len(r.body)), head, r.body)
     return b"".join(pieces)
+
+
+def _kept_resources(push: Push) -> bytes:
+    """The same bytes as ``_resources``, from entries each resource keeps (``framed``)."""
+    return b"".join([r.framed(_RESOURCES) for _, r in sorted(push.target.items())])

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from xds_server import metrics
-from xds_server.planner import desired
+from xds_server.planner import READS, desired
 from xds_server.resources import Resource, content_version
 from xds_server.snapshot import Snapshot
 from xds_server.status import StatusBoard
@@ -82,6 +82,9 @@ class _TypeState:
     """An initial request that came before any snapshot: adopted when the first one arrives."""
     absent: set[str] = field(default_factory=set)
     """Delta: names subscribed to that do not exist, already answered as removed."""
+    settled: tuple[str | int, ...] | None = None
+    """What the last look found nothing to send for (``StreamState._inputs``): while the
+    inputs are the same, the next look would find the same, and is skipped."""
 
 
 class StreamState:
@@ -91,6 +94,9 @@ class StreamState:
         self.protocol = protocol
         self._types = {t: _TypeState() for t in ADS_ORDER}
         self._nonces = 0
+        self._generation = 0
+        """Counts subscription changes: part of what ``pushes`` depends on."""
+        self._pushed = {t: metrics.PUSHES.labels(node, SHORT[t]) for t in ADS_ORDER}
 
     def _acked(self) -> dict[str, dict[str, Resource]]:
         return {t: s.acked for t, s in self._types.items()}
@@ -164,8 +170,13 @@ class StreamState:
         state.requested = True
         if req.names is not None:
             wildcard = req.type_url in WILDCARD_TYPES and (not req.names or "*" in req.names)
-            state.names = None if wildcard else set(req.names)
+            names = None if wildcard else set(req.names)
+            if first or names != state.names:  # an ACK repeats the names: nothing changed
+                self._generation += 1
+                state.names = names
             return
+        if first or req.subscribe or req.unsubscribe:
+            self._generation += 1
         subscribe = set(req.subscribe)
         if "*" in subscribe or (first and req.type_url in WILDCARD_TYPES and not subscribe):
             state.names = None
@@ -193,8 +204,20 @@ class StreamState:
         state.absent |= missing
         return missing
 
+    def _inputs(self, snapshot: Snapshot, type_url: str) -> tuple[str | int, ...]:
+        """Everything ``desired`` and the absent-name check read for ``type_url``: its set in
+        the snapshot (by version: equal versions are equal content), the subscriptions, and
+        what was ACKed of the types it depends on (``planner.READS``)."""
+        acked = tuple(self._types[t].acked_version for t in READS[type_url])
+        return (snapshot.versions.get(type_url, ""), self._generation, *acked)
+
     def pushes(self, snapshot: Snapshot | None) -> list[Push]:
-        """Responses to send now, in ADS order."""
+        """Responses to send now, in ADS order.
+
+        Called on every request and every snapshot change. An ACK of one type leaves the
+        others as they were, so a type whose inputs did not change since it was last found
+        settled is skipped: at 10,000 streams, a trust-bundle change is 10,000 ACKs.
+        """
         if snapshot is None:
             return []
         result: list[Push] = []
@@ -205,10 +228,14 @@ class StreamState:
                 state.reported = None
             if not state.requested or state.inflight is not None:
                 continue
+            inputs = self._inputs(snapshot, type_url)
+            if state.settled == inputs:
+                continue
             target = desired(snapshot, type_url, state.names, self._acked())
             version = content_version(target.values())
             missing = self._newly_absent(state, snapshot.of(type_url))
             if version == state.sent_version and not missing:
+                state.settled = inputs
                 continue
             updated = tuple(
                 r
@@ -226,6 +253,6 @@ class StreamState:
             state.sent_version = version
             state.sent_at = time.monotonic()
             self.board.node(self.node).sent[type_url] = version
-            metrics.PUSHES.labels(self.node, SHORT[type_url]).inc()
+            self._pushed[type_url].inc()
             result.append(Push(type_url, version, state.nonce, target, updated, removed))
         return result

@@ -158,15 +158,10 @@ class Parts:
     # -- the processes ------------------------------------------------------------------------
     def _envoy(self, name: str, ip: str, *, node: str, uri: str, ads: tuple[str, int]) -> None:
         workdir = self.root / name
-        certs = workdir / "certs"
-        certs.mkdir(parents=True, exist_ok=True)
         pki = CertificateManager(DirectoryStore(self.state))
-        credential = pki.credential(
-            f"bootstrap-{node}", uri, server=False, lifetime=PKISettings().bootstrap_lifetime
+        certs = pki.install_bootstrap(
+            f"bootstrap-{node}", uri, workdir / "certs", lifetime=PKISettings().bootstrap_lifetime
         )
-        (certs / "tls.crt").write_bytes(credential.cert_pem)
-        (certs / "tls.key").write_bytes(credential.key_pem)
-        (certs / "ca.crt").write_bytes(pki.ca().bundle_pem)
         bootstrap = build_bootstrap(
             BootstrapSpec(
                 node_id=node,

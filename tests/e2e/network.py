@@ -477,12 +477,7 @@ class AtlasNetwork:
         self, node: str, ip: str, ads: tuple[str, int], uri: str, cred_name: str
     ) -> Envoy:
         workdir = self.root / f"envoy-{node}"
-        certs = workdir / "certs"
-        certs.mkdir(parents=True, exist_ok=True)
-        cred = self.pki.credential(cred_name, uri, server=False)
-        (certs / "tls.crt").write_bytes(cred.cert_pem)
-        (certs / "tls.key").write_bytes(cred.key_pem)
-        (certs / "ca.crt").write_bytes(self.pki.ca().bundle_pem)
+        certs = self.pki.install_bootstrap(cred_name, uri, workdir / "certs")
         admin = (ip, free_port(ip))
         bootstrap = build_bootstrap(
             BootstrapSpec(

@@ -72,3 +72,11 @@ def test_the_cache_holds_a_few_versions_only() -> None:
         bodies.get(k, lambda k=k: bytes([k]))
     assert bodies.get(0, lambda: b"again") == b"again"  # the oldest was dropped
     assert bodies.get(2, lambda: b"never") == bytes([2])
+
+
+def test_kept_entries_give_the_same_bytes() -> None:
+    target = _resources(LARGE)
+    fresh = sotw.encode(_push(target, "1"))
+    kept = sotw.encode(_push(target, "1"), Bodies())
+    again = sotw.encode(_push(target, "1"), Bodies())  # entries kept on the resources now
+    assert fresh == kept == again

@@ -342,3 +342,31 @@ def test_the_front_door_limits_every_http_listener() -> None:
         assert manager.request_headers_timeout.seconds == 10, name
         assert manager.request_timeout.seconds == request_timeout, name
         assert manager.common_http_protocol_options.idle_timeout.seconds == 300, name
+
+
+def test_the_thanos_path_carries_the_flow_settings_and_nothing_else_does() -> None:
+    """Both Envoys' StoreAPI listeners and their StoreAPI upstreams; Envoy's defaults when 0."""
+    envoy = EnvoySettings(
+        stream_buffer_bytes=16 << 20, http2_stream_window=8 << 20, http2_connection_window=32 << 20
+    )
+    tuned = snapshots(TOPOLOGY, Settings(envoy=envoy))
+    thanos_path = [
+        (tuned["atlas"], LISTENER, "thanos"),
+        (tuned["atlas"], CLUSTER, "east_thanos"),
+        (tuned["east"], LISTENER, "thanos"),
+        (tuned["east"], CLUSTER, "thanos_0"),
+    ]
+    for snap, type_url, name in thanos_path:
+        cls = listener_pb2.Listener if type_url == LISTENER else cluster_pb2.Cluster
+        message = decode(snap, type_url, name, cls)
+        assert message.per_connection_buffer_limit_bytes.value == 16 << 20, name
+        http2 = (
+            hcm(message).http2_protocol_options if type_url == LISTENER else http2_options(message)
+        )
+        assert http2.initial_stream_window_size.value == 8 << 20, name
+        assert http2.initial_connection_window_size.value == 32 << 20, name
+    ui = decode(tuned["atlas"], CLUSTER, "east_prometheus", cluster_pb2.Cluster)
+    assert not ui.HasField("per_connection_buffer_limit_bytes")
+    default = decode(snapshots()["atlas"], LISTENER, "thanos", listener_pb2.Listener)
+    assert not default.HasField("per_connection_buffer_limit_bytes")
+    assert not hcm(default).HasField("http2_protocol_options")

@@ -25,6 +25,7 @@ from envoy.type.matcher.v3 import string_pb2
 from google.protobuf import any_pb2, duration_pb2
 from google.protobuf.message import Message
 
+from atlas.config import Settings
 from atlas.names import is_ip
 from xds_server import wire
 from xds_server.builders.access_log import access_logs
@@ -42,14 +43,17 @@ from xds_server.types import CLUSTER, LISTENER, ROUTE, SECRET
 __all__ = [
     "BUNDLE_SECRET",
     "IDENTITY_SECRET",
+    "NO_FLOW",
     "NO_LIMITS",
     "TLS_REFS",
+    "Flow",
     "ListenerLimits",
     "PeerMatch",
     "cluster",
     "cluster_body",
     "http_listener",
     "tcp_proxy_listener",
+    "thanos_flow",
 ]
 
 IDENTITY_SECRET = "identity"
@@ -141,8 +145,36 @@ def _upstream_tls(peer: PeerMatch, http2: bool) -> base_pb2.TransportSocket:
     return _transport_socket(context)
 
 
-@lru_cache(maxsize=2)
-def _http2_options(keepalive: bool) -> any_pb2.Any:
+@dataclass(frozen=True)
+class Flow:
+    """How much one connection and one HTTP/2 stream may hold in flight on the Thanos path;
+    0 leaves Envoy's default. Set from ``EnvoySettings``; ``bench/tunnel.py`` measured them."""
+
+    buffer_bytes: int = 0
+    """``per_connection_buffer_limit_bytes`` of a listener or cluster (Envoy: 1 MiB): Envoy
+    stops reading one side while the other side's buffer is above it."""
+    stream_window: int = 0
+    """HTTP/2 ``initial_stream_window_size`` (Envoy: 256 MiB)."""
+    connection_window: int = 0
+    """HTTP/2 ``initial_connection_window_size`` (Envoy: 256 MiB)."""
+
+    def apply_http2(self, http2: protocol_pb2.Http2ProtocolOptions) -> None:
+        if self.stream_window:
+            http2.initial_stream_window_size.value = self.stream_window
+        if self.connection_window:
+            http2.initial_connection_window_size.value = self.connection_window
+
+
+NO_FLOW = Flow()
+
+
+def thanos_flow(settings: Settings) -> Flow:
+    envoy = settings.envoy
+    return Flow(envoy.stream_buffer_bytes, envoy.http2_stream_window, envoy.http2_connection_window)
+
+
+@lru_cache(maxsize=8)
+def _http2_options(keepalive: bool, flow: Flow = NO_FLOW) -> any_pb2.Any:
     """HTTP/2 upstream options; ``keepalive`` pings every 15 s (5 s timeout).
 
     Pings detect a dead cross-cluster link long before TCP would, so every Envoy-to-Envoy hop
@@ -151,6 +183,7 @@ def _http2_options(keepalive: bool) -> any_pb2.Any:
     ``too_many_pings``, which tore down idle connections and slow Series streams.
     """
     http2 = protocol_pb2.Http2ProtocolOptions()
+    flow.apply_http2(http2)
     if keepalive:
         http2.connection_keepalive.CopyFrom(
             protocol_pb2.KeepaliveSettings(interval=seconds(15), timeout=seconds(5))
@@ -177,16 +210,18 @@ _SA_PORT = wire.number(address_pb2.SocketAddress, "port_value")
 
 @lru_cache(maxsize=256)
 def _cluster_constant(
-    is_static: bool, http2: bool, peer: PeerMatch | None, connect_timeout: float
+    is_static: bool, http2: bool, peer: PeerMatch | None, connect_timeout: float, flow: Flow
 ) -> bytes:
     """Every field of a Cluster except its name and endpoint."""
     c = cluster_pb2.Cluster(
         type=cluster_pb2.Cluster.STATIC if is_static else cluster_pb2.Cluster.STRICT_DNS,
         connect_timeout=seconds(connect_timeout),
     )
+    if flow.buffer_bytes:
+        c.per_connection_buffer_limit_bytes.value = flow.buffer_bytes
     if http2:
         # A peer (mutual TLS) means the far end is another cluster's Envoy: see _http2_options.
-        options = _http2_options(keepalive=peer is not None)
+        options = _http2_options(peer is not None, flow)
         c.typed_extension_protocol_options[_HTTP_OPTIONS_KEY].CopyFrom(options)
     if peer is not None:
         c.transport_socket.CopyFrom(_upstream_tls(peer, http2))
@@ -210,6 +245,7 @@ def cluster_body(
     peer: PeerMatch | None = None,
     connect_timeout: float = 2.0,
     static: bool | None = None,
+    flow: Flow = NO_FLOW,
 ) -> bytes:
     """The encoded Cluster; ``static`` overrides telling an IP from a name by ``host``."""
     encoded = name.encode()
@@ -217,7 +253,7 @@ def cluster_body(
     is_static = is_ip(host) if static is None else static
     return (
         wire.delimited(_CLUSTER_NAME, encoded)
-        + _cluster_constant(is_static, http2, peer, connect_timeout)
+        + _cluster_constant(is_static, http2, peer, connect_timeout, flow)
         + wire.delimited(_LOAD_ASSIGNMENT, load_assignment)
     )
 
@@ -230,6 +266,7 @@ def cluster(
     http2: bool,
     peer: PeerMatch | None = None,
     connect_timeout: float = 2.0,
+    flow: Flow = NO_FLOW,
 ) -> Resource:
     """An upstream with its endpoint inline: STATIC for an IP, STRICT_DNS for a name.
 
@@ -238,14 +275,23 @@ def cluster(
     ``typed_extension_protocol_options``, not the deprecated ``http2_protocol_options``.
     Assembled on the wire: thousands of clusters differ only in name and endpoint.
     """
-    body = cluster_body(name, host, port, http2=http2, peer=peer, connect_timeout=connect_timeout)
+    body = cluster_body(
+        name, host, port, http2=http2, peer=peer, connect_timeout=connect_timeout, flow=flow
+    )
     return resource_from_bytes(CLUSTER, name, body, TLS_REFS if peer is not None else NO_REFS)
 
 
 def _listener(
-    name: str, host: str, port: int, chain: listener_components_pb2.FilterChain
+    name: str,
+    host: str,
+    port: int,
+    chain: listener_components_pb2.FilterChain,
+    flow: Flow = NO_FLOW,
 ) -> listener_pb2.Listener:
-    return listener_pb2.Listener(name=name, address=address(host, port), filter_chains=[chain])
+    listener = listener_pb2.Listener(name=name, address=address(host, port), filter_chains=[chain])
+    if flow.buffer_bytes:
+        listener.per_connection_buffer_limit_bytes.value = flow.buffer_bytes
+    return listener
 
 
 @dataclass(frozen=True)
@@ -299,6 +345,7 @@ def http_listener(
     counted: bool = False,
     authorized: bool = False,
     limits: ListenerLimits = NO_LIMITS,
+    flow: Flow = NO_FLOW,
 ) -> Resource:
     """HTTP listener with routes over RDS; with ``peer`` it requires a client certificate.
 
@@ -332,6 +379,8 @@ def http_listener(
         access_log=access_logs(name, access_log),
     )
     _limit_manager(manager, limits)
+    if flow.stream_window or flow.connection_window:
+        flow.apply_http2(manager.http2_protocol_options)
     chain = listener_components_pb2.FilterChain(
         filters=[
             *([_connection_limit(name, limits.max_connections)] if limits.max_connections else []),
@@ -349,7 +398,7 @@ def http_listener(
         tls.require_client_certificate.value = True
         chain.transport_socket.CopyFrom(_transport_socket(tls))
         needs = refs((ROUTE, (route,)), *TLS_REFS.items())
-    return make_resource(LISTENER, name, _listener(name, host, port, chain), needs)
+    return make_resource(LISTENER, name, _listener(name, host, port, chain, flow), needs)
 
 
 @lru_cache(maxsize=_CACHE)

@@ -14,7 +14,7 @@ from functools import lru_cache
 from atlas.config import BIND_ENVOY_ADDRESS, Settings
 from atlas.model import DownstreamCluster, Upstream, replica_sidecar, sidecar_target
 from atlas.pki import OBSERVABILITY_URI
-from xds_server.builders.common import PeerMatch, cluster, http_listener
+from xds_server.builders.common import PeerMatch, cluster, http_listener, thanos_flow
 from xds_server.builders.routes import Host, by_host
 from xds_server.builders.secrets import NodeCredentials, secret_set
 from xds_server.builders.stencil import Stencil
@@ -72,8 +72,16 @@ def _local_upstreams(
     sidecars = [replica_sidecar(thanos, replica_template, replicas, i) for i in range(replicas)]
     net = settings.network
     timeout = net.connect_timeout
+    flow = thanos_flow(settings)
     upstreams = [
-        cluster(f"thanos_{i}", sidecar.host, sidecar.port, http2=True, connect_timeout=timeout)
+        cluster(
+            f"thanos_{i}",
+            sidecar.host,
+            sidecar.port,
+            http2=True,
+            connect_timeout=timeout,
+            flow=flow,
+        )
         for i, sidecar in enumerate(sidecars)
     ]
     upstreams += [
@@ -115,6 +123,7 @@ def _listeners(listen: str, settings: Settings) -> ResourceSet:
                 peer=OBSERVABILITY,
                 http2_only=True,
                 by_host=True,
+                flow=thanos_flow(settings),
             ),
             http_listener(
                 "alertmanager",

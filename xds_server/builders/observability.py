@@ -20,6 +20,7 @@ from atlas.names import is_ip
 from atlas.pki import cluster_uri
 from xds_server.builders.authorization import allow_list, principal_entry
 from xds_server.builders.common import (
+    NO_FLOW,
     TLS_REFS,
     ListenerLimits,
     PeerMatch,
@@ -27,6 +28,7 @@ from xds_server.builders.common import (
     cluster_body,
     http_listener,
     tcp_proxy_listener,
+    thanos_flow,
 )
 from xds_server.builders.refusals import KNOWN_LISTED, no_alertmanager_entry, refusal_entry
 from xds_server.builders.routes import (
@@ -95,6 +97,7 @@ def _encode_part(
     """Bodies of the three upstreams, then the thanos hosts and the two prefix entries."""
     ports = settings.downstream_ports
     peer = PeerMatch(cluster_uri(name))
+    flow = thanos_flow(settings)
     bodies = tuple(
         cluster_body(
             upstream_name(name, svc),
@@ -104,6 +107,7 @@ def _encode_part(
             peer=peer,
             connect_timeout=settings.network.connect_timeout,
             static=static,
+            flow=flow if svc == "thanos" else NO_FLOW,
         )
         for svc, port in zip(
             _SERVICES, (ports.thanos, ports.prometheus, ports.alertmanager), strict=True
@@ -326,6 +330,7 @@ def _listeners(settings: Settings) -> ResourceSet:
                 by_host=True,
                 counted=True,
                 limits=query,
+                flow=thanos_flow(settings),
             ),
             http_listener(
                 "alertmanager-ui",
