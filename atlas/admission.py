@@ -54,7 +54,6 @@ class MemberAdmission:
         ``bootstrap``: a cluster's stored bootstrap credential (may read the store)."""
         self.identity = IdentityAdmission(observability_node, check_identity=check_identity)
         self.observability_node = observability_node
-        self.check_identity = check_identity
         self.members = members
         self.published = published
         self.bootstrap = bootstrap

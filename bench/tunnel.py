@@ -124,8 +124,8 @@ class Tunnel:
             f"--http-listen={self.atlas_ip}:{self.http_port}",
             f"--dns-listen={self.atlas_ip}:{free_port(self.atlas_ip)}",
         ]
+        self.pki.ca()  # before Atlas starts: one CA, which Atlas adopts from the state dir
         self._start(Process("atlas", atlas, self.root / "atlas.log"))
-        self.pki.ca()
         self._envoy("atlas", self.obs_ip, (self.atlas_ip, self.ads_port), OBSERVABILITY_URI)
         self._envoy(
             CLUSTER, self.listen_ip, (self.obs_ip, self.obs_ports["ads"]), cluster_uri(CLUSTER)
@@ -148,7 +148,6 @@ class Tunnel:
 
     def _envoy(self, node: str, ip: str, ads: tuple[str, int], uri: str) -> None:
         workdir = self.root / f"envoy-{node}"
-        wait_until(lambda: (self.root / "state" / "pki").is_dir(), within=20, what="Atlas's CA")
         certs = self.pki.install_bootstrap(f"bootstrap-{node}", uri, workdir / "certs")
         bootstrap = build_bootstrap(
             BootstrapSpec(

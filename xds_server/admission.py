@@ -1,7 +1,7 @@
 """Who may hold an ADS stream, and how much one stream may ask: the server's small contracts.
 
 ``Admission`` decides whether a node may stream at all; the server asks it once when a stream
-starts (``refusal``, which may read the PKI store: it runs in a thread) and again, cheaply,
+starts (``refusal``, on the event loop: only a store read goes to a thread) and again, cheaply,
 whenever that node's snapshot changes (``still_member``), so a removed cluster's stream ends
 as soon as its snapshot is taken away. ``IdentityAdmission`` is the base rule (the node id must
 be the identity in the client certificate); Atlas's wiring adds membership and credential

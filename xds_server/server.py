@@ -89,7 +89,9 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ign
         """Every open stream's queue: ``shutdown`` ends them cleanly."""
         self._open: dict[str, int] = {}
         """Admitted streams per node (``StreamLimits.streams_per_node``)."""
-        self._logged: set[tuple[str, str]] = set()
+        self._logged: dict[str, set[str]] = {}
+        """Per node, the refusal reasons already logged; forgotten when the node is admitted."""
+        self._logged_pairs = 0
         self._closing = False
         self._bodies = Bodies()
         """Large responses' resource bytes, shared by the streams sent the same version."""
@@ -179,8 +181,9 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ign
                 )
             certificate = peer_certificate(context)
             # The stream limit first: it costs nothing, and a node at its limit is refused
-            # without the admission check's thread hop (a flood of streams stays cheap). Only
-            # admitted streams count, so claiming another node's id cannot exhaust its limit.
+            # without asking admission (which may read the store: a flood of streams stays
+            # cheap). Only admitted streams count, so claiming another node's id cannot
+            # exhaust its limit.
             refusal = self._over_stream_limit(node)
             if refusal is None:
                 await self.admission.ready()
@@ -189,7 +192,7 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ign
                 refusal = self._over_stream_limit(node)  # others admitted meanwhile
             if refusal is not None:
                 await self._refuse(node, refusal, context)
-            self._logged = {k for k in self._logged if k[0] != node} if self._logged else set()
+            self._logged_pairs -= len(self._logged.pop(node, ()))
             if certificate is not None:
                 self.board.node(node).client_certificate = ClientCertificate.of(certificate)
             self._open[node] = self._open.get(node, 0) + 1
@@ -218,9 +221,10 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ign
 
     async def _refuse(self, node: str, refusal: Refusal, context: grpc.aio.ServicerContext) -> None:
         metrics.REFUSED.labels(refusal.reason).inc()
-        key = (node, refusal.reason)
-        if key not in self._logged and len(self._logged) < _LOGGED_REFUSALS:
-            self._logged.add(key)
+        reasons = self._logged.get(node, set())
+        if refusal.reason not in reasons and self._logged_pairs < _LOGGED_REFUSALS:
+            self._logged[node] = reasons | {refusal.reason}
+            self._logged_pairs += 1
             log.warning(
                 "refused ADS stream for node %s from %s: %s (logged once until admitted)",
                 node or "?",
