@@ -10,6 +10,7 @@ import contextlib
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -106,6 +107,29 @@ def admin(kube_cluster: KubeCluster) -> Iterator[Kube]:
 @pytest.fixture
 def limited(kube_cluster: KubeCluster) -> Kube:
     return connect(kubeconfig=str(kube_cluster.kubeconfig), context="limited")
+
+
+def cluster_service(
+    name: str, envoy: str, sidecar: str, port: int, **annotations: str
+) -> dict[str, Any]:
+    """A cluster's Service as an operator writes it for Envoys on loopback: the API server
+    refuses loopback externalIPs, so the envoy address goes in the annotation (any IP)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": name,
+            "namespace": NAMESPACE,
+            "labels": {"goatlas.io/cluster": "true"},
+            "annotations": {
+                "goatlas.io/envoy-address": envoy,
+                "goatlas.io/thanos-service": sidecar,
+                "goatlas.io/thanos-service-port": str(port),
+                **annotations,
+            },
+        },
+        "spec": {"ports": [{"name": "thanos", "port": 10901}]},
+    }
 
 
 def service(name: str, *, replicas: str = "1", ip: str = "192.0.2.10") -> dict[str, object]:

@@ -33,7 +33,7 @@ from tests.containers.podman import podman, require_image, version
 from tests.e2e.network import Envoy, free_port, listener_ports, wait_until
 from tests.fakes.thanos import Sidecar, info
 from tests.kube.cluster import KubeCluster
-from tests.kube.conftest import NAMESPACE
+from tests.kube.conftest import NAMESPACE, cluster_service
 from tests.kube.test_leader import secret
 from tests.kube.test_replicas_e2e import values_of
 
@@ -154,24 +154,6 @@ def test_the_chart_runs_under_podman_and_carries_thanos_traffic(
     assert version() == tag
 
 
-def _service(name: str, envoy: str, sidecar: str, port: int) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {
-            "name": name,
-            "namespace": NAMESPACE,
-            "labels": {"goatlas.io/cluster": "true"},
-            "annotations": {
-                "goatlas.io/envoy-address": envoy,
-                "goatlas.io/thanos-service": sidecar,
-                "goatlas.io/thanos-service-port": str(port),
-            },
-        },
-        "spec": {"ports": [{"name": "thanos", "port": 10901}]},
-    }
-
-
 def _exercise(admin: Kube, root: Path, n: Net, envoys: dict[str, Envoy]) -> None:
     atlas_ip, obs, ports = n.atlas, n.obs, n.ports
 
@@ -185,7 +167,7 @@ def _exercise(admin: Kube, root: Path, n: Net, envoys: dict[str, Envoy]) -> None
             "create",
             admin.core.create_namespaced_service,
             NAMESPACE,
-            _service(name, n.envoy[name], n.sidecar[name], n.sidecar_port),
+            cluster_service(name, n.envoy[name], n.sidecar[name], n.sidecar_port),
         )
     wait_until(ready, within=60, what="Atlas in the container: synced and published (/readyz)")
     with urllib.request.urlopen(f"http://{atlas_ip}:{ports['http']}/status", timeout=2) as r:
@@ -227,7 +209,7 @@ def _exercise(admin: Kube, root: Path, n: Net, envoys: dict[str, Envoy]) -> None
         "create",
         admin.core.create_namespaced_service,
         NAMESPACE,
-        _service("north", n.envoy["north"], n.sidecar["north"], n.sidecar_port),
+        cluster_service("north", n.envoy["north"], n.sidecar["north"], n.sidecar_port),
     )
     north = wait_until(lambda: values_of(admin, "north-envoy-values"), within=30, what="north")
     envoys["north"] = Envoy.from_values("north", root / "envoy-north", north)

@@ -28,7 +28,7 @@ from tests.e2e.network import Envoy, Process, free_port, listener_ports, wait_un
 from tests.fakes.thanos import Sidecar, info
 from tests.fakes.vip import ServiceVIP
 from tests.kube.cluster import KubeCluster
-from tests.kube.conftest import NAMESPACE
+from tests.kube.conftest import NAMESPACE, cluster_service
 from tests.kube.test_leader import secret
 
 pytestmark = pytest.mark.e2e
@@ -80,23 +80,8 @@ class Fleet:
         }
 
     def service(self, name: str, sidecar: int, **annotations: str) -> dict[str, Any]:
-        return {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {
-                "name": name,
-                "namespace": NAMESPACE,
-                "labels": {"goatlas.io/cluster": "true"},
-                "annotations": {
-                    # The API server refuses loopback externalIPs; the annotation takes any IP.
-                    "goatlas.io/envoy-address": self.envoy_ip[name],
-                    "goatlas.io/thanos-service": self.ip(sidecar),
-                    "goatlas.io/thanos-service-port": str(self.sidecar_port),
-                    **annotations,
-                },
-            },
-            "spec": {"ports": [{"name": "thanos", "port": 10901}]},
-        }
+        envoy, host = self.envoy_ip[name], self.ip(sidecar)
+        return cluster_service(name, envoy, host, self.sidecar_port, **annotations)
 
     def start_replica(self, name: str, user: str) -> None:
         config = self.root / "atlas.yaml"
