@@ -28,7 +28,7 @@ from atlas.leader import LeaderElector
 from atlas.names import is_ip
 from atlas.pki import CONTROL_PLANE_URI, CAState, Credential, issue
 from atlas.pki_kube import KubeSecretStore
-from atlas.pki_store import CertificateManager, DirectoryStore
+from atlas.pki_store import CertificateManager, DirectoryStore, bootstrap_name
 from atlas.reconcile import Reconciler
 from atlas.supervisor import Busy, Policy, Supervisor, run_thread
 from atlas.waiting import wait_event
@@ -370,7 +370,7 @@ class Atlas:
                 check_identity=opts.ads_tls,
                 members=lambda: self.publisher.members,
                 published=self.publisher.published,
-                bootstrap=lambda node: self.pki.store.load(f"bootstrap-{node}"),
+                bootstrap=lambda node: self.pki.store.load(bootstrap_name(node)),
             ),
             limits=StreamLimits(
                 streams_per_node=ads.streams_per_node,

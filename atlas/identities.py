@@ -14,15 +14,12 @@ from datetime import UTC, datetime
 
 from atlas.errors import PKIError
 from atlas.pki import OBSERVABILITY_URI, CAState, Credential, cluster_uri, membership_uri
-from atlas.pki_store import CertificateManager
+from atlas.pki_store import CLUSTER_CREDENTIALS, CertificateManager, leaf_name
 from xds_server.builders import NodeCredentials
 
 __all__ = ["NodeIdentities"]
 
 log = logging.getLogger(__name__)
-
-_CLUSTER_CREDENTIALS = ("node-", "bootstrap-")
-"""Store names of a cluster's credentials: its leaf and its bootstrap credential."""
 
 
 class NodeIdentities:
@@ -45,7 +42,7 @@ class NodeIdentities:
     def _store_name(self, node: str) -> tuple[str, str]:
         if node == self.observability_node:
             return "observability", OBSERVABILITY_URI
-        return f"node-{node}", cluster_uri(node)
+        return leaf_name(node), cluster_uri(node)
 
     def _fresh(self, node: str, ca: CAState, now: datetime) -> Credential | None:
         cached = self._cache.get(node)
@@ -104,7 +101,7 @@ class NodeIdentities:
         if self._members is None:
             stored = self.manager.store.names()
             candidates = {
-                name.split("-", 1)[1] for name in stored if name.startswith(_CLUSTER_CREDENTIALS)
+                name.split("-", 1)[1] for name in stored if name.startswith(CLUSTER_CREDENTIALS)
             }
         else:
             candidates = self._members - nodes

@@ -28,7 +28,28 @@ from atlas.pki import (
     rotate,
 )
 
-__all__ = ["CertificateManager", "DirectoryStore", "PKIStore", "write_private"]
+__all__ = [
+    "CLUSTER_CREDENTIALS",
+    "CertificateManager",
+    "DirectoryStore",
+    "PKIStore",
+    "bootstrap_name",
+    "leaf_name",
+    "write_private",
+]
+
+CLUSTER_CREDENTIALS = ("node-", "bootstrap-")
+"""Store-name prefixes of a cluster's two credentials: its data-plane leaf (pushed over SDS)
+and its bootstrap credential (in its Helm values, for ADS)."""
+
+
+def leaf_name(cluster: str) -> str:
+    return f"{CLUSTER_CREDENTIALS[0]}{cluster}"
+
+
+def bootstrap_name(node: str) -> str:
+    return f"{CLUSTER_CREDENTIALS[1]}{node}"
+
 
 log = logging.getLogger(__name__)
 
@@ -177,10 +198,11 @@ class CertificateManager:
         reason = _reissue_reason(current, uri, state, now)
         if current is not None and reason is None:
             return current
-        membership = ""
-        if cluster_of(uri) is not None:
-            kept = current is not None and current.uri == uri
-            membership = current.membership if kept and current is not None else new_membership()
+        membership = ""  # not a cluster's identity: no token
+        if current is not None and current.uri == uri:
+            membership = current.membership
+        elif cluster_of(uri) is not None:
+            membership = new_membership()
         fresh = issue(
             state.current,
             uri,
@@ -205,7 +227,7 @@ class CertificateManager:
         credential = self.credential(name, uri, server=False, lifetime=lifetime)
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "tls.crt").write_bytes(credential.cert_pem)
-        (directory / "tls.key").write_bytes(credential.key_pem)
+        write_private(directory / "tls.key", credential.key_pem)
         (directory / "ca.crt").write_bytes(self.ca().bundle_pem)
         return directory
 
@@ -214,7 +236,7 @@ class CertificateManager:
         that adding it again draws a new membership and its old credentials stay refused.
         True when there was something to delete."""
         found = False
-        for name in (f"node-{cluster}", f"bootstrap-{cluster}"):
+        for name in (leaf_name(cluster), bootstrap_name(cluster)):
             stored = self.store.load(name)
             # Only a credential of that cluster's identity: ``bootstrap-observability`` and
             # the like are not a cluster's, whatever their name looks like.

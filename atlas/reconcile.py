@@ -19,7 +19,7 @@ from atlas.kube import Kube, KubeError
 from atlas.model import LABEL_ENVOY_VALUES, LABEL_MANAGED_BY
 from atlas.pki import OBSERVABILITY_URI, CAState, Credential, cluster_uri
 from atlas.pki_kube import KubeSecretStore
-from atlas.pki_store import CertificateManager
+from atlas.pki_store import CertificateManager, bootstrap_name
 from atlas.values import envoy_values, render
 
 __all__ = [
@@ -211,7 +211,7 @@ class Reconciler:
         only when the CA changed, renewal is due, or the stored one is no longer the one seen
         (gone with a removed cluster, whose next membership gets a new one)."""
         cached = self._bootstrap_seen.get(node)
-        stored = self.store.load(f"bootstrap-{node}")
+        stored = self.store.load(bootstrap_name(node))
         if (
             cached is not None
             and cached[1] == ca.current.cert_pem
@@ -221,7 +221,7 @@ class Reconciler:
         ):
             return cached[0]
         credential = self.pki.credential(
-            f"bootstrap-{node}", uri, server=False, lifetime=self.settings.pki.bootstrap_lifetime
+            bootstrap_name(node), uri, server=False, lifetime=self.settings.pki.bootstrap_lifetime
         )
         self._bootstrap_seen[node] = (credential, ca.current.cert_pem)
         return credential

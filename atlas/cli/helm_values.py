@@ -8,7 +8,7 @@ import sys
 from atlas.bootstrap import bootstrap_spec
 from atlas.cli.common import package_version, parse_hostport
 from atlas.config import EnvoySettings, Settings
-from atlas.pki_store import CertificateManager
+from atlas.pki_store import CertificateManager, bootstrap_name
 from atlas.values import DEFAULT_CHART_REPOSITORY, FORMATS, ChartRef, envoy_values, render
 
 __all__ = ["add_values_args", "print_values"]
@@ -73,7 +73,7 @@ def print_values(
     )
     spec = bootstrap_spec(Settings(envoy=envoy), node, ads[0], ads[1], api_type=args.api_type)
     credential = pki.credential(
-        f"bootstrap-{node}", uri, server=False, lifetime=settings.pki.bootstrap_lifetime
+        bootstrap_name(node), uri, server=False, lifetime=settings.pki.bootstrap_lifetime
     )
     values = envoy_values(spec, credential, pki.ca())
     chart = ChartRef(repository=args.chart_repository, version=package_version())

@@ -20,7 +20,7 @@ from atlas.demo.layout import ADMIN_PORT, DNS_PORT, HTTP_PORT, ClusterLayout, La
 from atlas.demo.sidecar import DemoSidecar
 from atlas.demo.stub import WebStandIn
 from atlas.pki import OBSERVABILITY_URI, cluster_uri
-from atlas.pki_store import CertificateManager, DirectoryStore
+from atlas.pki_store import CertificateManager, DirectoryStore, bootstrap_name
 from atlas.processes import ProcessGroup, wait_for
 
 __all__ = ["Parts", "find_envoy", "missing_envoy_message"]
@@ -160,7 +160,7 @@ class Parts:
         workdir = self.root / name
         pki = CertificateManager(DirectoryStore(self.state))
         certs = pki.install_bootstrap(
-            f"bootstrap-{node}", uri, workdir / "certs", lifetime=PKISettings().bootstrap_lifetime
+            bootstrap_name(node), uri, workdir / "certs", lifetime=PKISettings().bootstrap_lifetime
         )
         bootstrap = build_bootstrap(
             BootstrapSpec(
