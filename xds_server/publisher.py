@@ -175,7 +175,9 @@ class SnapshotPublisher:
             return self._failed(f"{type(err).__name__}: {err}", err, traceback=True)
         # Membership first: a removed cluster's stream, woken by its snapshot going away,
         # must find it is no longer a member.
-        self.members = frozenset(nodes)
+        members = frozenset(nodes)
+        if members != self.members:  # the same object while unchanged: admission keys on it
+            self.members = members
         if self._last is None:
             changed = self.cache.replace_all(result.snapshots)
         else:
