@@ -86,7 +86,7 @@ def creds(nodes: list[str], bundle: bytes) -> dict[str, NodeCredentials]:
 
 class Publish:
     """What SnapshotPublisher does, without sources: an incremental build with the previous
-    one handed in, then only the changed nodes into the cache; the result frozen."""
+    one handed in, the result frozen, then only the changed nodes into the cache."""
 
     def __init__(self, cache: SnapshotCache, nodes: list[str], settings: Settings) -> None:
         self.cache, self.nodes, self.settings = cache, nodes, settings
@@ -95,12 +95,12 @@ class Publish:
     def __call__(self, topo: Topology, bundle: bytes) -> None:
         with collector_paused():
             result = build(topo, self.settings, creds(self.nodes, bundle), self.last)
+        gc.freeze()  # before the swap, as the publisher does
         if self.last is not None:
             self.cache.apply(result.snapshots, result.changed, result.removed)
         else:
             self.cache.replace_all(result.snapshots)
         self.last = result
-        gc.freeze()
 
 
 def rss_mb() -> float:
