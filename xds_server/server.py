@@ -358,6 +358,11 @@ class ServerOptions:
     a restart or a leader change, every stream beyond the first thousand or so was cut and
     retried with backoff, and 10,000 Envoys never settled (bench/xds_storm.py). Each pending
     call is a few KB; the per-node stream limit still bounds what one identity holds."""
+    max_pending_seconds: int = 300
+    """How long a stream may wait to be picked up before gRPC cancels it (gRPC's default,
+    30 s). A fleet of 10,000 reconnecting to one replica takes about 15 s to pick up on two
+    cores, twice the fleet twice that: a cancelled Envoy only retries later, to the back of
+    the same queue."""
 
     def grpc_options(self) -> list[tuple[str, int]]:
         return [
@@ -371,6 +376,7 @@ class ServerOptions:
             ("grpc.http2.max_ping_strikes", 2),
             ("grpc.server.max_pending_requests", self.max_pending_calls),
             ("grpc.server.max_pending_requests_hard_limit", 2 * self.max_pending_calls),
+            ("grpc.server_max_unrequested_time_in_server", self.max_pending_seconds),
         ]
 
 

@@ -3,8 +3,9 @@
 gRPC's server cancels calls beyond 1,000 that the application has not picked up yet; a
 Python event loop picks them up one at a time, so a storm of reconnecting Envoys lost most
 streams to CANCELLED and 10,000 never settled. ``ServerOptions.max_pending_calls`` raises
-that bound. The clients are ``ads-swarm`` (tests/go): one connection per node, Envoy's
-subscription order, ACKs, backoff, and what it tells the server when it reconnects.
+that bound, and ``max_pending_seconds`` the time a call may wait (gRPC cancels it after 30 s).
+The clients are ``ads-swarm`` (tests/go): one connection per node, Envoy's subscription
+order, ACKs, backoff, and what it tells the server when it reconnects.
 """
 
 from __future__ import annotations
@@ -99,6 +100,37 @@ async def test_a_bound_on_pending_calls_is_what_cut_the_storm() -> None:
     are cancelled by gRPC itself."""
     counts = await _storm(ServerOptions(max_pending_calls=200))
     assert counts["failures"] > 0
+    assert counts["reasons"].get("Canceled", 0) > 0, counts
+
+
+async def _stalled(options: ServerOptions, streams: int = 50, stall: float = 3.0) -> dict[str, Any]:
+    """Opens ``streams`` streams while the server's loop is busy for ``stall`` seconds (as
+    when it works through a storm); returns the swarm's counts once all are open."""
+    servicer = AdsServicer(
+        SnapshotCache(), StatusBoard(), observability_node="atlas", check_identity=False
+    )
+    server, port = await start_server(servicer, "127.0.0.1:0", options=options)
+    swarm = Swarm(port, streams)
+    try:
+        time.sleep(stall)  # the loop picks nothing up; gRPC's own threads take the calls
+        return await swarm.until(lambda c: c["live"] == streams, within=30)
+    finally:
+        swarm.kill()
+        await servicer.shutdown(2)
+        await server.stop(None)
+
+
+async def test_streams_that_wait_to_be_picked_up_are_not_cancelled() -> None:
+    """The same stall with Atlas's bound: every stream opens on its first attempt."""
+    counts = await _stalled(ServerOptions())
+    assert counts["live"] == 50 and counts["failures"] == 0, counts
+    assert counts["attempts"] == 50
+
+
+async def test_a_bound_on_waiting_time_cancels_streams() -> None:
+    """gRPC cancels a call not picked up within ``max_pending_seconds`` (its default is 30 s,
+    less than a large storm takes): 1 s here, against a loop busy for 3 s."""
+    counts = await _stalled(ServerOptions(max_pending_seconds=1))
     assert counts["reasons"].get("Canceled", 0) > 0, counts
 
 
