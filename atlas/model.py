@@ -7,7 +7,11 @@ with the same content are equal and hash the same whatever order the objects arr
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
+from operator import attrgetter
+from types import MappingProxyType
 
 __all__ = [
     "ALERTMANAGER_POD_SELECTOR_KEY",
@@ -204,6 +208,12 @@ class Topology:
                 return c
         return None
 
-    @property
+    @cached_property
     def cluster_names(self) -> tuple[str, ...]:
-        return tuple(c.name for c in self.clusters)
+        """In name order, like ``clusters`` (made once per topology, with the loop in C)."""
+        return tuple(map(attrgetter("name"), self.clusters))
+
+    @cached_property
+    def by_name(self) -> Mapping[str, DownstreamCluster]:
+        """The clusters by name (made once per topology, when first asked for)."""
+        return MappingProxyType(dict(zip(self.cluster_names, self.clusters, strict=True)))

@@ -8,6 +8,7 @@ change: ``patch`` copies the map, swaps the changed members and adjusts the vers
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from types import MappingProxyType
 
@@ -61,11 +62,14 @@ _SMALL = 16
 """Only sets this small are remembered: a node's sets, not the observability node's 30,000."""
 
 
+_NAMES_IDS = itertools.count()
+
+
 class ResourceSet:
     """Immutable by convention (slotted, not a dataclass: a snapshot of 10,000 nodes makes
     20,000 of them, and construction cost matters)."""
 
-    __slots__ = ("items", "needs", "total", "type_url", "version")
+    __slots__ = ("items", "names_id", "needs", "total", "type_url", "version")
 
     type_url: str
     items: MappingProxyType[str, Resource]
@@ -74,15 +78,24 @@ class ResourceSet:
     needs: Refs
     """Union of the members' references, type → names, for the snapshot's consistency check."""
     version: str
+    names_id: int
+    """Equal for two sets only if they hold the same names (``patch`` keeps it when no name
+    comes or goes): a snapshot check can skip a pair of sets it already checked."""
 
     def __init__(
-        self, type_url: str, items: MappingProxyType[str, Resource], total: int, needs: Refs
+        self,
+        type_url: str,
+        items: MappingProxyType[str, Resource],
+        total: int,
+        needs: Refs,
+        names_id: int | None = None,
     ) -> None:
         self.type_url = type_url
         self.items = items
         self.total = total
         self.needs = needs
         self.version = total_version(total)
+        self.names_id = next(_NAMES_IDS) if names_id is None else names_id
 
     @classmethod
     def of(cls, type_url: str, resources: Iterable[Resource]) -> ResourceSet:
@@ -126,7 +139,9 @@ class ResourceSet:
         needs = self._patched_needs(dropped, added)
         if needs is None:
             needs = _union_needs(items.values())
-        return ResourceSet(self.type_url, MappingProxyType(items), total, needs)
+        same_names = len(items) == len(self.items) and all(r.name in items for r in dropped)
+        names_id = self.names_id if same_names else None
+        return ResourceSet(self.type_url, MappingProxyType(items), total, needs, names_id)
 
     def _patched_needs(self, dropped: list[Resource], added: list[Resource]) -> Refs | None:
         new = _union_needs(added)

@@ -48,21 +48,30 @@ class Snapshot:
         return cls.assemble(node, sets)
 
     @classmethod
-    def assemble(cls, node: str, sets: Mapping[str, ResourceSet]) -> Snapshot:
-        """From sets built (and perhaps shared) elsewhere; missing types are empty."""
+    def assemble(
+        cls, node: str, sets: Mapping[str, ResourceSet], since: Snapshot | None = None
+    ) -> Snapshot:
+        """From sets built (and perhaps shared) elsewhere; missing types are empty.
+        ``since``: a checked snapshot these sets were patched from (see ``check``)."""
         snapshot = cls(node, MappingProxyType({t: sets.get(t, _EMPTY[t]) for t in ADS_ORDER}))
-        snapshot.check()
+        snapshot.check(since)
         return snapshot
 
-    def check(self) -> None:
+    def check(self, since: Snapshot | None = None) -> None:
         """Every reference (route → cluster, listener → route/secret, cluster → secret) exists.
 
         One subset test per pair of types, on the sets' unions of references; only when one
-        fails are the members searched, to name the first broken reference.
+        fails are the members searched, to name the first broken reference. A pair whose
+        references and names are both those of ``since`` (already checked) is not tested
+        again: the observability node's route tables name 300,000 upstreams at 100,000
+        clusters, and a one-cluster change keeps both sides.
         """
         for type_url, members in self.sets.items():
             for ref_type, names in members.needs.items():
-                have = self.sets[ref_type].items.keys()
+                target = self.sets[ref_type]
+                if since is not None and _unchanged(since, type_url, names, target):
+                    continue
+                have = target.items.keys()
                 if not have >= names:
                     self._name_broken(type_url, ref_type, have)
 
@@ -91,3 +100,10 @@ class Snapshot:
 
     def __hash__(self) -> int:
         return hash((self.node, tuple(sorted(self.versions.items()))))
+
+
+def _unchanged(since: Snapshot, type_url: str, needs: frozenset[str], target: ResourceSet) -> bool:
+    """Whether ``since`` had the very same references from ``type_url`` into a set with the
+    same names as ``target``."""
+    before = since.sets[type_url].needs.get(target.type_url)
+    return before is needs and since.sets[target.type_url].names_id == target.names_id

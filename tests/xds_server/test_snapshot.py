@@ -54,3 +54,32 @@ def test_consistent_snapshot_has_versions_per_type() -> None:
     s = Snapshot.build("n", [c, r])
     assert set(s.versions) >= {CLUSTER, ROUTE} and s.versions[CLUSTER] != s.versions[ROUTE]
     assert s == Snapshot.build("n", [r, c]), "order does not matter"
+
+
+def _east_routes(*clusters: str) -> Snapshot:
+    upstreams = [cluster(c, "192.0.2.1", 10901, http2=True) for c in clusters]
+    route = by_host("thanos", [Host("east-0", ("east-0.x",), "east_thanos")])
+    return Snapshot.build("atlas", [*upstreams, route])
+
+
+def test_a_patched_snapshot_is_checked_again_where_names_went_away() -> None:
+    """``since`` skips only pairs whose references and target names are both unchanged: a
+    patch that drops a referenced upstream is still refused."""
+    good = _east_routes("east_thanos", "west_thanos")
+    kept = good.sets[CLUSTER].patch(["west_thanos"], [])
+    assert Snapshot.assemble("atlas", {**good.sets, CLUSTER: kept}, since=good).of(
+        CLUSTER
+    ).keys() == {"east_thanos"}
+    broken = good.sets[CLUSTER].patch(["east_thanos"], [])
+    with pytest.raises(SnapshotInconsistent, match="route thanos references missing cluster"):
+        Snapshot.assemble("atlas", {**good.sets, CLUSTER: broken}, since=good)
+
+
+def test_a_patch_that_keeps_every_name_skips_the_check_it_already_passed() -> None:
+    good = _east_routes("east_thanos")
+    changed = cluster("east_thanos", "192.0.2.9", 10901, http2=True)
+    patched = good.sets[CLUSTER].patch(["east_thanos"], [changed])
+    assert patched.names_id == good.sets[CLUSTER].names_id
+    assert patched.version != good.sets[CLUSTER].version
+    snapshot = Snapshot.assemble("atlas", {**good.sets, CLUSTER: patched}, since=good)
+    assert snapshot.of(CLUSTER)["east_thanos"] is changed

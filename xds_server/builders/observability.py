@@ -2,13 +2,16 @@
 
 This node grows with the topology: three upstreams, two virtual hosts and two prefix routes per
 downstream cluster. Each cluster's share is built once (``_ClusterPart``), and a build that is
-given the previous one (``ObservabilityBuild``) touches only the clusters that changed: it
-patches the upstream set and re-joins the route tables from the parts' cached bytes.
+given the previous one (``ObservabilityBuild``) and the clusters that may have changed touches
+only those: it patches the upstream set and the route tables' entries (``_Tables``), and joins
+the tables again from bytes, so a one-cluster change at 100,000 clusters runs no Python loop
+over the clusters.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from bisect import bisect_left
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from itertools import chain
@@ -129,16 +132,94 @@ _PART = Stencil(_encode_part, values=2)
 
 
 @dataclass(frozen=True)
+class _Tables:
+    """Every downstream cluster's entries in the route tables, in topology order (by name).
+
+    A change replaces, inserts or deletes its own entries (found by bisection), and the
+    tables are joined again from these tuples at C speed.
+    """
+
+    names: tuple[str, ...]
+    thanos: tuple[bytes, ...]
+    prometheus: tuple[bytes, ...]
+    alertmanager: tuple[bytes, ...]
+    allowed: tuple[bytes, ...]
+    """Each cluster's principal entry in the alert intake's allow-list; b"" if not a member."""
+    replicas: int
+    """Thanos replicas of all clusters together (the refusal message counts them)."""
+
+    @classmethod
+    def of(
+        cls,
+        clusters: Sequence[DownstreamCluster],
+        parts: Mapping[str, _ClusterPart],
+        members: Mapping[str, str],
+    ) -> _Tables:
+        ordered = [parts[c.name] for c in clusters]
+        return cls(
+            tuple(c.name for c in clusters),
+            tuple(p.thanos_hosts for p in ordered),
+            tuple(p.prometheus_prefix for p in ordered),
+            tuple(p.alertmanager_prefix for p in ordered),
+            tuple(_allowed(c.name, members) for c in clusters),
+            sum(c.replicas for c in clusters),
+        )
+
+    def patch(
+        self,
+        removed: Iterable[DownstreamCluster],
+        put: Iterable[tuple[DownstreamCluster, _ClusterPart, DownstreamCluster | None]],
+        members: Mapping[str, str],
+    ) -> _Tables:
+        """Without ``removed``; with each ``(cluster, part, as it was or None)`` of ``put``
+        replacing its entries or inserted in name order."""
+        names = list(self.names)
+        columns = [list(self.thanos), list(self.prometheus), list(self.alertmanager)]
+        allowed = list(self.allowed)
+        replicas = self.replicas
+        for c in removed:
+            i = bisect_left(names, c.name)
+            del names[i], allowed[i]
+            for column in columns:
+                del column[i]
+            replicas -= c.replicas
+        for c, part, was in put:
+            entries = _entries(part)
+            i = bisect_left(names, c.name)
+            if i == len(names) or names[i] != c.name:
+                names.insert(i, c.name)
+                for column in (*columns, allowed):
+                    column.insert(i, b"")
+            for column, entry in zip(columns, entries, strict=True):
+                column[i] = entry
+            allowed[i] = _allowed(c.name, members)
+            replicas += c.replicas - (was.replicas if was is not None else 0)
+        thanos, prometheus, alertmanager = (tuple(column) for column in columns)
+        return _Tables(tuple(names), thanos, prometheus, alertmanager, tuple(allowed), replicas)
+
+
+def _entries(part: _ClusterPart) -> tuple[bytes, bytes, bytes]:
+    return part.thanos_hosts, part.prometheus_prefix, part.alertmanager_prefix
+
+
+def _allowed(name: str, members: Mapping[str, str]) -> bytes:
+    if name not in members:
+        return b""
+    return principal_entry(members[name] or cluster_uri(name))
+
+
+@dataclass(frozen=True)
 class ObservabilityBuild:
     """The observability node's snapshot and what the next build patches it from."""
 
     snapshot: Snapshot
     settings: Settings
-    clusters: Mapping[str, DownstreamCluster]
+    clusters: MappingProxyType[str, DownstreamCluster]
     """Each downstream cluster as its part was built from."""
-    parts: Mapping[str, _ClusterPart]
+    parts: MappingProxyType[str, _ClusterPart]
     fixed: tuple[Resource, ...]
     """Upstreams not owned by a downstream cluster: the control plane, the Alertmanagers."""
+    tables: _Tables
 
 
 def build_observability(
@@ -148,54 +229,95 @@ def build_observability(
     node: str,
     previous: ObservabilityBuild | None = None,
     members: Mapping[str, str] = MappingProxyType({}),
+    touched: Sequence[DownstreamCluster] | None = None,
 ) -> ObservabilityBuild:
     """The node's snapshot; with ``previous``, only clusters that changed are rebuilt.
 
     ``members``: the clusters that may send alerts, each with the URI SAN that admits its
     current credential (``NodeCredentials.principal``); every other peer is refused.
 
+    ``touched``: with ``previous``, the clusters of ``topology`` that may differ from it, in
+    their definition or their membership; every other cluster of ``topology`` is as it was
+    then. None: any may have changed (each is compared).
+
     The result is the same as a build without ``previous`` (a property test holds it to
-    that); ``previous`` only saves work.
+    that); ``previous`` and ``touched`` only save work.
     """
     if previous is not None and previous.settings != settings:
         previous = None
-    old_clusters = previous.clusters if previous is not None else {}
-    old_parts = previous.parts if previous is not None else {}
-    clusters: dict[str, DownstreamCluster] = {}
-    parts: dict[str, _ClusterPart] = {}
+    if previous is None:
+        return _cold(topology, settings, creds, node, members)
+    clusters = previous.clusters.copy()  # the view's copy runs at C speed; dict(view) does not
+    parts = previous.parts.copy()
+    candidates = topology.clusters if touched is None else touched
     changed: list[str] = []
-    for c in topology.clusters:
-        old = old_clusters.get(c.name)
-        if old is not None and (old is c or old == c):
-            clusters[c.name], parts[c.name] = old, old_parts[c.name]
-        else:
+    put: list[tuple[DownstreamCluster, _ClusterPart, DownstreamCluster | None]] = []
+    for c in candidates:
+        old = clusters.get(c.name)
+        if old is None or not (old is c or old == c):
             clusters[c.name], parts[c.name] = c, _cluster_part(c, settings)
             changed.append(c.name)
-    fixed = _fixed_upstreams(topology, settings)
-    gone = old_parts.keys() - parts.keys()
-    new_names = any(n not in old_parts for n in changed)
-    if previous is None:
-        upstreams = ResourceSet.of(CLUSTER, chain(fixed, *(p.upstreams for p in parts.values())))
-        same_names = None
+        put.append((c, parts[c.name], old))
+    if len(clusters) != len(topology.clusters):  # some were removed: only now is it looked for
+        gone = [clusters[n] for n in clusters.keys() - {c.name for c in topology.clusters}]
     else:
-        remove = [
-            r.name for n in chain(gone, changed) if n in old_parts for r in old_parts[n].upstreams
-        ]
-        remove += [r.name for r in previous.fixed]
-        add = chain(fixed, *(parts[n].upstreams for n in changed))
-        upstreams = previous.snapshot.sets[CLUSTER].patch(remove, add)
-        same_names = None if gone or new_names else previous.snapshot.sets[ROUTE]
+        gone = []
+    for c in gone:
+        del clusters[c.name], parts[c.name]
+    new_names = any(put_old is None for _, _, put_old in put)
+    remove = [
+        r.name
+        for n in chain((c.name for c in gone), changed)
+        if n in previous.parts
+        for r in previous.parts[n].upstreams
+    ]
+    remove += [r.name for r in previous.fixed]
+    fixed = _fixed_upstreams(topology, settings)
+    add = chain(fixed, *(parts[n].upstreams for n in changed))
+    upstreams = previous.snapshot.sets[CLUSTER].patch(remove, add)
+    if touched is None:
+        tables = _Tables.of(topology.clusters, parts, members)
+    else:
+        tables = previous.tables.patch(gone, put, members)
+    same_names = None if gone or new_names else previous.snapshot.sets[ROUTE]
     snapshot = Snapshot.assemble(
         node,
         {
             SECRET: secret_set(creds),
             CLUSTER: upstreams,
             LISTENER: _listeners(settings),
-            ROUTE: _route_tables(topology, parts, same_names, members),
+            ROUTE: _route_tables(topology, tables, same_names),
+        },
+        since=previous.snapshot,
+    )
+    return ObservabilityBuild(
+        snapshot, settings, MappingProxyType(clusters), MappingProxyType(parts), fixed, tables
+    )
+
+
+def _cold(
+    topology: Topology,
+    settings: Settings,
+    creds: NodeCredentials,
+    node: str,
+    members: Mapping[str, str],
+) -> ObservabilityBuild:
+    clusters = {c.name: c for c in topology.clusters}
+    parts = {c.name: _cluster_part(c, settings) for c in topology.clusters}
+    fixed = _fixed_upstreams(topology, settings)
+    upstreams = ResourceSet.of(CLUSTER, chain(fixed, *(p.upstreams for p in parts.values())))
+    tables = _Tables.of(topology.clusters, parts, members)
+    snapshot = Snapshot.assemble(
+        node,
+        {
+            SECRET: secret_set(creds),
+            CLUSTER: upstreams,
+            LISTENER: _listeners(settings),
+            ROUTE: _route_tables(topology, tables, None),
         },
     )
     return ObservabilityBuild(
-        snapshot, settings, MappingProxyType(clusters), MappingProxyType(parts), fixed
+        snapshot, settings, MappingProxyType(clusters), MappingProxyType(parts), fixed, tables
     )
 
 
@@ -247,53 +369,42 @@ _TABLES = ("thanos", "prometheus-ui", "alertmanager-ui")
 
 
 def _route_tables(
-    topology: Topology,
-    parts: Mapping[str, _ClusterPart],
-    same_names: ResourceSet | None,
-    members: Mapping[str, str],
+    topology: Topology, tables: _Tables, same_names: ResourceSet | None
 ) -> ResourceSet:
-    """Joined from every part's cached entries, in topology order (a few ms at 10,000).
+    """Joined from the clusters' entries (a few ms at 10,000).
 
     ``same_names`` is the previous route set when the clusters' names are unchanged: the
     tables then route to the same upstreams, and their references are reused as they are.
     """
-    ordered = [parts[c.name] for c in topology.clusters]
     needs = [
         same_names.items[table].refs
         if same_names is not None
-        else refs((CLUSTER, [p.upstreams[k].name for p in ordered]))
-        for k, table in enumerate(_TABLES)
+        else refs((CLUSTER, [upstream_name(n, service) for n in tables.names]))
+        for table, service in zip(_TABLES, _SERVICES, strict=True)
     ]
     replicas = sorted(_alertmanagers(topology))
     return ResourceSet.of(
         ROUTE,
         (
-            host_table(
-                "thanos", [*(p.thanos_hosts for p in ordered), _refusals(topology)], needs[0]
-            ),
-            prefix_table("prometheus-ui", [p.prometheus_prefix for p in ordered], needs[1]),
-            prefix_table("alertmanager-ui", [p.alertmanager_prefix for p in ordered], needs[2]),
+            host_table("thanos", [*tables.thanos, _refusals(topology, tables)], needs[0]),
+            prefix_table("prometheus-ui", tables.prometheus, needs[1]),
+            prefix_table("alertmanager-ui", tables.alertmanager, needs[2]),
             by_host(
                 "alert-intake",
                 (Host(f"alertmanager-{r}", alert_hosts(r), f"alertmanager_{r}") for r in replicas),
                 otherwise=no_alertmanager_entry(len(replicas)),
-                tail=allow_list(
-                    principal_entry(members[c.name] or cluster_uri(c.name))
-                    for c in topology.clusters
-                    if c.name in members
-                ),
+                tail=allow_list(tables.allowed),
             ),
         ),
     )
 
 
-def _refusals(topology: Topology) -> bytes:
+def _refusals(topology: Topology, tables: _Tables) -> bytes:
     """The thanos table's last virtual host: unknown names get a message, not an empty 404."""
-    replicas = sum(c.replicas for c in topology.clusters)
     listed: tuple[str, ...] = ()
-    if replicas <= KNOWN_LISTED:
+    if tables.replicas <= KNOWN_LISTED:
         listed = tuple(f"{c.name}-{i}" for c in topology.clusters for i in range(c.replicas))
-    return refusal_entry(listed, replicas, len(topology.clusters))
+    return refusal_entry(listed, tables.replicas, len(tables.names))
 
 
 @lru_cache(maxsize=16)

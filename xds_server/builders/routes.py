@@ -7,7 +7,7 @@ entry is encoded once (cached) and a table is assembled by joining entry bytes o
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -115,15 +115,18 @@ def prefix_entries(prefixes: Iterable[Prefix]) -> bytes:
 
 def host_table(name: str, entries: Iterable[bytes], needs: Refs, tail: bytes = b"") -> Resource:
     """A RouteConfiguration from virtual-host entries; ``needs`` names the clusters used.
-    ``tail``: encoded fields numbered after ``virtual_hosts`` (per-filter configuration)."""
-    body = _head(name) + b"".join(entries) + tail
+    ``tail``: encoded fields numbered after ``virtual_hosts`` (per-filter configuration).
+    One join: at 100,000 clusters a table is about 15 MB, and each ``+`` copies it."""
+    body = b"".join([_head(name), *entries, tail])
     return resource_from_bytes(ROUTE, name, body, needs)
 
 
-def prefix_table(name: str, entries: Iterable[bytes], needs: Refs) -> Resource:
-    """One catch-all virtual host holding prefix-route entries."""
-    vhost = _vhost_head(name, ("*",)) + b"".join(entries)
-    body = _head(name) + wire.delimited(_VIRTUAL_HOSTS, vhost)
+def prefix_table(name: str, entries: Sequence[bytes], needs: Refs) -> Resource:
+    """One catch-all virtual host holding prefix-route entries (joined once, as above)."""
+    head = _vhost_head(name, ("*",))
+    size = len(head) + sum(map(len, entries))
+    outer = _head(name) + wire.header(_VIRTUAL_HOSTS, size)
+    body = b"".join([outer, head, *entries])
     return resource_from_bytes(ROUTE, name, body, needs)
 
 
