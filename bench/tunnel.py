@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import statistics
 import subprocess
 import sys
@@ -178,6 +179,25 @@ class Tunnel:
             raise RuntimeError(f"tunnel-bench {endpoint}: {done.stderr.strip()}")
         return dict(json.loads(done.stdout))
 
+    def series_cpu(self, endpoint: str, authority: str, series: int) -> dict[str, float]:
+        """CPU milliseconds per MiB streamed, per part, over ``series`` Series streams alone
+        (no Info calls): which part the 2 cores spend the tunnel's time in."""
+        groups: dict[str, list[int]] = {}
+        for part in self.parts:
+            if part.proc is None or (part.name == "atlas" and not isinstance(part, Envoy)):
+                continue  # Atlas itself is idle while data streams
+            label = part.name
+            if isinstance(part, Envoy):
+                label = "observability Envoy" if part.name == "atlas" else "downstream Envoy"
+            groups.setdefault(label, []).append(part.proc.pid)
+        before = {label: sum(map(tree_cpu, pids)) for label, pids in groups.items()}
+        client_before = children_cpu()
+        result = self.measure(endpoint, authority, 0, series)
+        spent = {label: sum(map(tree_cpu, pids)) - before[label] for label, pids in groups.items()}
+        spent["client"] = children_cpu() - client_before
+        mib = result["series_bytes"] / 2**20
+        return {label: 1000 * seconds / mib for label, seconds in spent.items()}
+
     def upstream_connections(self) -> dict[str, float]:
         """Upstream connections each Envoy opened over the whole run: every call of every
         path reuses one HTTP/2 connection per hop (plus one after the re-route)."""
@@ -210,6 +230,30 @@ class Tunnel:
         )
 
 
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of ``pid`` and every process below it (a launcher may fork the real one)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += stats.get(current, (0, 0.0))[1]
+        todo += [child for child, (parent, _) in stats.items() if parent == current]
+    return total
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 @contextmanager
 def tunnel(frames: int, chunk: int, rtt_ms: float, envoy: dict[str, Any]) -> Iterator[Tunnel]:
     with tempfile.TemporaryDirectory(prefix="atlas-tunnel-") as tmp:
@@ -235,7 +279,10 @@ def summary(r: dict[str, Any]) -> dict[str, float]:
     }
 
 
-def run(args: argparse.Namespace, envoy: dict[str, Any]) -> dict[str, dict[str, float]]:
+def run(
+    args: argparse.Namespace, envoy: dict[str, Any]
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """Per path its timings (and the upstream connections), and per loopback path its CPU."""
     with tunnel(args.frames, args.chunk_kib * 1024, args.rtt, envoy) as t:
         obs = f"{t.obs_ip}:{t.obs_ports['thanos']}"
         direct = f"{t.sidecar[0]}:{t.sidecar[1]}"
@@ -247,12 +294,37 @@ def run(args: argparse.Namespace, envoy: dict[str, Any]) -> dict[str, dict[str, 
                 t.measure(direct_rtt, direct_rtt, args.calls // 4, args.series)
             ),
         }
+        cpu = {
+            "direct": t.series_cpu(direct, direct, args.series),
+            "tunnel": t.series_cpu(obs, t.tunnel_authority(), args.series),
+        }
         t.route_via(t.proxy_ip)
         out["tunnel + RTT"] = summary(
             t.measure(obs, t.tunnel_authority(), args.calls // 4, args.series)
         )
         out["connections"] = t.upstream_connections()
-    return out
+    return out, cpu
+
+
+def cpu_table(cpu: dict[str, dict[str, float]]) -> list[str]:
+    """Per path, CPU ms per MiB of each part; the total says what 2 shared cores can carry,
+    the busiest part what the path could carry with a core per process (as in a cluster,
+    where the Envoys run in their own pods)."""
+    parts = ["client", "sidecar", "observability Envoy", "downstream Envoy"]
+    lines = [
+        "| path | " + " | ".join(parts) + " | total | 2 cores carry at most | "
+        "a core per process: the busiest part carries |",
+        "|---|" + "---|" * (len(parts) + 3),
+    ]
+    for path, spent in cpu.items():
+        used = {part: spent.get(part, 0.0) for part in parts}
+        total = sum(spent.values())
+        lines.append(
+            f"| {path} | "
+            + " | ".join(f"{used[part]:.2f}" if used[part] > 0.005 else "—" for part in parts)
+            + f" | {total:.2f} | {2000 / total:.0f} MiB/s | {1000 / max(used.values()):.0f} MiB/s |"
+        )
+    return lines
 
 
 def table(label: str, results: dict[str, dict[str, float]]) -> list[str]:
@@ -290,8 +362,20 @@ def main() -> None:
         "|---|---|---|---|---|---|---|",
     ]
     label = ", ".join(f"{k}={v}" for k, v in envoy.items()) or "defaults"
-    results = run(args, envoy)
+    results, cpu = run(args, envoy)
     lines += table(label, results)
+    projected = {path: 1000 / max(spent.values()) for path, spent in cpu.items()}
+    lines += [
+        "",
+        "CPU per MiB of Series streamed (ms), each part, on the loopback paths:",
+        "",
+        *cpu_table(cpu),
+        "",
+        f"With a core per process the tunnel would carry {projected['tunnel']:.0f} MiB/s "
+        f"against {projected['direct']:.0f} MiB/s direct "
+        f"({projected['tunnel'] / projected['direct']:.2f}x): a projection from the CPU "
+        "figures above, not a measurement.",
+    ]
     cx = results["connections"]
     lines += [
         "",
