@@ -63,11 +63,15 @@ class BootstrapSpec:
 
 
 def bootstrap_spec(
-    settings: Settings, node: str, ads_host: str, ads_port: int, *, api_type: str = "GRPC"
+    settings: Settings, node: str, ads_host: str, ads_port: int, *, api_type: str | None = None
 ) -> BootstrapSpec:
-    """A node's bootstrap with the admin interface and certificate directory of ``settings``."""
+    """A node's bootstrap with the admin interface and certificate directory of ``settings``.
+    ``api_type`` None: ``envoy.observability_api_type`` for the observability node, state of
+    the world for a downstream one."""
     envoy = settings.envoy
     front_door = node == settings.observability_node
+    if api_type is None:
+        api_type = envoy.observability_api_type if front_door else "GRPC"
     return BootstrapSpec(
         node_id=node,
         ads_host=ads_host,

@@ -47,8 +47,9 @@ def add_values_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--api-type",
         choices=["GRPC", "DELTA_GRPC"],
-        default="GRPC",
-        help="state-of-the-world or delta xDS",
+        default=None,
+        help="state-of-the-world or delta xDS (default: GRPC; for the observability Envoy, "
+        "the envoy.observability_api_type setting)",
     )
 
 
@@ -70,6 +71,7 @@ def print_values(
         admin_port=admin_port,
         metrics_port=args.metrics_port,
         cert_dir=args.cert_dir,
+        observability_api_type=settings.envoy.observability_api_type,
     )
     spec = bootstrap_spec(Settings(envoy=envoy), node, ads[0], ads[1], api_type=args.api_type)
     credential = pki.credential(
