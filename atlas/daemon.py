@@ -38,6 +38,7 @@ from watchers.kube import KubeSource
 from watchers.source import SourceState
 from xds_server.admission import StreamLimits
 from xds_server.cache import SnapshotCache
+from xds_server.collector import tune_for_streams
 from xds_server.publisher import SnapshotPublisher
 from xds_server.server import AdsServicer, ServerOptions, TLSMaterial, start_server
 from xds_server.status import StatusBoard
@@ -463,6 +464,7 @@ class Atlas:
 
 def run(options: ServeOptions) -> int:
     """Run until SIGINT/SIGTERM (exit 0), or until a task that must not fail did (exit 1)."""
+    tune_for_streams()
 
     async def main() -> int:
         atlas = Atlas(options)

@@ -33,6 +33,7 @@ from bench.xds_scale import Publish, pct, run_clients, topology, wait_settled
 from xds_server import metrics
 from xds_server.admission import StreamLimits
 from xds_server.cache import SnapshotCache
+from xds_server.collector import tune_for_streams
 from xds_server.server import AdsServicer, start_server
 from xds_server.status import StatusBoard
 from xds_server.types import CLUSTER
@@ -103,6 +104,7 @@ async def measure(
     servicer = AdsServicer(
         cache, board, observability_node="atlas", check_identity=False, limits=limits
     )
+    tune_for_streams()  # as the daemon does
     server, port = await start_server(servicer, "127.0.0.1:0")
     nodes = ["atlas", *(f"c{i}" for i in range(n))]
     bundle = b"BUNDLE" * 100

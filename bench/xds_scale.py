@@ -41,7 +41,7 @@ from atlas.manifests import ParseMemo, parse_services
 from atlas.model import DownstreamCluster, Topology
 from xds_server.builders import Build, NodeCredentials, build, clear_caches
 from xds_server.cache import SnapshotCache
-from xds_server.publisher import collector_paused
+from xds_server.collector import collector_paused, tune_for_streams
 from xds_server.server import AdsServicer, start_server
 from xds_server.status import StatusBoard
 from xds_server.types import ADS_ORDER, CLUSTER, LISTENER, ROUTE, SECRET
@@ -192,6 +192,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def latency_run(n: int, changes: int) -> dict[str, Any]:
+    tune_for_streams()  # as the daemon does
     settings = Settings()
     cache, board = SnapshotCache(), StatusBoard()
     server, port = await start_server(

@@ -50,6 +50,7 @@ from atlas.config import Settings
 from bench.xds_scale import Publish, creds, pct, rss_mb, topology
 from xds_server.builders import build
 from xds_server.cache import SnapshotCache
+from xds_server.collector import tune_for_streams
 from xds_server.server import AdsServicer, start_server
 from xds_server.status import StatusBoard
 from xds_server.types import ADS_ORDER
@@ -180,6 +181,7 @@ def swarm(port: int, nodes: list[str], procs: int, delta: bool) -> Iterator[Swar
 
 
 async def run(n: int, protocol: str, procs: int, changes: int) -> dict[str, Any]:
+    tune_for_streams()  # as the daemon does
     settings = Settings()
     cache = SnapshotCache()
     nodes = ["atlas", *(f"c{i}" for i in range(n))]
@@ -265,6 +267,7 @@ def successor(n: int, bump: int, bundle: bytes, port: int, limit: float, conn: A
     reports how long after the old one began stopping every node was synced with it."""
 
     async def main() -> None:
+        tune_for_streams()
         nodes = ["atlas", *(f"c{i}" for i in range(n))]
         cache = SnapshotCache()
         cache.replace_all(build(topology(n, bump=bump), Settings(), creds(nodes, bundle)).snapshots)

@@ -11,12 +11,11 @@ replica can publish.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from atlas.config import Settings
 from atlas.errors import AtlasError
@@ -26,32 +25,15 @@ from atlas.waiting import wait_event
 from xds_server import metrics
 from xds_server.builders import Build, NodeCredentials, build, node_ids
 from xds_server.cache import SnapshotCache
+from xds_server.collector import collector_paused
 from xds_server.snapshot import Snapshot
 
-__all__ = ["CredentialSource", "SnapshotPublisher", "collector_paused"]
+__all__ = ["CredentialSource", "SnapshotPublisher"]
 
 log = logging.getLogger(__name__)
 
 CredentialSource = Callable[[Iterable[str]], Mapping[str, NodeCredentials]]
 """Blocking (PKI I/O): run in a thread. Returns credentials for the given node ids."""
-
-
-@contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a build runs.
-
-    A cold build at 10,000 clusters allocates about a million objects that all survive, so the
-    collector would walk the growing heap again and again (a third of the build's time). The
-    builders create no reference cycles, so nothing is lost by pausing it; the daemon freezes
-    the result afterwards so later collections skip it too.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 class SnapshotPublisher:
