@@ -179,9 +179,10 @@ class Tunnel:
             raise RuntimeError(f"tunnel-bench {endpoint}: {done.stderr.strip()}")
         return dict(json.loads(done.stdout))
 
-    def series_cpu(self, endpoint: str, authority: str, series: int) -> dict[str, float]:
-        """CPU milliseconds per MiB streamed, per part, over ``series`` Series streams alone
-        (no Info calls): which part the 2 cores spend the tunnel's time in."""
+    def path(self, endpoint: str, authority: str, calls: int, series: int) -> dict[str, Any]:
+        """Info calls, then Series streams alone, with the CPU each part spent on those
+        streams (per MiB, under ``cpu``): timings and CPU come from the same streams."""
+        info = self.measure(endpoint, authority, calls, 0)
         groups: dict[str, list[int]] = {}
         for part in self.parts:
             if part.proc is None or (part.name == "atlas" and not isinstance(part, Envoy)):
@@ -192,11 +193,12 @@ class Tunnel:
             groups.setdefault(label, []).append(part.proc.pid)
         before = {label: sum(map(tree_cpu, pids)) for label, pids in groups.items()}
         client_before = children_cpu()
-        result = self.measure(endpoint, authority, 0, series)
+        streams = self.measure(endpoint, authority, 0, series)
         spent = {label: sum(map(tree_cpu, pids)) - before[label] for label, pids in groups.items()}
         spent["client"] = children_cpu() - client_before
-        mib = result["series_bytes"] / 2**20
-        return {label: 1000 * seconds / mib for label, seconds in spent.items()}
+        mib = streams["series_bytes"] / 2**20
+        cpu = {label: 1000 * seconds / mib for label, seconds in spent.items()}
+        return {**streams, "info_us": info["info_us"], "cpu": cpu}
 
     def upstream_connections(self) -> dict[str, float]:
         """Upstream connections each Envoy opened over the whole run: every call of every
@@ -266,7 +268,7 @@ def tunnel(frames: int, chunk: int, rtt_ms: float, envoy: dict[str, Any]) -> Ite
             t.stop()
 
 
-def summary(r: dict[str, Any]) -> dict[str, float]:
+def summary(r: dict[str, Any]) -> dict[str, Any]:
     info = sorted(r["info_us"])
     return {
         "info_p50_ms": statistics.median(info) / 1000,
@@ -276,58 +278,59 @@ def summary(r: dict[str, Any]) -> dict[str, float]:
         "mib_s": (r["series_bytes"] / len(r["series_us"]))
         / 2**20
         / (statistics.median(r["series_us"]) / 1e6),
+        "cpu": r["cpu"],
     }
 
 
-def run(
-    args: argparse.Namespace, envoy: dict[str, Any]
-) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
-    """Per path its timings (and the upstream connections), and per loopback path its CPU."""
+def run(args: argparse.Namespace, envoy: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per path its timings and CPU, and the upstream connections the Envoys opened."""
     with tunnel(args.frames, args.chunk_kib * 1024, args.rtt, envoy) as t:
         obs = f"{t.obs_ip}:{t.obs_ports['thanos']}"
         direct = f"{t.sidecar[0]}:{t.sidecar[1]}"
         direct_rtt = f"{t.direct_rtt[0]}:{t.direct_rtt[1]}"
+        quarter = args.calls // 4
         out = {
-            "direct": summary(t.measure(direct, direct, args.calls, args.series)),
-            "tunnel": summary(t.measure(obs, t.tunnel_authority(), args.calls, args.series)),
-            "direct + RTT": summary(
-                t.measure(direct_rtt, direct_rtt, args.calls // 4, args.series)
-            ),
-        }
-        cpu = {
-            "direct": t.series_cpu(direct, direct, args.series),
-            "tunnel": t.series_cpu(obs, t.tunnel_authority(), args.series),
+            "direct": summary(t.path(direct, direct, args.calls, args.series)),
+            "tunnel": summary(t.path(obs, t.tunnel_authority(), args.calls, args.series)),
+            "direct + RTT": summary(t.path(direct_rtt, direct_rtt, quarter, args.series)),
         }
         t.route_via(t.proxy_ip)
-        out["tunnel + RTT"] = summary(
-            t.measure(obs, t.tunnel_authority(), args.calls // 4, args.series)
-        )
+        out["tunnel + RTT"] = summary(t.path(obs, t.tunnel_authority(), quarter, args.series))
         out["connections"] = t.upstream_connections()
-    return out, cpu
+    return out
 
 
-def cpu_table(cpu: dict[str, dict[str, float]]) -> list[str]:
-    """Per path, CPU ms per MiB of each part; the total says what 2 shared cores can carry,
-    the busiest part what the path could carry with a core per process (as in a cluster,
-    where the Envoys run in their own pods)."""
-    parts = ["client", "sidecar", "observability Envoy", "downstream Envoy"]
+_PARTS = ("client", "sidecar", "observability Envoy", "downstream Envoy", "proxy")
+
+
+def cpu_table(results: dict[str, dict[str, Any]]) -> list[str]:
+    """Per path, CPU ms per MiB of each part; the total says what 2 shared cores can carry."""
     lines = [
-        "| path | " + " | ".join(parts) + " | total | 2 cores carry at most | "
-        "a core per process: the busiest part carries |",
-        "|---|" + "---|" * (len(parts) + 3),
+        "| path | " + " | ".join(_PARTS) + " | total | 2 cores carry at most |",
+        "|---|" + "---|" * (len(_PARTS) + 2),
     ]
-    for path, spent in cpu.items():
-        used = {part: spent.get(part, 0.0) for part in parts}
-        total = sum(spent.values())
+    for path, r in results.items():
+        if path == "connections":
+            continue
+        used = [r["cpu"].get(part, 0.0) for part in _PARTS]
+        total = sum(used)
         lines.append(
             f"| {path} | "
-            + " | ".join(f"{used[part]:.2f}" if used[part] > 0.005 else "—" for part in parts)
-            + f" | {total:.2f} | {2000 / total:.0f} MiB/s | {1000 / max(used.values()):.0f} MiB/s |"
+            + " | ".join(f"{ms:.2f}" if ms > 0.005 else "—" for ms in used)
+            + f" | {total:.2f} | {2000 / total:.0f} MiB/s |"
         )
     return lines
 
 
-def table(label: str, results: dict[str, dict[str, float]]) -> list[str]:
+def own_cores(cpu: dict[str, float]) -> float:
+    """The tunnel's throughput against direct with a core per process, projected from its
+    own figures: the client and the sidecar do the same work on both paths, so the Envoys
+    slow the stream only where one of them is busier than both ends."""
+    ends = max(cpu["client"], cpu["sidecar"])
+    return ends / max(ends, cpu["observability Envoy"], cpu["downstream Envoy"])
+
+
+def table(label: str, results: dict[str, dict[str, Any]]) -> list[str]:
     lines = []
     for path, r in results.items():
         if path == "connections":
@@ -346,7 +349,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=1024)
     parser.add_argument("--chunk-kib", type=int, default=64)
     parser.add_argument("--rtt", type=float, default=50.0)
-    parser.add_argument("--series", type=int, default=3)
+    parser.add_argument("--series", type=int, default=5)
     parser.add_argument("--calls", type=int, default=400)
     parser.add_argument("--envoy", action="append", default=[], help="NAME=JSON setting")
     parser.add_argument("--no-write", action="store_true")
@@ -362,19 +365,19 @@ def main() -> None:
         "|---|---|---|---|---|---|---|",
     ]
     label = ", ".join(f"{k}={v}" for k, v in envoy.items()) or "defaults"
-    results, cpu = run(args, envoy)
+    results = run(args, envoy)
     lines += table(label, results)
-    projected = {path: 1000 / max(spent.values()) for path, spent in cpu.items()}
+    tunnel_cpu = results["tunnel"]["cpu"]
     lines += [
         "",
-        "CPU per MiB of Series streamed (ms), each part, on the loopback paths:",
+        "CPU per MiB of Series streamed (ms), each part, on the same streams:",
         "",
-        *cpu_table(cpu),
+        *cpu_table(results),
         "",
-        f"With a core per process the tunnel would carry {projected['tunnel']:.0f} MiB/s "
-        f"against {projected['direct']:.0f} MiB/s direct "
-        f"({projected['tunnel'] / projected['direct']:.2f}x): a projection from the CPU "
-        "figures above, not a measurement.",
+        "With a core per process, as when the Envoys run in their own pods, the tunnel would "
+        f"carry {own_cores(tunnel_cpu):.2f}x the direct throughput (projected from the tunnel "
+        "row: the Envoys' CPU per MiB against the busier of the client and the sidecar, which "
+        "do the same work on both paths).",
     ]
     cx = results["connections"]
     lines += [
