@@ -11,10 +11,11 @@ order, ACKs, backoff, and what it tells the server when it reconnects.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -71,20 +72,33 @@ class Swarm:
         self.proc.wait()
 
 
-async def _storm(options: ServerOptions) -> dict[str, Any]:
-    """Opens STREAMS streams at once (no snapshots: each waits, open); returns the swarm's
-    counts once all are open, or after 40 s."""
+@contextlib.asynccontextmanager
+async def fleet(
+    streams: int,
+    options: ServerOptions | None = None,
+    cache: SnapshotCache | None = None,
+    delta: bool = False,
+) -> AsyncIterator[Swarm]:
+    """An ADS server (``options``, snapshots from ``cache``) and ``streams`` swarm clients
+    connecting to it at once; both are stopped on the way out, also when a test fails."""
     servicer = AdsServicer(
-        SnapshotCache(), StatusBoard(), observability_node="atlas", check_identity=False
+        cache or SnapshotCache(), StatusBoard(), observability_node="atlas", check_identity=False
     )
     server, port = await start_server(servicer, "127.0.0.1:0", options=options)
-    swarm = Swarm(port, STREAMS)
+    swarm = Swarm(port, streams, delta=delta)
     try:
-        return await swarm.until(lambda c: c["live"] == STREAMS, within=40)
+        yield swarm
     finally:
         swarm.kill()
         await servicer.shutdown(2)
         await server.stop(None)
+
+
+async def _storm(options: ServerOptions) -> dict[str, Any]:
+    """Opens STREAMS streams at once (no snapshots: each waits, open); returns the swarm's
+    counts once all are open, or after 40 s."""
+    async with fleet(STREAMS, options) as swarm:
+        return await swarm.until(lambda c: c["live"] == STREAMS, within=40)
 
 
 async def test_a_reconnect_storm_loses_no_stream() -> None:
@@ -106,18 +120,9 @@ async def test_a_bound_on_pending_calls_is_what_cut_the_storm() -> None:
 async def _stalled(options: ServerOptions, streams: int = 50, stall: float = 3.0) -> dict[str, Any]:
     """Opens ``streams`` streams while the server's loop is busy for ``stall`` seconds (as
     when it works through a storm); returns the swarm's counts once all are open."""
-    servicer = AdsServicer(
-        SnapshotCache(), StatusBoard(), observability_node="atlas", check_identity=False
-    )
-    server, port = await start_server(servicer, "127.0.0.1:0", options=options)
-    swarm = Swarm(port, streams)
-    try:
+    async with fleet(streams, options) as swarm:
         time.sleep(stall)  # the loop picks nothing up; gRPC's own threads take the calls
         return await swarm.until(lambda c: c["live"] == streams, within=30)
-    finally:
-        swarm.kill()
-        await servicer.shutdown(2)
-        await server.stop(None)
 
 
 async def test_streams_that_wait_to_be_picked_up_are_not_cancelled() -> None:
@@ -145,10 +150,7 @@ async def test_envoys_that_reconnect_with_current_versions_get_nothing_again(
     cache = SnapshotCache()
     for i in range(streams):
         cache.set_snapshot(f"n{i}", east)
-    servicer = AdsServicer(cache, StatusBoard(), observability_node="atlas", check_identity=False)
-    server, port = await start_server(servicer, "127.0.0.1:0")
-    swarm = Swarm(port, streams, delta=delta)
-    try:
+    async with fleet(streams, cache=cache, delta=delta) as swarm:
         synced = await swarm.until(lambda c: c["responses"] == 4 * streams, within=40)
         swarm.command("drop")
         again = await swarm.until(
@@ -156,10 +158,6 @@ async def test_envoys_that_reconnect_with_current_versions_get_nothing_again(
         )
         await asyncio.sleep(1)  # a late push would show below
         after = await swarm.report()
-    finally:
-        swarm.kill()
-        await servicer.shutdown(2)
-        await server.stop(None)
     assert synced["responses"] == 4 * streams, synced  # CDS, SDS, LDS, RDS each
     assert again["streams"] == 2 * streams and again["failures"] == 0, again
     assert after["responses"] == synced["responses"], "nothing was sent again"

@@ -259,7 +259,7 @@ def build_observability(
             changed.append(c.name)
         put.append((c, parts[c.name], old))
     if len(clusters) != len(topology.clusters):  # some were removed: only now is it looked for
-        gone = [clusters[n] for n in clusters.keys() - {c.name for c in topology.clusters}]
+        gone = [clusters[n] for n in clusters.keys() - topology.by_name.keys()]
     else:
         gone = []
     for c in gone:
