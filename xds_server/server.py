@@ -361,8 +361,8 @@ class ServerOptions:
     max_pending_seconds: int = 300
     """How long a stream may wait to be picked up before gRPC cancels it (gRPC's default,
     30 s). A fleet of 10,000 reconnecting to one replica takes about 15 s to pick up on two
-    cores, twice the fleet twice that: a cancelled Envoy only retries later, to the back of
-    the same queue."""
+    cores, a fleet twice that size about twice as long; a cancelled Envoy only retries later,
+    at the back of the same queue."""
 
     bdp_probe: bool = False
     """gRPC's bandwidth-delay probing, which pings a connection as data arrives to size its
