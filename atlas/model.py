@@ -203,10 +203,7 @@ class Topology:
         )
 
     def cluster(self, name: str) -> DownstreamCluster | None:
-        for c in self.clusters:
-            if c.name == name:
-                return c
-        return None
+        return self.by_name.get(name)
 
     @cached_property
     def cluster_names(self) -> tuple[str, ...]:
