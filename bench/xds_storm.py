@@ -21,7 +21,8 @@ observability node):
   synced with the new replica, failed streams, and responses and resources re-sent (which
   should be none), and the new replica's CPU per stream;
 * CPU seconds of the server and of the swarm over the whole run, and the server's cost per
-  stream.
+  stream: per reconnecting stream (the storm) and per push and its ACK (the trust-bundle
+  changes, their builds excluded).
 
     python bench/xds_storm.py [--clients 1000,10000] [--protocols sotw,delta] [--procs 4]
 """
@@ -210,13 +211,17 @@ async def run(n: int, protocol: str, procs: int, changes: int) -> dict[str, Any]
                 publish(topology(n, bump=k % n), bundle)
                 await settle.wait(["atlas", f"c{k % n}"], limit)
                 one.append(time.perf_counter() - start)
+            pushing = 0.0  # the server's CPU for the pushes and ACKs alone, not the builds
             for k in range(3):
                 bundle = f"BUNDLE-{k + 1}".encode() * 100
                 start = time.perf_counter()
                 publish(topology(n, bump=(changes - 1) % n), bundle)
+                cpu = server_cpu()
                 await settle.wait(nodes, limit)
+                pushing += server_cpu() - cpu
                 everyone.append(time.perf_counter() - start)
             result |= {"one": one, "all": everyone, "rss": rss_mb()}
+            result["push_cpu"] = pushing / (3 * len(nodes))
 
             # The replica that takes over is already listening, in its own process with the
             # same snapshots (SO_REUSEPORT, as gRPC sets it: the kernel hands new connections
@@ -321,7 +326,7 @@ def row(r: dict[str, Any]) -> str:
         f"{r['rss']:.0f} MB | {r['restart']:.1f} s | {r['failures_up']} | "
         f"{d['responses']} / {d['resources']} | "
         f"{r['cpu_server']:.0f} s / {r['cpu_swarm']:.0f} s | "
-        f"{r['storm_cpu'] / (r['n'] + 1) * 1000:.2f} ms |"
+        f"{r['storm_cpu'] / (r['n'] + 1) * 1000:.2f} ms | {r['push_cpu'] * 1000:.2f} ms |"
     )
 
 
@@ -337,8 +342,9 @@ def main() -> None:
         "| protocol | nodes | cold connect, all synced | one-cluster change → ACK p50 / p99 | "
         "trust bundle → all ACK, median / max | server RSS | restart storm, all synced | "
         "failed streams (storm) | responses / resources re-sent (storm) | "
-        "CPU server / swarm (whole run) | new replica's CPU per reconnecting stream |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "CPU server / swarm (whole run) | new replica's CPU per reconnecting stream | "
+        "server CPU per push + ACK (trust bundle, builds excluded) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for protocol in args.protocols.split(","):
         for n in (int(x) for x in args.clients.split(",")):
