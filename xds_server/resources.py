@@ -12,7 +12,7 @@ constant time instead of re-hashing the whole set (``ResourceSet.patch``).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
 
 from google.protobuf.any_pb2 import Any as AnyProto
@@ -28,6 +28,7 @@ __all__ = [
     "make_resource",
     "refs",
     "resource_from_bytes",
+    "resource_from_pieces",
     "total_version",
 ]
 
@@ -153,6 +154,27 @@ def resource_from_bytes(type_url: str, name: str, body: bytes, needs: Refs = NO_
     h = hashlib.sha256(body)  # the body is not copied: it can be a 3 MB route table
     h.update(b"\0" + name.encode())
     head = h.digest()[:8]
+    return Resource(type_url, name, body, head.hex(), int.from_bytes(head, "big"), needs)
+
+
+def resource_from_pieces(
+    type_url: str,
+    name: str,
+    pieces: Sequence[bytes],
+    digests: Sequence[bytes | None],
+    needs: Refs = NO_REFS,
+) -> Resource:
+    """A large body kept in pieces, some with their SHA-256 already known (``digests``, None
+    for the others): the version hashes those digests in the pieces' stead, so a change
+    hashes only the pieces it made. Without known digests this is ``resource_from_bytes``
+    of the joined pieces; with them the version differs from that, so a resource must always
+    be built the same way (the pieces themselves must be cut by content, see ``blocks``)."""
+    h = hashlib.sha256()
+    for piece, digest in zip(pieces, digests, strict=True):
+        h.update(piece if digest is None else digest)
+    h.update(b"\0" + name.encode())
+    head = h.digest()[:8]
+    body = b"".join(pieces)
     return Resource(type_url, name, body, head.hex(), int.from_bytes(head, "big"), needs)
 
 

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from atlas.config import NetworkSettings, Settings
 from atlas.model import Alertmanager, DownstreamCluster, Topology, Upstream
 from xds_server.builders import Build, NodeCredentials, build, clear_caches
+from xds_server.builders.blocks import ROWS_PER_BLOCK, ends_block
 
 NAMES = ["a", "b", "east", "west", "long-cluster-name-0123456789"]
 ADDRESSES = ["192.0.2.1", "192.0.2.200", "2001:db8::7", "envoy.east.example.net"]
@@ -152,3 +153,33 @@ def test_an_unchanged_node_keeps_its_snapshot_object() -> None:
     assert second.snapshots["west"] is first.snapshots["west"]
     assert second.changed == ("atlas", "east")
     assert second.removed == ()
+
+
+def test_many_clusters_across_blocks_build_incrementally_as_cold() -> None:
+    """1,000 clusters fill several blocks of the route tables (``builders.blocks``): changes
+    within one, at a block's end, and a swap that keeps the count (compared pair by pair)."""
+    clusters = {f"c{i:04d}": DownstreamCluster(f"c{i:04d}", "192.0.2.1") for i in range(0, 2000, 2)}
+    ender = next(n for n in clusters if ends_block(n, ROWS_PER_BLOCK))
+    steps = [  # what changes, what goes, and the downstream nodes whose snapshot differs
+        ("replicas", {"c0500": replace(clusters["c0500"], replicas=3)}, [], {"c0500"}),
+        ("insert", {"c0501": DownstreamCluster("c0501", "192.0.2.9")}, [], {"c0501"}),
+        ("remove a block's last", {}, [ender], set()),
+        ("swap", {"c1999": DownstreamCluster("c1999", "192.0.2.7")}, ["c0010"], {"c1999"}),
+        # only the observability node dials a cluster's Envoy address
+        ("address", {"c0012": replace(clusters["c0012"], envoy_address="x.example")}, [], set()),
+    ]
+    creds = {n: cred(n, 0, 0) for n in ("atlas", *clusters, "c0501", "c1999")}
+    previous = build(Topology(tuple(clusters.values())), Settings(), creds)
+    for label, put, removed, downstream in steps:
+        clusters.update(put)
+        for name in removed:
+            del clusters[name]
+        topology = Topology(tuple(clusters.values()))
+        incremental = build(topology, Settings(), creds, previous)
+        assert set(incremental.changed) == {"atlas", *downstream}, label
+        assert set(incremental.removed) == set(removed), label
+        kept = [n for n in clusters if n not in put]
+        assert all(incremental.snapshots[n] is previous.snapshots[n] for n in kept), label
+        clear_caches()
+        assert as_table(incremental) == as_table(build(topology, Settings(), creds)), label
+        previous = incremental

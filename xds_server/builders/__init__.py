@@ -17,10 +17,10 @@ and is listed in ``Build.waiting``. Either way every other node is built as usua
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import compress
-from operator import is_not
+from operator import is_not, ne
 from types import MappingProxyType
 
 from atlas.config import Settings
@@ -55,6 +55,9 @@ class Build:
     observability: ObservabilityBuild | None
     waiting: tuple[str, ...] = ()
     """Nodes that have never had credentials, so have no snapshot yet."""
+    source: tuple[DownstreamCluster, ...] = ()
+    """The topology's clusters this build was made from: while none come or go, the next
+    build compares its own with them pair by pair, without looking each name up."""
 
 
 def build(
@@ -112,6 +115,7 @@ def build(
         MappingProxyType(used),
         observability,
         waiting,
+        topology.clusters,
     )
 
 
@@ -189,12 +193,21 @@ def _touched(
     topology: Topology, used: Mapping[str, NodeCredentials], previous: Build
 ) -> list[DownstreamCluster]:
     """The clusters whose definition or credentials are not the very objects ``previous``
-    was built from (new ones, and those waiting for credentials, included), in name order.
-    The loops are in C (``compress``/``map``): a tenth of a comprehension's time."""
+    was built from (new ones, and those whose credentials came or changed), in name order.
+    The loops are in C (``compress``/``map``): a tenth of a comprehension's time. While no
+    node comes or goes (the usual change), pairs are compared in order, without lookups."""
     names, clusters = topology.cluster_names, topology.clusters
-    old_clusters, old_creds = previous.clusters, previous.creds
-    touched = set(compress(names, map(is_not, clusters, map(old_clusters.get, names))))
-    touched.update(compress(used.keys(), map(is_not, used.values(), map(old_creds.get, used))))
+    if len(clusters) == len(previous.source):  # a cluster at a position it did not hold
+        old: Iterable[object] = previous.source  # is another object, so it is compared
+    else:
+        old = map(previous.clusters.get, names)
+    touched = set(compress(names, map(is_not, clusters, old)))
+    old_creds = previous.creds
+    if len(used) == len(old_creds) and not any(map(ne, used, old_creds)):
+        changed_creds = map(is_not, used.values(), old_creds.values())
+    else:
+        changed_creds = map(is_not, used.values(), map(old_creds.get, used))
+    touched.update(compress(used.keys(), changed_creds))
     result = []
     for name in sorted(touched):
         i = bisect_left(names, name)

@@ -29,7 +29,7 @@ from envoy.type.matcher.v3 import string_pb2
 
 from xds_server import wire
 
-__all__ = ["RBAC_FILTER", "allow_list", "deny_all_filter", "principal_entry"]
+__all__ = ["RBAC_FILTER", "allow_list", "allow_list_head", "deny_all_filter", "principal_entry"]
 
 RBAC_FILTER = "envoy.filters.http.rbac"
 """The filter's name in the HCM: the key its per-route configuration is found under."""
@@ -73,13 +73,23 @@ def allow_list(entries: Iterable[bytes]) -> bytes:
     """The route table's ``typed_per_filter_config`` field admitting only ``entries`` (from
     ``principal_entry``); none at all denies every request."""
     principals = b"".join(entries)
-    rules = b""
-    if principals:  # a policy must name at least one principal
-        policy = _EVERY_REQUEST + principals
-        rules = wire.delimited(
-            _POLICIES, wire.text(_MAP_KEY, POLICY) + wire.delimited(_MAP_VALUE, policy)
-        )
-    per_route = wire.delimited(_PER_ROUTE_RBAC, wire.delimited(_HTTP_RULES, rules))
-    packed = wire.text(_ANY_TYPE_URL, _PER_ROUTE_TYPE) + wire.delimited(_ANY_VALUE, per_route)
-    entry = wire.text(_MAP_KEY, RBAC_FILTER) + wire.delimited(_MAP_VALUE, packed)
-    return wire.delimited(_PER_FILTER, entry)
+    return allow_list_head(len(principals)) + principals
+
+
+def allow_list_head(size: int) -> bytes:
+    """``allow_list`` up to its principals, ``size`` bytes of them (they come last at every
+    level), so that the 100,000 of a large fleet can stay in blocks until the table is
+    joined."""
+    head = b""
+    if size:  # a policy must name at least one principal
+        policy = _around(_MAP_VALUE, _EVERY_REQUEST, size)
+        head = _around(_POLICIES, wire.text(_MAP_KEY, POLICY) + policy, size)
+    per_route = _around(_PER_ROUTE_RBAC, _around(_HTTP_RULES, head, size), size)
+    packed = wire.text(_ANY_TYPE_URL, _PER_ROUTE_TYPE) + _around(_ANY_VALUE, per_route, size)
+    entry = wire.text(_MAP_KEY, RBAC_FILTER) + _around(_MAP_VALUE, packed, size)
+    return _around(_PER_FILTER, entry, size)
+
+
+def _around(field_number: int, head: bytes, size: int) -> bytes:
+    """A message field whose payload is ``head`` and then ``size`` bytes written later."""
+    return wire.header(field_number, len(head) + size) + head

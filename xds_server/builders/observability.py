@@ -10,7 +10,6 @@ over the clusters.
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -21,7 +20,8 @@ from atlas.config import Settings
 from atlas.model import Alertmanager, DownstreamCluster, Topology, sidecar_target
 from atlas.names import is_ip
 from atlas.pki import cluster_uri
-from xds_server.builders.authorization import allow_list, principal_entry
+from xds_server.builders.authorization import allow_list_head, principal_entry
+from xds_server.builders.blocks import Blocks
 from xds_server.builders.common import (
     NO_FLOW,
     TLS_REFS,
@@ -37,11 +37,10 @@ from xds_server.builders.refusals import KNOWN_LISTED, no_alertmanager_entry, re
 from xds_server.builders.routes import (
     Host,
     Prefix,
-    by_host,
     host_entries,
-    host_table,
     prefix_entries,
-    prefix_table,
+    prefix_table_of_blocks,
+    table_of_blocks,
 )
 from xds_server.builders.secrets import NodeCredentials, secret_set
 from xds_server.builders.stencil import Stencil
@@ -133,18 +132,11 @@ _PART = Stencil(_encode_part, values=2)
 
 @dataclass(frozen=True)
 class _Tables:
-    """Every downstream cluster's entries in the route tables, in topology order (by name).
+    """Every downstream cluster's entries in the route tables, as rows of ``Blocks`` named
+    by the cluster: its thanos hosts, prometheus and alertmanager prefixes, and its
+    principal entry in the alert intake's allow-list (b"" if not a member)."""
 
-    A change replaces, inserts or deletes its own entries (found by bisection), and the
-    tables are joined again from these tuples at C speed.
-    """
-
-    names: tuple[str, ...]
-    thanos: tuple[bytes, ...]
-    prometheus: tuple[bytes, ...]
-    alertmanager: tuple[bytes, ...]
-    allowed: tuple[bytes, ...]
-    """Each cluster's principal entry in the alert intake's allow-list; b"" if not a member."""
+    rows: Blocks
     replicas: int
     """Thanos replicas of all clusters together (the refusal message counts them)."""
 
@@ -156,14 +148,14 @@ class _Tables:
         members: Mapping[str, str],
     ) -> _Tables:
         ordered = [parts[c.name] for c in clusters]
-        return cls(
-            tuple(c.name for c in clusters),
-            tuple(p.thanos_hosts for p in ordered),
-            tuple(p.prometheus_prefix for p in ordered),
-            tuple(p.alertmanager_prefix for p in ordered),
-            tuple(_allowed(c.name, members) for c in clusters),
-            sum(c.replicas for c in clusters),
+        columns = (
+            [p.thanos_hosts for p in ordered],
+            [p.prometheus_prefix for p in ordered],
+            [p.alertmanager_prefix for p in ordered],
+            [_allowed(c.name, members) for c in clusters],
         )
+        rows = Blocks.of([c.name for c in clusters], columns)
+        return cls(rows, sum(c.replicas for c in clusters))
 
     def patch(
         self,
@@ -173,29 +165,14 @@ class _Tables:
     ) -> _Tables:
         """Without ``removed``; with each ``(cluster, part, as it was or None)`` of ``put``
         replacing its entries or inserted in name order."""
-        names = list(self.names)
-        columns = [list(self.thanos), list(self.prometheus), list(self.alertmanager)]
-        allowed = list(self.allowed)
-        replicas = self.replicas
-        for c in removed:
-            i = bisect_left(names, c.name)
-            del names[i], allowed[i]
-            for column in columns:
-                del column[i]
-            replicas -= c.replicas
-        for c, part, was in put:
-            entries = _entries(part)
-            i = bisect_left(names, c.name)
-            if i == len(names) or names[i] != c.name:
-                names.insert(i, c.name)
-                for column in (*columns, allowed):
-                    column.insert(i, b"")
-            for column, entry in zip(columns, entries, strict=True):
-                column[i] = entry
-            allowed[i] = _allowed(c.name, members)
-            replicas += c.replicas - (was.replicas if was is not None else 0)
-        thanos, prometheus, alertmanager = (tuple(column) for column in columns)
-        return _Tables(tuple(names), thanos, prometheus, alertmanager, tuple(allowed), replicas)
+        removed, put = list(removed), list(put)
+        replicas = self.replicas - sum(c.replicas for c in removed)
+        replicas += sum(c.replicas - (was.replicas if was else 0) for c, _, was in put)
+        rows = self.rows.patch(
+            (c.name for c in removed),
+            ((c.name, (*_entries(part), _allowed(c.name, members))) for c, part, _ in put),
+        )
+        return _Tables(rows, replicas)
 
 
 def _entries(part: _ClusterPart) -> tuple[bytes, bytes, bytes]:
@@ -376,27 +353,39 @@ def _route_tables(
     ``same_names`` is the previous route set when the clusters' names are unchanged: the
     tables then route to the same upstreams, and their references are reused as they are.
     """
+    rows = tables.rows
     needs = [
         same_names.items[table].refs
         if same_names is not None
-        else refs((CLUSTER, [upstream_name(n, service) for n in tables.names]))
+        else refs((CLUSTER, [upstream_name(n, service) for n in rows.names()]))
         for table, service in zip(_TABLES, _SERVICES, strict=True)
     ]
-    replicas = sorted(_alertmanagers(topology))
+    thanos, prometheus, alertmanager, allowed = (rows.column(i) for i in range(4))
     return ResourceSet.of(
         ROUTE,
         (
-            host_table("thanos", [*tables.thanos, _refusals(topology, tables)], needs[0]),
-            prefix_table("prometheus-ui", tables.prometheus, needs[1]),
-            prefix_table("alertmanager-ui", tables.alertmanager, needs[2]),
-            by_host(
-                "alert-intake",
-                (Host(f"alertmanager-{r}", alert_hosts(r), f"alertmanager_{r}") for r in replicas),
-                otherwise=no_alertmanager_entry(len(replicas)),
-                tail=allow_list(tables.allowed),
-            ),
+            table_of_blocks("thanos", *thanos, needs[0], after=_refusals(topology, tables)),
+            prefix_table_of_blocks("prometheus-ui", *prometheus, needs[1]),
+            prefix_table_of_blocks("alertmanager-ui", *alertmanager, needs[2]),
+            _alert_intake(topology, *allowed),
         ),
     )
+
+
+def _alert_intake(topology: Topology, blocks: list[bytes], digests: list[bytes]) -> Resource:
+    """Alerts by replica (``alertmanager-<i>``), admitted by the current members' principals
+    (the table's per-filter configuration, whose principals are kept in blocks)."""
+    replicas = sorted(_alertmanagers(topology))
+    hosts = [Host(f"alertmanager-{r}", alert_hosts(r), f"alertmanager_{r}") for r in replicas]
+    before = b"".join(
+        (
+            host_entries(hosts),
+            no_alertmanager_entry(len(replicas)),
+            allow_list_head(sum(map(len, blocks))),
+        )
+    )
+    needs = refs((CLUSTER, (h.cluster for h in hosts)))
+    return table_of_blocks("alert-intake", blocks, digests, needs, before=before)
 
 
 def _refusals(topology: Topology, tables: _Tables) -> bytes:
@@ -404,7 +393,7 @@ def _refusals(topology: Topology, tables: _Tables) -> bytes:
     listed: tuple[str, ...] = ()
     if tables.replicas <= KNOWN_LISTED:
         listed = tuple(f"{c.name}-{i}" for c in topology.clusters for i in range(c.replicas))
-    return refusal_entry(listed, tables.replicas, len(tables.names))
+    return refusal_entry(listed, tables.replicas, tables.rows.count)
 
 
 @lru_cache(maxsize=16)

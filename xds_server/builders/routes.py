@@ -15,7 +15,7 @@ from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
 
 from xds_server import wire
-from xds_server.resources import Refs, Resource, refs, resource_from_bytes
+from xds_server.resources import Refs, Resource, refs, resource_from_bytes, resource_from_pieces
 from xds_server.types import CLUSTER, ROUTE
 
 __all__ = [
@@ -27,6 +27,8 @@ __all__ = [
     "host_table",
     "prefix_entries",
     "prefix_table",
+    "prefix_table_of_blocks",
+    "table_of_blocks",
 ]
 
 _VIRTUAL_HOSTS = wire.number(route_pb2.RouteConfiguration, "virtual_hosts")
@@ -128,6 +130,30 @@ def prefix_table(name: str, entries: Sequence[bytes], needs: Refs) -> Resource:
     outer = _head(name) + wire.header(_VIRTUAL_HOSTS, size)
     body = b"".join([outer, head, *entries])
     return resource_from_bytes(ROUTE, name, body, needs)
+
+
+def table_of_blocks(
+    name: str,
+    blocks: Sequence[bytes],
+    digests: Sequence[bytes],
+    needs: Refs,
+    *,
+    before: bytes = b"",
+    after: bytes = b"",
+) -> Resource:
+    """A RouteConfiguration whose fields after its name are ``before``, the blocks (entries
+    kept in ``blocks.Blocks``, with their digests) and ``after``, all encoded already."""
+    pieces = [_head(name) + before, *blocks, after]
+    return resource_from_pieces(ROUTE, name, pieces, [None, *digests, None], needs)
+
+
+def prefix_table_of_blocks(
+    name: str, blocks: Sequence[bytes], digests: Sequence[bytes], needs: Refs
+) -> Resource:
+    """``prefix_table`` of entries kept in blocks."""
+    head = _vhost_head(name, ("*",))
+    outer = wire.header(_VIRTUAL_HOSTS, len(head) + sum(map(len, blocks)))
+    return table_of_blocks(name, blocks, digests, needs, before=outer + head)
 
 
 def by_host(
