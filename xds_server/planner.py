@@ -6,11 +6,19 @@
   references it, so removals go out last, after the routes and listeners that used them.
 
 Both rules read only the snapshot and what the client ACKed, so SotW and delta share them.
+
+A route that refers to the very clusters (the same ``refs`` object: the builders keep it while
+a table's upstream names stay) as the version Envoy holds is not checked against the accepted
+clusters again: the held version was, and the clusters it uses stay accepted while it is held
+(the second rule). The observability node's route tables refer to 30,000 upstreams at 10,000
+clusters; checking them on every change and ACK took its stream 15 ms.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Set
+from itertools import compress
+from operator import is_not
 
 from xds_server.resources import Resource
 from xds_server.snapshot import Snapshot
@@ -33,34 +41,61 @@ stream need not look at a type again while those, its subscription and its snaps
 unchanged."""
 
 
-def _wanted(snapshot: Snapshot, type_url: str, names: Set[str] | None) -> dict[str, Resource]:
-    resources = snapshot.of(type_url)
-    if names is None:
-        return dict(resources)
-    return {n: resources[n] for n in names if n in resources}
-
-
 def desired(
     snapshot: Snapshot, type_url: str, names: Set[str] | None, acked: Acked
-) -> dict[str, Resource]:
-    """The resources of ``type_url`` to hold next; ``names`` None means wildcard."""
-    want = _wanted(snapshot, type_url, names)
+) -> Mapping[str, Resource]:
+    """The resources of ``type_url`` to hold next; ``names`` None means wildcard.
+
+    When neither rule holds anything back, that is the snapshot's own mapping (or its
+    subscribed part): the stream then knows its version without summing 30,000 digests.
+    """
+    resources = snapshot.of(type_url)
+    want: Mapping[str, Resource] = (
+        resources if names is None else {n: resources[n] for n in names if n in resources}
+    )
     have = acked.get(type_url, {})
+    instead: dict[str, Resource | None] = {}
+    """Names whose resource is not the snapshot's: the one Envoy holds, or none."""
     if type_url in _GATED:
         accepted_clusters = acked.get(CLUSTER, {}).keys()
-        for name, r in list(want.items()):
-            if accepted_clusters >= r.refs.get(CLUSTER, _NONE):
+        for name, r in want.items():
+            held = have.get(name)
+            if held is r:  # what Envoy holds already: holding it back would change nothing
                 continue
-            if name in have:
-                want[name] = have[name]
-            else:
-                del want[name]
+            needs = r.refs.get(CLUSTER, _NONE)
+            if held is not None and held.refs.get(CLUSTER, _NONE) is needs:
+                continue  # the same clusters as what it holds (see the module docstring)
+            if not accepted_clusters >= needs:
+                instead[name] = held
     pinned_by = _PINNED_BY.get(type_url)
     if pinned_by:
-        still_used = frozenset().union(
-            *(r.refs.get(type_url, _NONE) for t in pinned_by for r in acked.get(t, {}).values())
-        )
-        for name in still_used - want.keys():
-            if name in have and (names is None or name in names):
-                want[name] = have[name]
-    return want
+        for name in _pinned(snapshot, type_url, pinned_by, acked):
+            if name not in want and name in have and (names is None or name in names):
+                instead[name] = have[name]
+    if not instead:
+        return want
+    changed = dict(want)
+    for name, held in instead.items():
+        if held is None:
+            del changed[name]
+        else:
+            changed[name] = held
+    return changed
+
+
+def _pinned(
+    snapshot: Snapshot, type_url: str, pinned_by: tuple[str, ...], acked: Acked
+) -> frozenset[str]:
+    """Names of ``type_url`` that what the client accepted of ``pinned_by`` refers to.
+
+    Only accepted resources that are not in the snapshot as they are can refer to anything
+    outside it (the snapshot was checked to hold all its own references), so only those are
+    read: the observability node's route tables refer to 30,000 upstreams, and reading them
+    after every ACK took the event loop 10 ms at 10,000 clusters.
+    """
+    older: list[Resource] = []
+    for t in pinned_by:
+        theirs, ours = acked.get(t, {}), snapshot.of(t)
+        if theirs is not ours:  # in C: 30,000 accepted upstreams pin secrets
+            older += compress(theirs.values(), map(is_not, theirs.values(), map(ours.get, theirs)))
+    return frozenset().union(*(r.refs.get(type_url, _NONE) for r in older))

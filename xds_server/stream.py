@@ -15,6 +15,8 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from itertools import compress
+from operator import is_not
 from typing import Any
 
 from xds_server import metrics
@@ -66,8 +68,9 @@ class Push:
     type_url: str
     version: str
     nonce: str
-    target: dict[str, Resource]
+    target: Mapping[str, Resource]
     updated: tuple[Resource, ...]
+    """Delta: what the client does not hold at this version, in name order (SotW: empty)."""
     removed: tuple[str, ...]
 
 
@@ -75,9 +78,10 @@ class Push:
 class _TypeState:
     requested: bool = False
     names: set[str] | None = None
-    acked: dict[str, Resource] = field(default_factory=dict)
+    acked: Mapping[str, Resource] = field(default_factory=dict)
+    """Often the snapshot's own (read-only) mapping: replaced, never changed in place."""
     acked_version: str = ""
-    inflight: dict[str, Resource] | None = None
+    inflight: Mapping[str, Resource] | None = None
     nonce: str = ""
     sent_version: str = ""
     sent_at: float = 0.0
@@ -104,7 +108,7 @@ class StreamState:
         Envoy that holds the current versions is sent nothing, and a storm of 10,000 of
         them should not pay for 40,000 label lookups."""
 
-    def _acked(self) -> dict[str, dict[str, Resource]]:
+    def _acked(self) -> dict[str, Mapping[str, Resource]]:
         return {t: s.acked for t, s in self._types.items()}
 
     def receive(self, req: Request, snapshot: Snapshot | None) -> None:
@@ -160,13 +164,15 @@ class StreamState:
             return
         if not req.initial_versions:
             return
+        acked = dict(state.acked)
         for name, version in req.initial_versions:  # delta: a version per resource
             mine = ours.get(name)
-            state.acked[name] = (
+            acked[name] = (
                 mine
                 if mine is not None and mine.version == version
                 else Resource(req.type_url, name, b"", version)
             )
+        state.acked = acked
         # Same hash as a type version computed from our own resources, so it is comparable.
         state.acked_version = content_version(state.acked.values())
         self.board.node(self.node).acked[req.type_url] = state.acked_version
@@ -195,8 +201,8 @@ class StreamState:
             state.names = set()
         elif state.names is not None:
             state.names -= unsubscribe
-        for name in unsubscribe:
-            state.acked.pop(name, None)
+        if unsubscribe & state.acked.keys():
+            state.acked = {n: r for n, r in state.acked.items() if n not in unsubscribe}
 
     def _newly_absent(self, state: _TypeState, resources: Mapping[str, Resource]) -> set[str]:
         """Delta: subscribed names that do not exist and were not yet answered. The
@@ -238,17 +244,19 @@ class StreamState:
             if state.settled == inputs:
                 continue
             target = desired(snapshot, type_url, state.names, self._acked())
-            version = content_version(target.values())
+            if target is snapshot.of(type_url):  # the whole set, as it is
+                version = snapshot.versions[type_url]
+            else:
+                version = content_version(target.values())
             missing = self._newly_absent(state, snapshot.of(type_url))
             if version == state.sent_version and not missing:
                 state.settled = inputs
                 continue
-            updated = tuple(
-                r
-                for n, r in sorted(target.items())
-                if n not in state.acked or state.acked[n].version != r.version
-            )
-            removed = tuple(sorted({n for n in state.acked if n not in target} | missing))
+            updated: tuple[Resource, ...] = ()
+            removed: tuple[str, ...] = ()
+            if self.protocol == "delta":  # state of the world sends ``target`` whole
+                updated = _updated(target, state.acked)
+                removed = tuple(sorted((state.acked.keys() - target.keys()) | missing))
             if self.protocol == "delta" and not updated and not removed:
                 state.sent_version = state.acked_version = version  # client already has it
                 state.acked = target
@@ -265,3 +273,14 @@ class StreamState:
             pushed.inc()
             result.append(Push(type_url, version, state.nonce, target, updated, removed))
         return result
+
+
+def _updated(target: Mapping[str, Resource], acked: Mapping[str, Resource]) -> tuple[Resource, ...]:
+    """Delta: the resources of ``target`` the client does not hold at their version, in
+    name order. Found by identity first, in C: a one-cluster change among the observability
+    node's 30,000 upstreams sorts three, not 30,000."""
+    maybe = compress(target.items(), map(is_not, target.values(), map(acked.get, target)))
+    changed = sorted(
+        (n, r) for n, r in maybe if (held := acked.get(n)) is None or held.version != r.version
+    )
+    return tuple(r for _, r in changed)

@@ -3,8 +3,12 @@ unsubscribe, and make-before-break ordering."""
 
 from __future__ import annotations
 
-from atlas.model import Topology
-from tests.xds_server.fixtures import EAST, TOPOLOGY, WEST, snapshots
+from dataclasses import replace
+
+from atlas.config import Settings
+from atlas.model import DownstreamCluster, Topology
+from tests.xds_server.fixtures import AM, EAST, TOPOLOGY, WEST, creds, snapshots
+from xds_server.builders import build
 from xds_server.resources import content_version
 from xds_server.snapshot import Snapshot
 from xds_server.status import StatusBoard
@@ -69,6 +73,34 @@ def test_removals_go_last() -> None:
     (clusters,) = ack(state, routes, after, names=tuple(after.of(ROUTE)))
     assert clusters.type_url == CLUSTER and "west_thanos" not in clusters.target
     assert "east_thanos" in clusters.target
+
+
+def test_a_route_to_a_new_cluster_waits_for_it_and_one_to_the_same_clusters_does_not() -> None:
+    """Incremental builds, as the daemon makes them: a table whose upstreams are unchanged
+    keeps its references object, and is sent without waiting for anything."""
+    node_creds = {n: creds(n) for n in ("atlas", "east", "west", "north")}
+    first = build(TOPOLOGY, Settings(), node_creds)
+    state = sotw()
+    subscribe_all(state, first.snapshots["atlas"])
+    west = replace(WEST, replicas=2)  # the thanos table changes, the upstreams do not
+    second = build(Topology((EAST, west), (AM,)), Settings(), node_creds, first).snapshots
+    (routes,) = state.pushes(second["atlas"])
+    assert routes.type_url == ROUTE and "west-1" in str(routes.target["thanos"].body)
+    names = tuple(second["atlas"].of(ROUTE))
+    assert ack(state, routes, second["atlas"], names) == []
+
+    north = DownstreamCluster("north", "192.0.2.13")
+    third = build(Topology((EAST, west, north), (AM,)), Settings(), node_creds, first).snapshots
+    clusters, routes = state.pushes(third["atlas"])
+    assert clusters.type_url == CLUSTER and "north_thanos" in clusters.target
+    assert routes.target["thanos"] is second["atlas"].of(ROUTE)["thanos"], "north's waits"
+    assert routes.target["alert-intake"] is third["atlas"].of(ROUTE)["alert-intake"], (
+        "the alert intake's table admits north at once: it routes to no north upstream"
+    )
+    assert ack(state, routes, third["atlas"], names) == []
+    (routes,) = ack(state, clusters, third["atlas"])
+    assert routes.type_url == ROUTE, "north's routes went out once its upstreams were accepted"
+    assert b"north-0" in routes.target["thanos"].body
 
 
 def test_nack_keeps_the_accepted_version_and_is_not_resent() -> None:
