@@ -100,6 +100,8 @@ class StreamState:
         self.board = board
         self.protocol = protocol
         self._types = {t: _TypeState() for t in ADS_ORDER}
+        self._reads = {t: tuple(self._types[r] for r in READS[t]) for t in ADS_ORDER}
+        """Per type, the states whose ACKed versions ``_inputs`` reads (found once)."""
         self._nonces = 0
         self._generation = 0
         """Counts subscription changes: part of what ``pushes`` depends on."""
@@ -219,8 +221,9 @@ class StreamState:
     def _inputs(self, snapshot: Snapshot, type_url: str) -> tuple[str | int, ...]:
         """Everything ``desired`` and the absent-name check read for ``type_url``: its set in
         the snapshot (by version: equal versions are equal content), the subscriptions, and
-        what was ACKed of the types it depends on (``planner.READS``)."""
-        acked = tuple(self._types[t].acked_version for t in READS[type_url])
+        what was ACKed of the types it depends on (``planner.READS``). Looked at 80,000 times
+        in a trust-bundle change at 10,000 streams, hence no generator."""
+        acked = [s.acked_version for s in self._reads[type_url]]
         return (snapshot.versions.get(type_url, ""), self._generation, *acked)
 
     def pushes(self, snapshot: Snapshot | None) -> list[Push]:

@@ -25,3 +25,20 @@ def test_a_collector_someone_else_disabled_stays_disabled() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_what_a_build_made_is_frozen_before_the_collector_resumes() -> None:
+    """Else the first young collection after a build walks all it made (and the loop waits)."""
+    before = gc.get_freeze_count()
+    try:
+        with collector_paused():
+            made = [[i] for i in range(1000)]
+        assert gc.get_freeze_count() - before >= len(made)
+        assert gc.get_count()[0] < 100, "nothing of the build is left to collect young"
+        with pytest.raises(RuntimeError), collector_paused():
+            frozen = gc.get_freeze_count()
+            more = [[i] for i in range(1000)]
+            raise RuntimeError(f"a failed build of {len(more)}")
+        assert gc.get_freeze_count() == frozen, "a failed build freezes nothing"
+    finally:
+        gc.unfreeze()

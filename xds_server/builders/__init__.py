@@ -25,7 +25,7 @@ from types import MappingProxyType
 
 from atlas.config import Settings
 from atlas.model import DownstreamCluster, Topology
-from xds_server.builders.downstream import downstream_snapshot
+from xds_server.builders.downstream import downstream_snapshot, with_credentials
 from xds_server.builders.observability import ObservabilityBuild, build_observability
 from xds_server.builders.secrets import NodeCredentials
 from xds_server.snapshot import Snapshot
@@ -143,16 +143,15 @@ def _downstream(
     c: DownstreamCluster, settings: Settings, node_creds: NodeCredentials, reuse: Build | None
 ) -> Snapshot:
     """The previous snapshot when the cluster and its credentials are equal to those it was
-    built from, else a new one."""
+    built from; when only the credentials differ (a trust-bundle change: every node at once),
+    the previous one with new secrets; else a new one."""
     if reuse is not None:
         old, old_creds = reuse.clusters.get(c.name), reuse.creds.get(c.name)
-        if (
-            old is not None
-            and old_creds is not None
-            and (old is c or old == c)
-            and (old_creds is node_creds or old_creds == node_creds)
-        ):
-            return reuse.snapshots[c.name]
+        if old is not None and old_creds is not None and (old is c or old == c):
+            previous = reuse.snapshots[c.name]
+            if old_creds is node_creds or old_creds == node_creds:
+                return previous
+            return with_credentials(previous, old_creds, node_creds)
     return downstream_snapshot(c, settings, node_creds)
 
 

@@ -14,7 +14,13 @@ from functools import lru_cache
 from atlas.config import BIND_ENVOY_ADDRESS, Settings
 from atlas.model import DownstreamCluster, Upstream, replica_sidecar, sidecar_target
 from atlas.pki import OBSERVABILITY_URI
-from xds_server.builders.common import PeerMatch, cluster, http_listener, thanos_flow
+from xds_server.builders.common import (
+    IDENTITY_SECRET,
+    PeerMatch,
+    cluster,
+    http_listener,
+    thanos_flow,
+)
 from xds_server.builders.routes import Host, by_host
 from xds_server.builders.secrets import NodeCredentials, secret_set
 from xds_server.builders.stencil import Stencil
@@ -23,7 +29,7 @@ from xds_server.resources import Refs, Resource, resource_from_bytes
 from xds_server.snapshot import Snapshot
 from xds_server.types import CLUSTER, LISTENER, ROUTE, SECRET
 
-__all__ = ["OBSERVABILITY_ALERTS", "downstream_snapshot"]
+__all__ = ["OBSERVABILITY_ALERTS", "downstream_snapshot", "with_credentials"]
 
 OBSERVABILITY_ALERTS = "observability_alerts"
 OBSERVABILITY = PeerMatch(OBSERVABILITY_URI)
@@ -57,6 +63,19 @@ def downstream_snapshot(
             SECRET: secret_set(creds),
         },
     )
+
+
+def with_credentials(
+    previous: Snapshot, before: NodeCredentials, creds: NodeCredentials
+) -> Snapshot:
+    """``previous``, built with ``before``, as ``downstream_snapshot`` makes it with ``creds``:
+    only the secrets depend on them, and the node's own certificate is kept when only the
+    trust bundle changed."""
+    held = previous.sets[SECRET].items.get(IDENTITY_SECRET)
+    same_leaf = before.cert_pem == creds.cert_pem and before.key_pem == creds.key_pem
+    sets = dict(previous.sets)
+    sets[SECRET] = secret_set(creds, held if same_leaf else None)
+    return Snapshot.assemble(previous.node, sets, since=previous)
 
 
 @lru_cache(maxsize=_SHARED)

@@ -36,11 +36,12 @@ class NodeCredentials:
     go (the alert intake): its membership URI; "" means its identity (older credentials)."""
 
 
-def secret_set(creds: NodeCredentials) -> ResourceSet:
-    """A node's own certificate and the trust bundle every node shares."""
-    return ResourceSet.of(
-        SECRET, (_identity(creds.cert_pem, creds.key_pem), _bundle(creds.bundle_pem))
-    )
+def secret_set(creds: NodeCredentials, identity: Resource | None = None) -> ResourceSet:
+    """A node's own certificate and the trust bundle every node shares; ``identity``: the
+    node's certificate already encoded from the same PEMs (kept from its last snapshot)."""
+    if identity is None:
+        identity = _identity(creds.cert_pem, creds.key_pem)
+    return ResourceSet.of(SECRET, (identity, _bundle(creds.bundle_pem)))
 
 
 def _identity(cert_pem: bytes, key_pem: bytes) -> Resource:
