@@ -63,6 +63,16 @@ def test_a_change_re_cuts_only_the_block_it_falls_in() -> None:
     assert b"changed" in b"".join(after.column(0)[0])
 
 
+def test_rows_put_as_they_are_change_nothing_even_when_also_removed() -> None:
+    names = [f"cluster-{i:05d}" for i in range(1000)]
+    before = Blocks.of(names, [[n.encode() for n in names]])
+    same = before.patch(["cluster-00007"], [(n, (n.encode(),)) for n in names])
+    assert same.blocks == before.blocks and all(
+        a is b for a, b in zip(same.blocks, before.blocks, strict=True)
+    )
+    assert same.count == 1000
+
+
 def test_a_row_of_the_wrong_width_is_refused_by_name() -> None:
     blocks = Blocks.of(["east"], [[b"e"], [b"E"]])
     with pytest.raises(ValueError, match="'west' has 1 entries, not 2"):

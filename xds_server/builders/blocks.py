@@ -14,7 +14,7 @@ built cold, on every replica, and an Envoy that reconnects to another replica is
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from hashlib import sha256
@@ -116,7 +116,12 @@ class Blocks:
         for name, entries in put:
             if len(entries) != self.width:
                 raise ValueError(f"row {name!r} has {len(entries)} entries, not {self.width}")
-            edits.setdefault(self._index(name), {})[name] = entries
+            i = self._index(name)
+            if self._row(i, name) != entries:
+                edits.setdefault(i, {})[name] = entries
+            elif i in edits:  # as it is (a trust-bundle change puts every row): no edit at all
+                edits[i].pop(name, None)
+        edits = {i: d for i, d in edits.items() if d}
         if not edits:
             return self
         if not self.blocks:
@@ -143,6 +148,16 @@ class Blocks:
 
     def _index(self, name: str) -> int:
         return max(bisect_right(self.firsts, name) - 1, 0)
+
+    def _row(self, i: int, name: str) -> tuple[bytes, ...] | None:
+        """The entries of row ``name`` if it is in block ``i``."""
+        if i >= len(self.blocks):
+            return None
+        block = self.blocks[i]
+        at = bisect_left(block.names, name)
+        if at == len(block.names) or block.names[at] != name:
+            return None
+        return tuple(column[at] for column in block.columns)
 
     def _edited(self, i: int, edits: dict[str, tuple[bytes, ...] | None]) -> list[Row]:
         block = self.blocks[i]
