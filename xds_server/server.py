@@ -248,7 +248,7 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ign
         status = self.board.node(node)
         status.streams += 1
         status.protocol, status.peer = protocol, context.peer()
-        metrics.CONNECTED.labels(node, protocol).inc()
+        metrics.CONNECTED.opened(node, protocol)
         log.info("node %s connected (%s) from %s", node, protocol, context.peer())
         try:
             item = first
@@ -271,7 +271,7 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ign
         finally:
             unsubscribe()
             status.streams -= 1
-            metrics.CONNECTED.labels(node, protocol).dec()
+            metrics.CONNECTED.closed(node, protocol)
             log.info("node %s disconnected (%s)", node, protocol)
 
 
