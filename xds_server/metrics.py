@@ -31,6 +31,9 @@ class OpenStreams(Collector):
     0, as a Gauge child would."""
 
     NAME = "atlas_xds_connected_streams"
+    _labelnames = ("node", "protocol")
+    """Named as prometheus-client's own metrics name theirs: read where no stream is open
+    yet (the reference page's test lists every metric's labels)."""
 
     def __init__(self) -> None:
         self._open: dict[tuple[str, str], int] = {}
@@ -46,7 +49,7 @@ class OpenStreams(Collector):
         return self._open.get((node, protocol), 0)
 
     def collect(self) -> Iterator[Metric]:
-        family = GaugeMetricFamily(self.NAME, "Open ADS streams", labels=["node", "protocol"])
+        family = GaugeMetricFamily(self.NAME, "Open ADS streams", labels=self._labelnames)
         for (node, protocol), count in list(self._open.items()):  # one C call: scrape threads
             family.add_metric([node, protocol], count)
         yield family
