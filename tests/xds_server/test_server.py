@@ -9,6 +9,7 @@ from typing import Any
 import grpc
 import pytest
 from envoy.config.core.v3 import base_pb2
+from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
 from atlas.pki import CONTROL_PLANE_URI, cluster_uri, create_ca, issue
@@ -16,7 +17,7 @@ from tests.xds_server.fixtures import snapshots
 from xds_server.cache import SnapshotCache
 from xds_server.server import AdsServicer, TLSMaterial, start_server
 from xds_server.status import StatusBoard
-from xds_server.types import CLUSTER, SECRET
+from xds_server.types import CLUSTER, LISTENER, SECRET
 
 
 class Client:
@@ -77,6 +78,43 @@ async def test_sotw_ack_and_push_on_change(served: tuple[SnapshotCache, StatusBo
         second = await client.read()
         assert len(second.resources) == 6 and second.version_info != first.version_info
         await client.send(None)
+
+
+async def test_requests_sent_back_to_back_are_answered_and_a_new_node_id_ends_the_stream(
+    served: tuple[SnapshotCache, StatusBoard, int],
+) -> None:
+    """An ACK and new subscriptions in one burst, as Envoy sends them: the server takes them
+    where they are read, in order, and sends what they call for; a request naming another
+    node is still refused by the stream."""
+    cache, board, port = served
+    snapshot = cache.snapshot("east")
+    assert snapshot is not None
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        client = Client(channel)
+        await client.send(
+            discovery_pb2.DiscoveryRequest(node=base_pb2.Node(id="east"), type_url=CLUSTER)
+        )
+        clusters = await client.read()
+        secrets = list(snapshot.of(SECRET))
+        for request in (
+            discovery_pb2.DiscoveryRequest(
+                type_url=CLUSTER, version_info=clusters.version_info, response_nonce=clusters.nonce
+            ),
+            discovery_pb2.DiscoveryRequest(type_url=LISTENER),
+            discovery_pb2.DiscoveryRequest(type_url=SECRET, resource_names=secrets),
+        ):
+            await client.send(request)
+        answers = {(r := await client.read()).type_url: r for _ in range(2)}
+        assert set(answers) == {LISTENER, SECRET}
+        sent = {secret_pb2.Secret.FromString(r.value).name for r in answers[SECRET].resources}
+        assert sent == set(secrets)
+        status = {n["node"]: n for n in board.snapshot()}["east"]
+        assert status["acked"]["cluster"] == clusters.version_info
+        await client.send(discovery_pb2.DiscoveryRequest(node=base_pb2.Node(id="west")))
+        with pytest.raises(grpc.aio.AioRpcError) as ended:
+            await client.read()
+        assert ended.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "node id changed" in str(ended.value.details())
 
 
 async def test_delta_initial_versions_and_removal(
