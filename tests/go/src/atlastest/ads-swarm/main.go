@@ -9,6 +9,7 @@
 //     of what it holds.
 //   - The node is sent on the first request of a stream only (the bootstrap sets
 //     set_node_on_first_message_only).
+//   - Its connection advertises Envoy's HTTP/2 flow-control windows (256 MiB, fixed).
 //   - When a stream ends, it reconnects on a new connection after Envoy's backoff for xDS
 //     streams (source/common/config/grpc_stream.h: base 500 ms, at most 30 s, full jitter:
 //     a random wait below the current interval, which doubles per failure), and tells the
@@ -49,6 +50,8 @@ const (
 
 	sotwMethod  = "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
 	deltaMethod = "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources"
+
+	envoyWindow = 256 << 20
 
 	backoffBase = 500 * time.Millisecond
 	backoffMax  = 30 * time.Second
@@ -248,6 +251,12 @@ func (c *client) stream(ctx context.Context, drop <-chan struct{}) bool {
 		grpc.WithInsecure(),
 		grpc.WithReadBufferSize(16*1024),
 		grpc.WithWriteBufferSize(16*1024),
+		// Envoy's HTTP/2 windows for its ADS connection (Http2ProtocolOptions defaults,
+		// which Atlas's bootstrap leaves as they are): 256 MiB per stream and per
+		// connection, fixed. grpc-go's own (64 KiB, grown by BDP probes) made the swarm
+		// fetch the observability node's 6-15 MB responses in many round trips.
+		grpc.WithInitialWindowSize(envoyWindow),
+		grpc.WithInitialConnWindowSize(envoyWindow),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32)),
 	)
 	if err != nil {
