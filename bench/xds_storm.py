@@ -3,8 +3,8 @@
 The clients are ``ads-swarm`` (tests/go, built by tests/prepare.sh): each node is one gRPC
 stream on its own TCP connection with Envoy's HTTP/2 windows, subscribes in Envoy's order (CDS,
 then SDS and LDS, then RDS), ACKs as Envoy does, and reconnects with Envoy's backoff for xDS
-streams telling the server what it holds. They are spread over several processes that share the machine's 2 cores with the
-server.
+streams telling the server what it holds. They are spread over several processes that share
+the machine's 2 cores with the server.
 
 Measured, per protocol (SotW, delta) and fleet size N (clusters; N + 1 nodes with the
 observability node):
