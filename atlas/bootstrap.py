@@ -8,13 +8,21 @@ only Atlas's control-plane identity as the ADS server.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from atlas.config import EnvoySettings, Settings
 from atlas.names import is_ip
 from atlas.pki import CONTROL_PLANE_URI
 
-__all__ = ["ADS_CLUSTER", "BootstrapSpec", "CertPaths", "bootstrap_spec", "build_bootstrap"]
+__all__ = [
+    "ADS_CLUSTER",
+    "BootstrapSpec",
+    "CertPaths",
+    "bootstrap_spec",
+    "build_bootstrap",
+    "local_bootstrap",
+]
 
 ADS_CLUSTER = "atlas_ads"
 _TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
@@ -84,6 +92,29 @@ def bootstrap_spec(
         max_downstream_connections=envoy.max_downstream_connections if front_door else 0,
         max_heap_bytes=envoy.max_heap_bytes if front_door else 0,
     )
+
+
+def local_bootstrap(
+    node: str,
+    ads: tuple[str, int],
+    certs: Path,
+    admin: tuple[str, int],
+    *,
+    api_type: str = "GRPC",
+) -> dict[str, Any]:
+    """The bootstrap of an Envoy run outside Kubernetes (the demo, the tests, the benchmarks):
+    ADS at ``ads``, the admin interface at ``admin``, and its credential where
+    ``CertificateManager.install_bootstrap`` wrote it (``certs``)."""
+    spec = BootstrapSpec(
+        node_id=node,
+        ads_host=ads[0],
+        ads_port=ads[1],
+        certs=CertPaths(str(certs)),
+        api_type=api_type,
+        admin_address=admin[0],
+        admin_port=admin[1],
+    )
+    return build_bootstrap(spec)
 
 
 def _socket(host: str, port: int) -> dict[str, Any]:

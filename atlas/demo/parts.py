@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from atlas.bootstrap import BootstrapSpec, CertPaths, build_bootstrap
+from atlas.bootstrap import local_bootstrap
 from atlas.config import DEFAULT_ADS_PORT, ObservabilityPorts, PKISettings
 from atlas.demo.layout import ADMIN_PORT, DNS_PORT, HTTP_PORT, ClusterLayout, Layout
 from atlas.demo.sidecar import DemoSidecar
@@ -162,16 +162,7 @@ class Parts:
         certs = pki.install_bootstrap(
             bootstrap_name(node), uri, workdir / "certs", lifetime=PKISettings().bootstrap_lifetime
         )
-        bootstrap = build_bootstrap(
-            BootstrapSpec(
-                node_id=node,
-                ads_host=ads[0],
-                ads_port=ads[1],
-                certs=CertPaths(str(certs)),
-                admin_address=ip,
-                admin_port=ADMIN_PORT,
-            )
-        )
+        bootstrap = local_bootstrap(node, ads, certs, (ip, ADMIN_PORT))
         (workdir / "bootstrap.json").write_text(json.dumps(bootstrap, indent=2))
         self.group.start(
             name,

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from atlas.bootstrap import BootstrapSpec, CertPaths, build_bootstrap
+from atlas.bootstrap import local_bootstrap
 from atlas.pki import OBSERVABILITY_URI, cluster_uri
 from atlas.pki_store import CertificateManager, DirectoryStore, bootstrap_name
 from atlas.processes import wait_for
@@ -188,17 +188,7 @@ class Envoy(Process):
         name = credential or bootstrap_name(node)
         certs = pki.install_bootstrap(name, uri, workdir / "certs")
         admin = (ip, free_port(ip))
-        bootstrap = build_bootstrap(
-            BootstrapSpec(
-                node_id=node,
-                ads_host=ads[0],
-                ads_port=ads[1],
-                certs=CertPaths(str(certs)),
-                api_type=api_type,
-                admin_address=ip,
-                admin_port=admin[1],
-            )
-        )
+        bootstrap = local_bootstrap(node, ads, certs, admin, api_type=api_type)
         return cls(node, workdir, bootstrap, admin)
 
     @classmethod
