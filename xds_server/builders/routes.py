@@ -125,11 +125,14 @@ def host_table(name: str, entries: Iterable[bytes], needs: Refs, tail: bytes = b
 
 def prefix_table(name: str, entries: Sequence[bytes], needs: Refs) -> Resource:
     """One catch-all virtual host holding prefix-route entries (joined once, as above)."""
-    head = _vhost_head(name, ("*",))
-    size = len(head) + sum(map(len, entries))
-    outer = _head(name) + wire.header(_VIRTUAL_HOSTS, size)
-    body = b"".join([outer, head, *entries])
+    body = b"".join([_head(name), _catch_all_head(name, entries), *entries])
     return resource_from_bytes(ROUTE, name, body, needs)
+
+
+def _catch_all_head(name: str, entries: Sequence[bytes]) -> bytes:
+    """The ``*`` virtual host up to its routes, ``entries`` (written after it)."""
+    head = _vhost_head(name, ("*",))
+    return wire.header(_VIRTUAL_HOSTS, len(head) + sum(map(len, entries))) + head
 
 
 def table_of_blocks(
@@ -151,9 +154,7 @@ def prefix_table_of_blocks(
     name: str, blocks: Sequence[bytes], digests: Sequence[bytes], needs: Refs
 ) -> Resource:
     """``prefix_table`` of entries kept in blocks."""
-    head = _vhost_head(name, ("*",))
-    outer = wire.header(_VIRTUAL_HOSTS, len(head) + sum(map(len, blocks)))
-    return table_of_blocks(name, blocks, digests, needs, before=outer + head)
+    return table_of_blocks(name, blocks, digests, needs, before=_catch_all_head(name, blocks))
 
 
 def by_host(
