@@ -94,9 +94,12 @@ class Blocks:
         """From sorted, distinct ``names`` and, per column, the entries in the same order."""
         if per_block < 1 or per_block & (per_block - 1):
             raise ValueError(f"per_block must be a power of two, not {per_block}")
-        blocks = tuple(_cut(names, columns, per_block))
+        return cls._of_blocks(len(columns), _cut(names, columns, per_block), per_block)
+
+    @classmethod
+    def _of_blocks(cls, width: int, blocks: Sequence[Block], per_block: int) -> Blocks:
         firsts = tuple(b.names[0] for b in blocks)
-        return cls(len(columns), blocks, firsts, len(names), per_block)
+        return cls(width, tuple(blocks), firsts, sum(len(b.names) for b in blocks), per_block)
 
     def names(self) -> Iterator[str]:
         for block in self.blocks:
@@ -133,7 +136,7 @@ class Blocks:
             if first < done:
                 continue  # taken in by the run before
             blocks.extend(self.blocks[done:first])
-            rows, last = self._edited(first, edits.get(first, {})), first
+            rows, last = self._edited(first, edits[first]), first
             while last + 1 < len(self.blocks) and (
                 last + 1 in edits or (rows and not ends_block(rows[-1][0], self.per_block))
             ):
@@ -142,9 +145,7 @@ class Blocks:
             blocks.extend(_cut([n for n, _ in rows], self._columns_of(rows), self.per_block))
             done = last + 1
         blocks.extend(self.blocks[done:])
-        count = sum(len(b.names) for b in blocks)
-        firsts = tuple(b.names[0] for b in blocks)
-        return Blocks(self.width, tuple(blocks), firsts, count, self.per_block)
+        return Blocks._of_blocks(self.width, blocks, self.per_block)
 
     def _index(self, name: str) -> int:
         return max(bisect_right(self.firsts, name) - 1, 0)
