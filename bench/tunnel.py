@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import random
-import resource
 import statistics
 import subprocess
 import sys
@@ -45,6 +44,7 @@ os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PAT
 
 from atlas.pki import OBSERVABILITY_URI, cluster_uri
 from atlas.pki_store import CertificateManager, DirectoryStore
+from bench.cpu import children_cpu, tree_cpu
 from tests.conftest import atlas_cmd
 from tests.e2e.network import Envoy, Process, free_port, listener_ports, wait_until
 from tests.gotools import go_tool
@@ -217,30 +217,6 @@ class Tunnel:
             what="a call through the tunnel",
             interval=0.5,
         )
-
-
-def tree_cpu(pid: int) -> float:
-    """CPU seconds of ``pid`` and every process below it (a launcher may fork the real one)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    stats: dict[int, tuple[int, float]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
-    total, todo = 0.0, [pid]
-    while todo:
-        current = todo.pop()
-        total += stats.get(current, (0, 0.0))[1]
-        todo += [child for child, (parent, _) in stats.items() if parent == current]
-    return total
-
-
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 @contextmanager

@@ -36,7 +36,6 @@ import gc
 import json
 import multiprocessing
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -48,6 +47,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from atlas.config import Settings
+from bench.cpu import process_cpu, self_cpu
 from bench.xds_scale import Publish, creds, pct, rss_mb, topology
 from xds_server.builders import build
 from xds_server.cache import SnapshotCache
@@ -105,12 +105,7 @@ class Swarm:
             p.stdin.flush()
 
     def cpu_seconds(self) -> float:
-        tick = os.sysconf("SC_CLK_TCK")
-        total = 0.0
-        for p in self.procs:
-            fields = Path(f"/proc/{p.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
-        return total
+        return sum(process_cpu(p.pid) for p in self.procs)
 
     def stop(self) -> None:
         for p in self.procs:
@@ -124,11 +119,6 @@ class Swarm:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
-
-
-def server_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 class Settle:
@@ -197,7 +187,7 @@ async def run(n: int, protocol: str, procs: int, changes: int) -> dict[str, Any]
 
     publish(topology(n), bundle)
     server, servicer, board, port = await serve()
-    cpu0 = server_cpu()
+    cpu0 = self_cpu()
     result: dict[str, Any] = {"n": n, "protocol": protocol}
     limit = 60 + n / 100
     try:
@@ -216,9 +206,9 @@ async def run(n: int, protocol: str, procs: int, changes: int) -> dict[str, Any]
                 bundle = f"BUNDLE-{k + 1}".encode() * 100
                 start = time.perf_counter()
                 publish(topology(n, bump=(changes - 1) % n), bundle)
-                cpu = server_cpu()
+                cpu = self_cpu()
                 await settle.wait(nodes, limit)
-                pushing += server_cpu() - cpu
+                pushing += self_cpu() - cpu
                 everyone.append(time.perf_counter() - start)
             result |= {"one": one, "all": everyone, "rss": rss_mb()}
             result["push_cpu"] = pushing / (3 * len(nodes))
@@ -259,7 +249,7 @@ async def run(n: int, protocol: str, procs: int, changes: int) -> dict[str, Any]
             result["failures_up_why"] = {
                 k: after[k] - before.get(k, 0) for k in after if k.startswith("failed ")
             }
-            result["cpu_server"] = server_cpu() - cpu0
+            result["cpu_server"] = self_cpu() - cpu0
             result["cpu_swarm"] = fleet.cpu_seconds()
     finally:
         await servicer.shutdown(2)
@@ -282,12 +272,12 @@ def successor(n: int, bump: int, bundle: bytes, port: int, limit: float, conn: A
         server, _ = await start_server(servicer, f"127.0.0.1:{port}")
         conn.send("listening")
         started = await asyncio.to_thread(conn.recv)
-        cpu = server_cpu()
+        cpu = self_cpu()
         await Settle(cache, board).wait(nodes, limit, poll=0.05)
         conn.send(
             {
                 "restart": time.time() - started,
-                "storm_cpu": server_cpu() - cpu,
+                "storm_cpu": self_cpu() - cpu,
                 "storm_rss": rss_mb(),
             }
         )
