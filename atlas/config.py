@@ -152,7 +152,8 @@ class EnvoySettings:
     """How the observability Envoy's bootstrap subscribes: ``GRPC`` (state of the world) or
     ``DELTA_GRPC``. Beyond a few thousand clusters use delta: under state of the world each
     change sends it the whole cluster list again (about 15 MB at 10,000 clusters), and a
-    one-cluster change reaches it in 45 ms instead of 90-130 ms (bench/xds_storm.py)."""
+    one-cluster change reaches it with a p99 of 17-26 ms instead of 34-106 ms
+    (bench/xds_storm.py, docs/BENCHMARKS.md)."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -95,7 +95,7 @@ class Publish:
     def __call__(self, topo: Topology, bundle: bytes) -> None:
         with collector_paused():
             result = build(topo, self.settings, creds(self.nodes, bundle), self.last)
-        gc.freeze()  # before the swap, as the publisher does
+        gc.freeze()  # what came since the build froze its own, before the swap (as the publisher)
         if self.last is not None:
             self.cache.apply(result.snapshots, result.changed, result.removed)
         else:

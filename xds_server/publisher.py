@@ -160,10 +160,10 @@ class SnapshotPublisher:
         members = frozenset(nodes)
         if members != self.members:  # the same object while unchanged: admission keys on it
             self.members = members
-        # Snapshots and the builders' caches are long-lived: take them out of the cyclic
-        # collector's generations before the swap, whose wake-ups allocate; a full
-        # collection there walked the new build (about 0.4 s at 10,000 clusters, with every
-        # stream waiting). They are still freed by reference counting when replaced.
+        # The build was frozen as it ended (``collector_paused``); what the loop allocated
+        # meanwhile (streams that came and went) is too, before the swap, whose wake-ups
+        # allocate: every full collection during a storm otherwise walks it, with every
+        # stream waiting. Frozen objects are still freed by reference counting.
         gc.freeze()
         if self._last is None:
             changed = self.cache.replace_all(result.snapshots)
