@@ -10,7 +10,7 @@ import os
 import resource
 from pathlib import Path
 
-__all__ = ["children_cpu", "process_cpu", "self_cpu", "tree_cpu"]
+__all__ = ["children_cpu", "machine_cpu", "process_cpu", "self_cpu", "tree_cpu"]
 
 
 def self_cpu() -> float:
@@ -48,6 +48,16 @@ def tree_cpu(pid: int) -> float:
         total += stats.get(current, (0, 0.0))[1]
         todo += [child for child, (parent, _) in stats.items() if parent == current]
     return total
+
+
+def machine_cpu() -> tuple[float, float]:
+    """The whole machine's busy and elapsed CPU seconds, summed over its cores (the first
+    line of ``/proc/stat``; idle and iowait are the time no process wanted a core)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    total = sum(fields[:8])  # guest time is already inside user and nice
+    tick = os.sysconf("SC_CLK_TCK")
+    return (total - idle) / tick, total / tick
 
 
 def _stat(path: Path) -> tuple[int, float]:

@@ -1,10 +1,13 @@
 """A fleet of Envoy-like ADS clients against one Atlas replica: connect, changes, restart storm.
 
 The clients are ``ads-swarm`` (tests/go, built by tests/prepare.sh): each node is one gRPC
-stream on its own TCP connection with Envoy's HTTP/2 windows, subscribes in Envoy's order (CDS,
-then SDS and LDS, then RDS), ACKs as Envoy does, and reconnects with Envoy's backoff for xDS
-streams telling the server what it holds. They are spread over several processes that share
-the machine's 2 cores with the server.
+stream on its own TCP connection, from a loopback address of its own (as each Envoy has its
+pod's), with Envoy's HTTP/2 windows; it subscribes in Envoy's order (CDS, then SDS and LDS,
+then RDS), ACKs as Envoy does, opens no second connection while its stream lives (grpc-go
+would on a GOAWAY; Envoy does not), and reconnects with Envoy's backoff for xDS streams
+telling the server what it holds. They are spread over several processes that share the
+machine's 2 cores with the server; the observability node has a process of its own, as the
+observability Envoy does.
 
 Measured, per protocol (SotW, delta) and fleet size N (clusters; N + 1 nodes with the
 observability node):
@@ -19,7 +22,9 @@ observability node):
   connection drops at once (a node lost, a partition). Every client reconnects together
   (after Envoy's 0-500 ms first backoff) holding the current versions: time until all are
   synced with the new replica, failed streams, and responses and resources re-sent (which
-  should be none), and the new replica's CPU per stream;
+  should be none), the new replica's CPU per stream, and the CPU of each part during the
+  storm (the new replica, the swarm, the old replica letting its streams go) with the share
+  of the machine's two cores that was busy;
 * CPU seconds of the server and of the swarm over the whole run, and the server's cost per
   stream: per reconnecting stream (the storm) and per push and its ACK (the trust-bundle
   changes, their builds excluded).
@@ -47,7 +52,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from atlas.config import Settings
-from bench.cpu import process_cpu, self_cpu
+from bench.cpu import machine_cpu, process_cpu, self_cpu
 from bench.xds_scale import Publish, creds, pct, rss_mb, topology
 from xds_server.builders import build
 from xds_server.cache import SnapshotCache
@@ -61,26 +66,30 @@ SWARM = Path(os.environ.get("ATLAS_GO_HOME", Path.home() / ".cache" / "atlas-go"
 
 
 class Swarm:
-    """``procs`` ads-swarm processes holding ``nodes`` between them."""
+    """``procs`` ads-swarm processes holding ``nodes`` between them, and one more for the
+    first node (the observability Envoy's, a process of its own as in a real fleet)."""
 
     def __init__(self, port: int, nodes: list[str], procs: int, delta: bool) -> None:
         binary = SWARM / "ads-swarm"
         if not binary.is_file():
             raise SystemExit(f"{binary} is missing: run `bash tests/go/build.sh`")
+        groups = [nodes[:1]] + [nodes[1 + k :: procs] for k in range(procs)]
         self.procs = [
             subprocess.Popen(
                 [
                     str(binary),
                     f"-server=127.0.0.1:{port}",
-                    f"-nodes={','.join(nodes[k::procs])}",
+                    f"-nodes={','.join(group)}",
                     f"-delta={'true' if delta else 'false'}",
                     f"-seed={k * 100_000}",
+                    f"-sources=127.{128 + k}.0.0",  # 65,534 addresses each
                 ],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,
             )
-            for k in range(procs)
+            for k, group in enumerate(groups)
+            if group
         ]
 
     def report(self) -> dict[str, int]:
@@ -231,9 +240,14 @@ async def run(n: int, protocol: str, procs: int, changes: int) -> dict[str, Any]
                 # as fast as the old replica's loop can, which spreads the storm out.)
                 stopping = asyncio.create_task(server.stop(30))
                 await asyncio.sleep(0.2)
+                swarm_cpu, machine, old_cpu = fleet.cpu_seconds(), machine_cpu(), self_cpu()
                 here.send(time.time())
                 fleet.drop()
                 storm = await asyncio.to_thread(here.recv)
+                storm["storm_cpu_swarm"] = fleet.cpu_seconds() - swarm_cpu
+                storm["storm_cpu_old"] = self_cpu() - old_cpu
+                busy, elapsed = (b - a for a, b in zip(machine, machine_cpu(), strict=True))
+                storm["storm_busy"] = busy / elapsed  # of all the machine's cores
                 await asyncio.sleep(1)  # anything sent late would show in the counts
                 after = fleet.report()
                 here.send("stop")
@@ -316,6 +330,8 @@ def row(r: dict[str, Any]) -> str:
         f"{r['rss']:.0f} MB | {r['restart']:.1f} s | {r['failures_up']} | "
         f"{d['responses']} / {d['resources']} | "
         f"{r['cpu_server']:.0f} s / {r['cpu_swarm']:.0f} s | "
+        f"{r['storm_cpu']:.1f} / {r['storm_cpu_swarm']:.1f} / {r['storm_cpu_old']:.1f} s, "
+        f"{r['storm_busy']:.0%} | "
         f"{r['storm_cpu'] / (r['n'] + 1) * 1000:.2f} ms | {r['push_cpu'] * 1000:.2f} ms |"
     )
 
@@ -332,9 +348,10 @@ def main() -> None:
         "| protocol | nodes | cold connect, all synced | one-cluster change → ACK p50 / p99 | "
         "trust bundle → all ACK, median / max | server RSS | restart storm, all synced | "
         "failed streams (storm) | responses / resources re-sent (storm) | "
-        "CPU server / swarm (whole run) | new replica's CPU per reconnecting stream | "
+        "CPU server / swarm (whole run) | storm CPU: new replica / swarm / old replica, "
+        "machine busy | new replica's CPU per reconnecting stream | "
         "server CPU per push + ACK (trust bundle, builds excluded) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for protocol in args.protocols.split(","):
         for n in (int(x) for x in args.clients.split(",")):
