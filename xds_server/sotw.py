@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from envoy.service.discovery.v3 import discovery_pb2
 
 from xds_server import wire
 from xds_server.bodies import LARGE, Bodies
+from xds_server.resources import Resource
 from xds_server.stream import Push, Request, nack_message
+from xds_server.types import PARTIAL_SOTW_TYPES
 
 __all__ = ["decode", "encode"]
 
@@ -29,17 +33,20 @@ def decode(req: discovery_pb2.DiscoveryRequest) -> Request:
 
 
 def encode(push: Push, bodies: Bodies | None = None) -> bytes:
-    """A serialized DiscoveryResponse with the whole set: that is what state of the world means.
+    """A serialized DiscoveryResponse with the whole set, as state of the world means; for
+    ``PARTIAL_SOTW_TYPES``, only the resources the client does not hold at their version.
 
     Written on the wire in field order (what deterministic serialization gives), each
     resource's bytes copied once, into the response. The resources sit between the version
     and the type and nonce, so a large set's bytes are taken from ``bodies`` when another
     stream was sent the same version.
     """
-    if bodies is not None and len(push.target) >= LARGE:
+    if push.type_url in PARTIAL_SOTW_TYPES and len(push.updated) < len(push.target):
+        body = _resources(push.updated)  # depends on what this client holds: not shared
+    elif bodies is not None and len(push.target) >= LARGE:
         body = bodies.get(("sotw", push.type_url, push.version), lambda: _kept_resources(push))
     else:
-        body = _resources(push)
+        body = _resources(r for _, r in sorted(push.target.items()))
     return b"".join(
         (
             wire.text(_VERSION, push.version),
@@ -50,9 +57,9 @@ def encode(push: Push, bodies: Bodies | None = None) -> bytes:
     )
 
 
-def _resources(push: Push) -> bytes:
+def _resources(resources: Iterable[Resource]) -> bytes:
     pieces: list[bytes] = []
-    for _, r in sorted(push.target.items()):
+    for r in resources:
         head = r.any_head
         pieces += (wire.header(_RESOURCES, len(head) + len(r.body)), head, r.body)
     return b"".join(pieces)

@@ -24,7 +24,7 @@ from xds_server.planner import READS, desired
 from xds_server.resources import Resource, content_version
 from xds_server.snapshot import Snapshot
 from xds_server.status import StatusBoard
-from xds_server.types import ADS_ORDER, SHORT, WILDCARD_TYPES
+from xds_server.types import ADS_ORDER, PARTIAL_SOTW_TYPES, SHORT, WILDCARD_TYPES
 
 __all__ = ["Push", "Request", "StreamState", "nack_message"]
 
@@ -69,8 +69,10 @@ class Push:
     version: str
     nonce: str
     target: Mapping[str, Resource]
+    """What the client holds once it ACKs."""
     updated: tuple[Resource, ...]
-    """Delta: what the client does not hold at this version, in name order (SotW: empty)."""
+    """What the client does not hold at this version, in name order: what delta sends, and
+    what state of the world sends of ``PARTIAL_SOTW_TYPES`` (empty for the other types)."""
     removed: tuple[str, ...]
 
 
@@ -257,9 +259,11 @@ class StreamState:
                 continue
             updated: tuple[Resource, ...] = ()
             removed: tuple[str, ...] = ()
-            if self.protocol == "delta":  # state of the world sends ``target`` whole
+            if self.protocol == "delta":
                 updated = _updated(target, state.acked)
                 removed = tuple(sorted((state.acked.keys() - target.keys()) | missing))
+            elif type_url in PARTIAL_SOTW_TYPES:  # else state of the world sends ``target`` whole
+                updated = _updated(target, state.acked)
             if self.protocol == "delta" and not updated and not removed:
                 state.sent_version = state.acked_version = version  # client already has it
                 state.acked = target

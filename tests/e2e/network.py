@@ -181,14 +181,18 @@ class Envoy(Process):
         *,
         credential: str | None = None,
         api_type: str = "GRPC",
+        runtime: dict[str, Any] | None = None,
     ) -> Envoy:
         """``node``'s Envoy as an operator bootstraps it: its bootstrap credential (identity
         ``uri``; stored as ``credential``, else the node's own name for it) installed under
-        ``workdir/certs``, ADS at ``ads``, admin on ``ip``."""
+        ``workdir/certs``, ADS at ``ads``, admin on ``ip``; ``runtime`` overrides Envoy's
+        runtime flags (a static layer), as an operator may."""
         name = credential or bootstrap_name(node)
         certs = pki.install_bootstrap(name, uri, workdir / "certs")
         admin = (ip, free_port(ip))
         bootstrap = local_bootstrap(node, ads, certs, admin, api_type=api_type)
+        if runtime:
+            bootstrap["layered_runtime"] = {"layers": [{"name": "flags", "static_layer": runtime}]}
         return cls(node, workdir, bootstrap, admin)
 
     @classmethod
@@ -218,6 +222,11 @@ class Envoy(Process):
         url = f"http://{self.admin[0]}:{self.admin[1]}{path}"
         with urllib.request.urlopen(url, timeout=3) as response:
             return str(response.read().decode())
+
+    def route_versions(self) -> dict[str, str]:
+        """Per route table Envoy holds, the version of the response that brought it."""
+        dump = json.loads(self.admin_get("/config_dump?resource=dynamic_route_configs"))
+        return {c["route_config"]["name"]: c["version_info"] for c in dump.get("configs", [])}
 
     def stats(self, prefix: str = "") -> dict[str, int]:
         result: dict[str, int] = {}
@@ -377,6 +386,19 @@ class AtlasNetwork:
         for name in ("east", "west"):
             self.start_cluster_envoy(name)
 
+    def restart_observability_envoy(self, runtime: dict[str, Any] | None = None) -> Envoy:
+        """The observability Envoy stopped and started again (its listeners on the same
+        addresses), with ``runtime`` flags if given."""
+        self.envoys.pop("atlas").stop()
+        return self.start_envoy(
+            "atlas",
+            self.obs_ip,
+            (self.atlas_ip, self.ads_port),
+            OBSERVABILITY_URI,
+            "bootstrap-observability",
+            runtime,
+        )
+
     def start_cluster_envoy(self, name: str) -> Envoy:
         """The cluster's Envoy, with the bootstrap credential Atlas's store holds for it (what
         ``atlas cluster values`` hands out; issued now if there is none)."""
@@ -496,11 +518,25 @@ class AtlasNetwork:
         wait_until(lambda: self.status(), within=20, what="atlas status endpoint")
 
     def start_envoy(
-        self, node: str, ip: str, ads: tuple[str, int], uri: str, cred_name: str
+        self,
+        node: str,
+        ip: str,
+        ads: tuple[str, int],
+        uri: str,
+        cred_name: str,
+        runtime: dict[str, Any] | None = None,
     ) -> Envoy:
         workdir = self.root / f"envoy-{node}"
         envoy = Envoy.for_node(
-            self.pki, workdir, node, ip, ads, uri, credential=cred_name, api_type=self.api_type
+            self.pki,
+            workdir,
+            node,
+            ip,
+            ads,
+            uri,
+            credential=cred_name,
+            api_type=self.api_type,
+            runtime=runtime,
         )
         envoy.start()
         self.envoys[node] = envoy
