@@ -41,18 +41,23 @@ def encode(push: Push, bodies: Bodies | None = None) -> bytes:
     stream sent that version, so a large one's resources come from ``bodies``.
     """
     whole = not push.removed and len(push.updated) == len(push.target)
+    pieces = [wire.text(_SYSTEM_VERSION, push.version)]
     if bodies is not None and whole and len(push.updated) >= LARGE:
-        body = bodies.get(("delta", push.type_url, push.version), lambda: _resources(push))
+        pieces.append(bodies.get(("delta", push.type_url, push.version), lambda: _body(push)))
     else:
-        body = _resources(push)
-    pieces = [wire.text(_SYSTEM_VERSION, push.version), body]
+        _add_resources(pieces, push)
     pieces += (wire.text(_TYPE_URL, push.type_url), wire.text(_NONCE, push.nonce))
     pieces += (wire.delimited(_REMOVED, name.encode()) for name in push.removed)
     return b"".join(pieces)
 
 
-def _resources(push: Push) -> bytes:
+def _body(push: Push) -> bytes:
     pieces: list[bytes] = []
+    _add_resources(pieces, push)
+    return b"".join(pieces)
+
+
+def _add_resources(pieces: list[bytes], push: Push) -> None:
     for r in push.updated:
         head = r.any_head
         version = wire.text(_VERSION, r.version)
@@ -60,4 +65,3 @@ def _resources(push: Push) -> bytes:
         packed = wire.header(_RESOURCE, len(head) + len(r.body))
         size = len(version) + len(packed) + len(head) + len(r.body) + len(name)
         pieces += (wire.header(_RESOURCES, size), version, packed, head, r.body, name)
-    return b"".join(pieces)

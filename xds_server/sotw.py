@@ -41,28 +41,23 @@ def encode(push: Push, bodies: Bodies | None = None) -> bytes:
     and the type and nonce, so a large set's bytes are taken from ``bodies`` when another
     stream was sent the same version.
     """
+    pieces: list[bytes] = [wire.text(_VERSION, push.version)]
     if push.type_url in PARTIAL_SOTW_TYPES and len(push.updated) < len(push.target):
-        body = _resources(push.updated)  # depends on what this client holds: not shared
+        _add_resources(pieces, push.updated)  # depends on what this client holds: not shared
     elif bodies is not None and len(push.target) >= LARGE:
-        body = bodies.get(("sotw", push.type_url, push.version), lambda: _kept_resources(push))
-    else:
-        body = _resources(r for _, r in sorted(push.target.items()))
-    return b"".join(
-        (
-            wire.text(_VERSION, push.version),
-            body,
-            wire.text(_TYPE_URL, push.type_url),
-            wire.text(_NONCE, push.nonce),
+        pieces.append(
+            bodies.get(("sotw", push.type_url, push.version), lambda: _kept_resources(push))
         )
-    )
+    else:
+        _add_resources(pieces, (r for _, r in sorted(push.target.items())))
+    pieces += (wire.text(_TYPE_URL, push.type_url), wire.text(_NONCE, push.nonce))
+    return b"".join(pieces)
 
 
-def _resources(resources: Iterable[Resource]) -> bytes:
-    pieces: list[bytes] = []
+def _add_resources(pieces: list[bytes], resources: Iterable[Resource]) -> None:
     for r in resources:
         head = r.any_head
         pieces += (wire.header(_RESOURCES, len(head) + len(r.body)), head, r.body)
-    return b"".join(pieces)
 
 
 def _kept_resources(push: Push) -> bytes:
