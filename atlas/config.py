@@ -150,9 +150,10 @@ class EnvoySettings:
     """HTTP/2 initial connection window on the Thanos path (0: Envoy's 256 MiB)."""
     observability_api_type: XdsApiType = "GRPC"
     """How the observability Envoy's bootstrap subscribes: ``GRPC`` (state of the world) or
-    ``DELTA_GRPC``. Beyond a few thousand clusters use delta: under state of the world each
-    change sends it the whole cluster list again (about 15 MB at 10,000 clusters), and a
-    one-cluster change reaches it with a p99 of 17-26 ms instead of 34-106 ms
+    ``DELTA_GRPC``. Beyond a few thousand clusters use delta: under state of the world a
+    cluster added or removed sends it the whole cluster list again (about 15 MB at 10,000
+    clusters); route tables go only when changed either way, and a one-cluster change
+    reaches it with a p99 of 15-44 ms (state of the world) or 16-23 ms (delta)
     (bench/xds_storm.py, docs/BENCHMARKS.md)."""
 
 
