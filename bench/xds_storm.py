@@ -271,6 +271,25 @@ async def run(n: int, protocol: str, procs: int, changes: int) -> dict[str, Any]
     return result
 
 
+@contextlib.contextmanager
+def collector_pauses() -> Iterator[list[float]]:
+    """The cyclic collector's pauses (seconds) while the block runs: each holds the loop."""
+    pauses: list[float] = []
+    began = [0.0]
+
+    def note(phase: str, _: dict[str, int]) -> None:
+        if phase == "start":
+            began[0] = time.perf_counter()
+        else:
+            pauses.append(time.perf_counter() - began[0])
+
+    gc.callbacks.append(note)
+    try:
+        yield pauses
+    finally:
+        gc.callbacks.remove(note)
+
+
 def successor(n: int, bump: int, bundle: bytes, port: int, limit: float, conn: Any) -> None:
     """The replica that takes the fleet over: serves the same snapshots on ``port``, and
     reports how long after the old one began stopping every node was synced with it."""
@@ -287,12 +306,14 @@ def successor(n: int, bump: int, bundle: bytes, port: int, limit: float, conn: A
         conn.send("listening")
         started = await asyncio.to_thread(conn.recv)
         cpu = self_cpu()
-        await Settle(cache, board).wait(nodes, limit, poll=0.05)
+        with collector_pauses() as pauses:
+            await Settle(cache, board).wait(nodes, limit, poll=0.05)
         conn.send(
             {
                 "restart": time.time() - started,
                 "storm_cpu": self_cpu() - cpu,
                 "storm_rss": rss_mb(),
+                "storm_gc_max": max(pauses, default=0.0),
             }
         )
         await asyncio.to_thread(conn.recv)
@@ -327,7 +348,8 @@ def row(r: dict[str, Any]) -> str:
         f"| {r['protocol']} | {r['n'] + 1:,} | {r['connect']:.1f} s | "
         f"{statistics.median(r['one']) * ms:.0f} / {pct(r['one'], 0.99) * ms:.0f} ms | "
         f"{statistics.median(r['all']) * ms:.0f} / {max(r['all']) * ms:.0f} ms | "
-        f"{r['rss']:.0f} MB | {r['restart']:.1f} s | {r['failures_up']} | "
+        f"{r['rss']:.0f} MB | {r['restart']:.1f} s | {r['storm_gc_max'] * ms:.0f} ms | "
+        f"{r['failures_up']} | "
         f"{d['responses']} / {d['resources']} | "
         f"{r['cpu_server']:.0f} s / {r['cpu_swarm']:.0f} s | "
         f"{r['storm_cpu']:.1f} / {r['storm_cpu_swarm']:.1f} / {r['storm_cpu_old']:.1f} s, "
@@ -347,11 +369,12 @@ def main() -> None:
     lines = [
         "| protocol | nodes | cold connect, all synced | one-cluster change → ACK p50 / p99 | "
         "trust bundle → all ACK, median / max | server RSS | restart storm, all synced | "
-        "failed streams (storm) | responses / resources re-sent (storm) | "
+        "longest collector pause (storm) | failed streams (storm) | "
+        "responses / resources re-sent (storm) | "
         "CPU server / swarm (whole run) | storm CPU: new replica / swarm / old replica, "
         "machine busy | new replica's CPU per reconnecting stream | "
         "server CPU per push + ACK (trust bundle, builds excluded) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for protocol in args.protocols.split(","):
         for n in (int(x) for x in args.clients.split(",")):

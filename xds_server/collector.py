@@ -6,9 +6,10 @@ Two habits, both measured (docs/BENCHMARKS.md):
   as it resumes: a build allocates about a million objects that all survive, and the
   collector would otherwise walk them again and again, starting with the first young
   collection after the build.
-* The daemon raises the collector's thresholds (``tune_for_streams``): every stream holds a few
-  dozen objects, and with Python's defaults a fleet reconnecting at once set off a full
-  collection every few hundred streams, each walking every stream opened so far.
+* The daemon sets the collector's thresholds (``tune_for_streams``): every stream holds about
+  124 tracked objects, and with Python's defaults a fleet reconnecting at once set off a full
+  collection every few hundred streams, each walking every stream opened so far; middle
+  collections come often enough that each walks a few thousand streams, not ten thousand.
 """
 
 from __future__ import annotations
@@ -19,11 +20,16 @@ from collections.abc import Iterator
 
 __all__ = ["STREAM_THRESHOLDS", "collector_paused", "tune_for_streams"]
 
-STREAM_THRESHOLDS = (50_000, 20, 100)
-"""Allocations before a young collection, and young (then middle) collections before an
-older one; Python's are (700, 10, 10). A 10,000-stream reconnect storm: 12.4-14.2 s of the
-new replica's CPU with Python's, 9.4 s with these (bench/xds_storm.py). The cost is cyclic
-garbage living a little longer: at most about 50,000 objects between young collections."""
+STREAM_THRESHOLDS = (50_000, 5, 400)
+"""Allocations before a young collection, young collections before a middle one, middle ones
+before an old one; Python's are (700, 10, 10). A 10,000-stream reconnect storm: 12.4-14.2 s
+of the new replica's CPU with Python's, 9.4 s with (50,000, 20, 100). Every stream leaves
+about 124 tracked objects (most of them gRPC's and asyncio's), which a middle collection
+walks once: with a middle one every 20 young, the storm's came at about 9,000 streams and
+held the event loop (DNS, every other stream) for 450-490 ms; every 5, three of them take
+about 150 ms each (bench/xds_storm.py reports the longest). Old collections stay as rare,
+every 2,000 young ones. The cost is cyclic garbage living a little longer: at most about
+50,000 objects between young collections."""
 
 
 def tune_for_streams() -> None:
