@@ -224,7 +224,7 @@ class Envoy(Process):
             return str(response.read().decode())
 
     def route_versions(self) -> dict[str, str]:
-        """Per route table Envoy holds, the version of the response that brought it."""
+        """Per route table Envoy holds, the version of the response that last changed it."""
         dump = json.loads(self.admin_get("/config_dump?resource=dynamic_route_configs"))
         return {c["route_config"]["name"]: c["version_info"] for c in dump.get("configs", [])}
 

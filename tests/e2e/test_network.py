@@ -396,7 +396,7 @@ class TableChange:
 
     tables: frozenset[str]
     changed: frozenset[str]
-    """Tables whose version (the one of the response that brought them) moved."""
+    """Tables whose version (that of the response that last changed them) moved."""
     delivered: frozenset[str]
     """Tables whose RDS subscription was handed an update (``update_attempt``)."""
     emptied: frozenset[str]
