@@ -233,6 +233,27 @@ def test_sotw_reconnect_with_current_version_gets_nothing() -> None:
     assert again.pushes(snap) == []
 
 
+def test_sotw_reconnect_holding_some_route_tables_is_judged_by_those() -> None:
+    """The version Envoy reports covers the names it asks for: all of them (the snapshot's
+    own version) or a part (summed from those)."""
+    snap = snapshots()["atlas"]
+    sent = subscribe_all(sotw(), snap)
+    some = tuple(sorted(snap.of(ROUTE)))[:2]
+    part = content_version(snap.of(ROUTE)[n] for n in some)
+
+    def reconnect(names: tuple[str, ...], version: str) -> list[Push]:
+        again = sotw()
+        again.receive(Request(CLUSTER, names=(), version_info=sent[CLUSTER].version), snap)
+        again.receive(Request(LISTENER, names=(), version_info=sent[LISTENER].version), snap)
+        again.receive(Request(ROUTE, names=names, version_info=version), snap)
+        return again.pushes(snap)
+
+    assert reconnect(some, part) == []
+    (routes,) = reconnect(some, sent[ROUTE].version)  # the whole set's: not what it holds
+    assert sorted(routes.target) == list(some)
+    assert reconnect(tuple(snap.of(ROUTE)), sent[ROUTE].version) == []
+
+
 def test_delta_reconnect_with_initial_resource_versions_gets_only_the_difference() -> None:
     snap = snapshots()["atlas"]
     state = StreamState("atlas", StatusBoard(), "delta")
