@@ -267,8 +267,11 @@ func (c *client) stream(ctx context.Context, drop <-chan struct{}) bool {
 		grpc.WithInsecure(),
 		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
 			if atomic.AddInt32(&dials, 1) > 1 {
-				<-streamCtx.Done()
-				return nil, streamCtx.Err()
+				select { // until this attempt ends, or grpc-go gives the dial up
+				case <-streamCtx.Done():
+				case <-ctx.Done():
+				}
+				return nil, context.Canceled
 			}
 			return dialer.DialContext(ctx, "tcp", addr)
 		}),
