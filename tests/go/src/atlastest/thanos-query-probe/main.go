@@ -10,6 +10,7 @@
 //     the SRV port: net.JoinHostPort(rec.Target, port);
 //   - grpc-go dials that string as it is, so the :authority is "<target>.:<port>";
 //     MaxCallRecvMsgSize(math.MaxInt32), insecure transport, no client keepalive.
+//
 // The only difference: Thanos's resolv.conf names the DNS server on port 53; here -dns names
 // Atlas's DNS address and port, and the target's A lookup (done by Go's resolver when grpc-go
 // dials) is sent there too, as CoreDNS's forward stanza would.

@@ -54,7 +54,7 @@ func main() {
 			labels[parts[0]] = parts[1]
 		}
 	}
-	const minTime, maxTime = 0, 1<<62
+	const minTime, maxTime = 0, 1 << 62
 	info := thanoswire.InfoResponse(labels, "sidecar", minTime, maxTime)
 	storeInfo := thanoswire.StoreInfoResponse(labels, minTime, maxTime)
 	chunk := make([]byte, *chunkBytes)
