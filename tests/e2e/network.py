@@ -376,20 +376,12 @@ class AtlasNetwork:
         for name, last in stubs:
             self.webs[name] = WebStub(self.ip(last), self.web_port, name)
         self.start_atlas()
-        self.start_envoy(
-            "atlas",
-            self.obs_ip,
-            (self.atlas_ip, self.ads_port),
-            OBSERVABILITY_URI,
-            "bootstrap-observability",
-        )
+        self.start_observability_envoy()
         for name in ("east", "west"):
             self.start_cluster_envoy(name)
 
-    def restart_observability_envoy(self, runtime: dict[str, Any] | None = None) -> Envoy:
-        """The observability Envoy stopped and started again (its listeners on the same
-        addresses), with ``runtime`` flags if given."""
-        self.envoys.pop("atlas").stop()
+    def start_observability_envoy(self, runtime: dict[str, Any] | None = None) -> Envoy:
+        """The observability Envoy, with ``runtime`` flags if given."""
         return self.start_envoy(
             "atlas",
             self.obs_ip,
@@ -398,6 +390,12 @@ class AtlasNetwork:
             "bootstrap-observability",
             runtime,
         )
+
+    def restart_observability_envoy(self, runtime: dict[str, Any] | None = None) -> Envoy:
+        """The observability Envoy stopped and started again (its listeners on the same
+        addresses), with ``runtime`` flags if given."""
+        self.envoys.pop("atlas").stop()
+        return self.start_observability_envoy(runtime)
 
     def start_cluster_envoy(self, name: str) -> Envoy:
         """The cluster's Envoy, with the bootstrap credential Atlas's store holds for it (what

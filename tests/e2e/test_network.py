@@ -436,9 +436,11 @@ def _one_table_changes(network: AtlasNetwork, envoy: Envoy) -> TableChange:
         assert http(network.obs_ip, network.obs_ports["prometheus_ui"], path)[0] == 200
         node = next(n for n in network.status()["nodes"] if n["node"] == "atlas")
         assert node["last_nack"] is None and node["acked"]["route"] == node["sent"]["route"]
-        grew = lambda counter, was: frozenset(  # noqa: E731
-            t for t, n in _rds_counter(envoy, counter).items() if n > was.get(t, 0)
-        )
+
+        def grew(counter: str, was: dict[str, int]) -> frozenset[str]:
+            now = _rds_counter(envoy, counter)
+            return frozenset(t for t, n in now.items() if n > was.get(t, 0))
+
         change = TableChange(
             frozenset(before),
             frozenset(n for n in after if after[n] != before[n]),
