@@ -6,12 +6,23 @@ Each field carries a docstring saying why it has its value. Chart values use the
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import timedelta
-from typing import Any, Final, Literal, TypeVar, get_args, get_origin, get_type_hints
+from typing import (
+    Annotated,
+    Any,
+    Final,
+    Literal,
+    TypeVar,
+    get_args,
+    get_origin,
+    get_type_hints,
+)
 
 from atlas.errors import ConfigError
+from atlas.names import is_dns_label, is_hostname, is_ip
 
 __all__ = [
     "ACCESS_LOG_ALL",
@@ -31,10 +42,58 @@ __all__ = [
     "PKISettings",
     "Settings",
     "WatchSettings",
+    "check_settings",
     "settings_from_mapping",
 ]
 
 _T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class Range:
+    """What a number setting allows, declared on its type (``Annotated[int, Range(...)]``)
+    so the loader checks every field the same way and the message says what is allowed."""
+
+    low: float | None = None
+    high: float | None = None
+    exclusive_low: bool = False
+    """``low`` itself is not allowed (a positive interval: more than 0)."""
+    zero_means: str = ""
+    """0 is allowed outside the range and means this (``0: none``)."""
+
+    def allows(self, value: float) -> bool:
+        if self.zero_means and value == 0:
+            return True
+        if self.low is not None and (
+            value < self.low or (self.exclusive_low and value == self.low)
+        ):
+            return False
+        return self.high is None or value <= self.high
+
+    def describe(self, unit: str) -> str:
+        if self.low is not None and self.high is not None:
+            text = f"{unit} {_num(self.low)}..{_num(self.high)}"
+        elif self.low is not None:
+            text = f"{unit} {'>' if self.exclusive_low else '>='} {_num(self.low)}"
+        else:
+            text = unit
+        return f"{text} (or 0: {self.zero_means})" if self.zero_means else text
+
+
+def _num(value: float) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+Port = Annotated[int, Range(1, 65535)]
+"""A TCP port a listener binds."""
+Seconds = Annotated[float, Range(0, exclusive_low=True)]
+"""An interval or timeout: more than 0 (0 would be a busy loop or no wait at all)."""
+Rate = Annotated[float, Range(0, exclusive_low=True)]
+"""Per second: more than 0."""
+Count = Annotated[int, Range(1)]
+"""A limit that must let at least one through."""
+TTL = Annotated[int, Range(0, 2**31 - 1)]
+"""A DNS TTL: RFC 2181 allows 0..2^31-1 seconds."""
 
 DEFAULT_NAMESPACE = "monitoring"
 """The Atlas namespace, as in goatlas.io/atlas."""
@@ -50,15 +109,15 @@ DEFAULT_ADS_PORT = 18000
 class ObservabilityPorts:
     """Listener ports of the observability Envoy (node ``atlas``)."""
 
-    ads: int = 10900
+    ads: Port = 10900
     """Downstream Envoys' ADS connections, TLS passed through to Atlas."""
-    thanos: int = 10901
+    thanos: Port = 10901
     """Thanos StoreAPI from Thanos Query (h2c), routed by ``:authority``."""
-    alertmanager_ui: int = 10902
+    alertmanager_ui: Port = 10902
     """``/am/<cluster>/`` to that downstream's Alertmanager UI."""
-    alert_intake: int = 10903
+    alert_intake: Port = 10903
     """Alerts from downstream Prometheus (mTLS) to local Alertmanager replica N."""
-    prometheus_ui: int = 10904
+    prometheus_ui: Port = 10904
     """``/prom/<cluster>/`` to that downstream's Prometheus UI."""
 
 
@@ -66,13 +125,13 @@ class ObservabilityPorts:
 class DownstreamPorts:
     """Listener ports of every downstream Envoy (node ``<cluster>``)."""
 
-    thanos: int = 11901
+    thanos: Port = 11901
     """mTLS from the observability Envoy to the local Thanos sidecar."""
-    alertmanager: int = 11902
+    alertmanager: Port = 11902
     """mTLS to the local Alertmanager web UI."""
-    alert_relay: int = 11903
+    alert_relay: Port = 11903
     """Plain, in-cluster: local Prometheus sends alerts here, relayed over mTLS."""
-    prometheus: int = 11904
+    prometheus: Port = 11904
     """mTLS to the local Prometheus web UI."""
 
 
@@ -93,8 +152,8 @@ class NetworkSettings:
     """Where downstream Envoys reach the observability Envoy (alert relay to 10903)."""
     control_plane_address: str = "127.0.0.1"
     """Where the observability Envoy reaches Atlas's gRPC port (10900 passes TLS through)."""
-    control_plane_port: int = DEFAULT_ADS_PORT
-    connect_timeout: float = 2.0
+    control_plane_port: Port = DEFAULT_ADS_PORT
+    connect_timeout: Seconds = 2.0
     """Seconds; cross-cluster dials fail fast so a dead cluster does not stall queries."""
 
 
@@ -115,38 +174,38 @@ class EnvoySettings:
     such as NR no route, a gRPC call not ending OK); ``all``: every request; ``off``."""
     admin_address: str = "127.0.0.1"
     """Envoy's admin interface: loopback, as it can change the proxy's state."""
-    admin_port: int = 9901
-    metrics_port: int = 9902
+    admin_port: Port = 9901
+    metrics_port: Annotated[int, Range(1, 65535, zero_means="none")] = 9902
     """All addresses, ``/stats/prometheus`` and ``/ready`` only (scrapes and probes); 0: none."""
     cert_dir: str = "/etc/envoy/atlas"
     """Where the chart mounts the bootstrap credential in the Envoy pod."""
-    peer_connections: int = 20_000
+    peer_connections: Count = 20_000
     """Per listener of the observability Envoy that downstream Envoys connect to (the ADS
     entry, the alert intake): one or two per cluster, with room for 10,000 clusters."""
-    client_connections: int = 4_096
+    client_connections: Count = 4_096
     """Per listener that clients in the observability cluster use (Thanos Query, the UIs)."""
-    max_downstream_connections: int = 50_000
+    max_downstream_connections: Count = 50_000
     """The observability Envoy's overload manager: connections on all listeners together."""
-    max_heap_bytes: int = 0
+    max_heap_bytes: Annotated[int, Range(1 << 20, zero_means="not watched")] = 0
     """The overload manager's heap limit (0: not watched). Set it to about 80 % of the pod's
     memory limit: at 90 % Envoy frees memory, at 95 % it stops keep-alive and at 98 % it
     answers 503 rather than being killed for memory."""
-    max_request_headers_kb: int = 32
+    max_request_headers_kb: Annotated[int, Range(1, 8192)] = 32
     """Request headers larger than this are refused (431): far above what Thanos, Prometheus,
     Alertmanager and browsers send, far below what would let one request hog memory."""
-    request_headers_timeout: float = 10.0
+    request_headers_timeout: Seconds = 10.0
     """Seconds a client has to send its request headers (a slow-loris client is cut off)."""
-    ui_request_timeout: float = 300.0
+    ui_request_timeout: Seconds = 300.0
     """Seconds a UI request may take in all (the longest Prometheus query worth waiting for);
     Thanos StoreAPI streams have none, alerts 30 s."""
-    idle_timeout: float = 300.0
+    idle_timeout: Seconds = 300.0
     """Seconds an HTTP connection may stay idle before Envoy closes it."""
-    stream_buffer_bytes: int = 0
+    stream_buffer_bytes: Annotated[int, Range(1024, zero_means="Envoy's 1 MiB")] = 0
     """Per-connection buffer on the Thanos path (0: Envoy's 1 MiB): both Envoys' StoreAPI
     listeners and upstreams. It bounds what one hop has in flight (docs/BENCHMARKS.md)."""
-    http2_stream_window: int = 0
+    http2_stream_window: Annotated[int, Range(65535, 2**31 - 1, zero_means="Envoy's")] = 0
     """HTTP/2 initial stream window on the Thanos path (0: Envoy's 256 MiB)."""
-    http2_connection_window: int = 0
+    http2_connection_window: Annotated[int, Range(65535, 2**31 - 1, zero_means="Envoy's")] = 0
     """HTTP/2 initial connection window on the Thanos path (0: Envoy's 256 MiB)."""
     observability_api_type: XdsApiType = "GRPC"
     """How the observability Envoy's bootstrap subscribes: ``GRPC`` (state of the world) or
@@ -162,20 +221,20 @@ class AdsSettings:
     """What one downstream identity may ask of Atlas's gRPC port: enough for any Envoy, too
     little for one misbehaving cluster to slow the others (``xds_server.admission``)."""
 
-    streams_per_node: int = 3
+    streams_per_node: Count = 3
     """An Envoy holds one ADS stream; a reconnect may briefly overlap the one it replaces."""
-    streams_per_observability_node: int = 16
+    streams_per_observability_node: Count = 16
     """Every replica of the observability Envoy connects as the same node."""
-    requests_per_second: float = 20.0
+    requests_per_second: Rate = 20.0
     """Sustained requests per stream; an Envoy sends a handful per change."""
-    request_burst: int = 200
+    request_burst: Count = 200
     """Requests a stream may send at once (a reconnecting Envoy subscribes to every type)."""
-    throttled_for: float = 10.0
+    throttled_for: Seconds = 10.0
     """Seconds a stream may stay over its rate (slowed down) before it is ended."""
-    max_request_bytes: int = 8 * 1024 * 1024
+    max_request_bytes: Annotated[int, Range(4096)] = 8 * 1024 * 1024
     """Largest request: a delta reconnect of the observability Envoy at 10,000 clusters lists
     every resource it holds, about 2 MB."""
-    max_streams_per_connection: int = 8
+    max_streams_per_connection: Count = 8
     """HTTP/2 streams one connection may hold open."""
 
 
@@ -183,7 +242,7 @@ class AdsSettings:
 class PKISettings:
     """Key types and certificate lifetimes."""
 
-    key_type: str = "ecdsa"
+    key_type: Literal["ecdsa", "rsa"] = "ecdsa"
     """``ecdsa`` (P-256, small and fast handshakes) or ``rsa`` (3072 bits)."""
     ca_lifetime: timedelta = timedelta(days=3650)
     """Long: rotating the CA is deliberate (``atlas ca rotate``)."""
@@ -197,9 +256,9 @@ class PKISettings:
 class DNSSettings:
     """The authoritative zone ``atlas.`` (names are fixed: see ``dns_server.zone``)."""
 
-    ttl: int = 30
+    ttl: TTL = 30
     """Seconds; short so a removed cluster leaves resolvers' caches quickly."""
-    negative_ttl: int = 5
+    negative_ttl: TTL = 5
     """SOA minimum: how long resolvers cache NXDOMAIN/NODATA."""
 
 
@@ -208,11 +267,11 @@ class LeaseSettings:
     """Leader election (``coordination.k8s.io/v1`` Lease) among Atlas replicas."""
 
     name: str = "atlas"
-    lease_duration: float = 15.0
+    lease_duration: Seconds = 15.0
     """Seconds others wait after the holder's last renewal before taking over."""
-    renew_deadline: float = 10.0
+    renew_deadline: Seconds = 10.0
     """A holder that could not renew for this long stops writing (shorter than the duration)."""
-    retry_period: float = 2.0
+    retry_period: Seconds = 2.0
     """How often the holder renews and the others try."""
 
 
@@ -220,15 +279,15 @@ class LeaseSettings:
 class WatchSettings:
     """Kubernetes list/watch behaviour."""
 
-    watch_timeout: int = 240
+    watch_timeout: Annotated[int, Range(1)] = 240
     """Seconds a watch stays open server-side; shorter than proxies' idle cut-offs."""
-    backoff_initial: float = 0.2
+    backoff_initial: Seconds = 0.2
     """First retry quickly: most failures are a restarting API server."""
-    backoff_max: float = 10.0
+    backoff_max: Seconds = 10.0
     """Never wait longer than this between attempts."""
-    jitter: float = 0.5
+    jitter: Annotated[float, Range(0, 1)] = 0.5
     """Up to this fraction is added at random, so replicas do not retry in lockstep."""
-    reconcile_interval: float = 5.0
+    reconcile_interval: Seconds = 5.0
     """Seconds between the leader's passes over Events, values Secrets and CA rotation."""
 
 
@@ -251,7 +310,7 @@ class Settings:
     """Labels of the observability Envoy Service, whose ClusterIP(s) DNS answers."""
     lease: LeaseSettings = field(default_factory=LeaseSettings)
     watch: WatchSettings = field(default_factory=WatchSettings)
-    poll_interval: float = 0.25
+    poll_interval: Annotated[float, Range(0.01)] = 0.25
     """Seconds between scans of a manifests directory: well inside the 1 s delivery promise."""
 
     def __hash__(self) -> int:
@@ -264,49 +323,172 @@ class Settings:
         return cached
 
 
-def settings_from_mapping(data: Mapping[str, Any], *, source: str = "config") -> Settings:
+def settings_from_mapping(data: Any, *, source: str = "config") -> Settings:
     """Settings from a YAML/JSON mapping with the field names above (durations in seconds).
 
-    Unknown keys and wrong types are errors naming the key, so a typo is never ignored.
+    Every field is checked against its declared range or choices, then the fields against
+    each other (``check_settings``). Every message has one shape, ``<source>: <key.path>:
+    <value>: <what is allowed>``, so a typo is never ignored and never a traceback.
     """
-    return _build(Settings, data, source)
+    settings = _build(Settings, data, source, "")
+    check_settings(settings, source=source)
+    return settings
 
 
-def _build(cls: type[_T], data: Any, path: str) -> _T:
+def check_settings(settings: Settings, *, source: str = "settings") -> None:
+    """What no single field can say: each proxy binds every port once, the lease's timings
+    nest, names are names. ``atlas serve`` runs it again after the flags are applied."""
+    problems = _cross_field_problems(settings)
+    if problems:
+        raise ConfigError("; ".join(f"{source}: {p}" for p in problems))
+
+
+def _cross_field_problems(s: Settings) -> list[str]:
+    problems: list[str] = []
+    envoy = s.envoy
+    shared = {"envoy.admin_port": envoy.admin_port}
+    if envoy.metrics_port:
+        shared["envoy.metrics_port"] = envoy.metrics_port
+    for prefix, ports in (
+        ("observability_ports", s.observability_ports),
+        ("downstream_ports", s.downstream_ports),
+    ):
+        proxy = "observability" if prefix.startswith("obs") else "downstream"
+        taken: dict[int, str] = {}
+        named = {f"{prefix}.{f.name}": getattr(ports, f.name) for f in fields(ports)}
+        for key, port in {**named, **shared}.items():
+            if port in taken:
+                problems.append(
+                    f"{key}: {port}: already the port of {taken[port]}; every listener of the "
+                    f"{proxy} Envoy needs a port of its own"
+                )
+            else:
+                taken[port] = key
+    lease = s.lease
+    if lease.renew_deadline >= lease.lease_duration:
+        problems.append(
+            f"lease.renew_deadline: {_num(lease.renew_deadline)}: must be less than "
+            f"lease.lease_duration ({_num(lease.lease_duration)}), or two replicas may both lead"
+        )
+    if lease.retry_period >= lease.renew_deadline:
+        problems.append(
+            f"lease.retry_period: {_num(lease.retry_period)}: must be less than "
+            f"lease.renew_deadline ({_num(lease.renew_deadline)}), or a renewal can never retry"
+        )
+    if s.watch.backoff_initial > s.watch.backoff_max:
+        problems.append(
+            f"watch.backoff_initial: {_num(s.watch.backoff_initial)}: must not exceed "
+            f"watch.backoff_max ({_num(s.watch.backoff_max)})"
+        )
+    if s.pki.leaf_lifetime >= s.pki.ca_lifetime:
+        problems.append(
+            f"pki.leaf_lifetime: {_seconds(s.pki.leaf_lifetime)}: must be shorter than "
+            f"pki.ca_lifetime ({_seconds(s.pki.ca_lifetime)})"
+        )
+    if s.pki.bootstrap_lifetime > s.pki.ca_lifetime:
+        problems.append(
+            f"pki.bootstrap_lifetime: {_seconds(s.pki.bootstrap_lifetime)}: must not exceed "
+            f"pki.ca_lifetime ({_seconds(s.pki.ca_lifetime)})"
+        )
+    for key, value in (("namespace", s.namespace), ("observability_node", s.observability_node)):
+        if not is_dns_label(value):
+            problems.append(f"{key}: {value!r}: must be a DNS-1123 label (a-z, 0-9, '-')")
+    net = s.network
+    if not is_ip(net.observability_listen_address):
+        problems.append(
+            f"network.observability_listen_address: {net.observability_listen_address!r}: "
+            "must be an IP address (0.0.0.0 for all)"
+        )
+    if net.downstream_listen_address != BIND_ENVOY_ADDRESS and not is_ip(
+        net.downstream_listen_address
+    ):
+        problems.append(
+            f"network.downstream_listen_address: {net.downstream_listen_address!r}: must be an "
+            f"IP address or {BIND_ENVOY_ADDRESS!r}"
+        )
+    for key, value in (
+        ("network.observability_address", net.observability_address),
+        ("network.control_plane_address", net.control_plane_address),
+        ("envoy.admin_address", envoy.admin_address),
+    ):
+        if not is_ip(value) and not is_hostname(value):
+            problems.append(f"{key}: {value!r}: must be an IP address or a DNS name")
+    for key, selector in (
+        ("alertmanager_selector", s.alertmanager_selector),
+        ("envoy_selector", s.envoy_selector),
+    ):
+        bad = [t for t in selector.split(",") if t.strip() and "=" not in t]
+        if bad:
+            problems.append(f"{key}: {selector!r}: must be key=value terms joined by commas")
+    return problems
+
+
+def _seconds(value: timedelta) -> str:
+    return f"{_num(value.total_seconds())} s"
+
+
+def _build(cls: type[_T], data: Any, source: str, path: str) -> _T:
+    where = f"{source}: {path}" if path else source
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{path}: must be a mapping")
+        raise ConfigError(f"{where}: {_shown(data)}: must be a mapping of settings")
     known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
-    hints = get_type_hints(cls)
+    hints = get_type_hints(cls, include_extras=True)
     values: dict[str, Any] = {}
     for key, raw in data.items():
+        key_path = f"{path}.{key}" if path else str(key)
         if key not in known:
-            raise ConfigError(f"{path}.{key}: unknown setting (known: {', '.join(sorted(known))})")
-        values[key] = _value(hints[key], raw, f"{path}.{key}")
+            raise ConfigError(f"{source}: {key_path}: unknown setting{_did_you_mean(key, known)}")
+        values[key] = _value(hints[key], raw, source, key_path)
     return cls(**values)
 
 
-def _value(hint: Any, raw: Any, path: str) -> Any:
+def _did_you_mean(key: Any, known: Mapping[str, Any]) -> str:
+    close = difflib.get_close_matches(str(key), list(known), n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f" ({hint}known: {', '.join(sorted(known))})"
+
+
+def _shown(raw: Any) -> str:
+    text = repr(raw) if isinstance(raw, str) else str(raw)
+    return text if len(text) <= 60 else text[:60] + "…"
+
+
+def _value(hint: Any, raw: Any, source: str, path: str) -> Any:
+    limits: Range | None = None
+    if get_origin(hint) is Annotated:
+        hint, *extras = get_args(hint)
+        limits = next((e for e in extras if isinstance(e, Range)), None)
     if is_dataclass(hint) and isinstance(hint, type):
-        return _build(hint, raw, path)
+        return _build(hint, raw, source, path)
+
+    def fail(allowed: str) -> ConfigError:
+        return ConfigError(f"{source}: {path}: {_shown(raw)}: {allowed}")
+
     if get_origin(hint) is Literal:
         choices = get_args(hint)
         if raw not in choices:
-            raise ConfigError(f"{path}: must be one of {', '.join(map(str, choices))}")
+            raise fail(f"must be one of {', '.join(map(str, choices))}")
         return raw
     if hint is timedelta:
         if isinstance(raw, bool) or not isinstance(raw, int | float) or raw <= 0:
-            raise ConfigError(f"{path}: must be a positive number of seconds")
+            raise fail("must be a number of seconds > 0")
         return timedelta(seconds=raw)
     if hint is float:
+        unit = "a number"
         if isinstance(raw, bool) or not isinstance(raw, int | float):
-            raise ConfigError(f"{path}: must be a number")
-        return float(raw)
-    if hint is int:
+            raise fail(f"must be {limits.describe(unit) if limits else unit}")
+        value: float = float(raw)
+    elif hint is int:
+        unit = "a whole number"
         if isinstance(raw, bool) or not isinstance(raw, int):
-            raise ConfigError(f"{path}: must be a whole number")
-        return raw
-    if hint is str:
+            raise fail(f"must be {limits.describe(unit) if limits else unit}")
+        value = raw
+    elif hint is str:
         if not isinstance(raw, str):
-            raise ConfigError(f"{path}: must be a string")
+            raise fail("must be a string")
         return raw
-    raise ConfigError(f"{path}: unsupported setting type")
+    else:
+        raise fail("unsupported setting type")
+    if limits is not None and not limits.allows(value):
+        raise fail(f"must be {limits.describe(unit)}")
+    return value

@@ -19,7 +19,7 @@ from prometheus_client import REGISTRY
 from atlas import metrics
 from atlas.admission import MemberAdmission
 from atlas.config import Settings
-from atlas.errors import AtlasError
+from atlas.errors import AtlasError, ListenError, ManifestError
 from atlas.health import NodeMetrics, liveness, readiness, status_document
 from atlas.http_status import start_http
 from atlas.identities import NodeIdentities
@@ -85,10 +85,12 @@ class ServeOptions:
 
 
 class TopologyLog:
-    """Logs each new topology and each newly rejected object, once."""
+    """Logs each new topology, and each rejected object and warning once: when it appears
+    (with its reason) and when it is gone. A source re-reads every poll; the log does not."""
 
     def __init__(self) -> None:
         self._reported: set[str] = set()
+        self._warned: set[str] = set()
         self._last_topology: object = None
 
     def __call__(self, state: SourceState) -> None:
@@ -98,6 +100,16 @@ class TopologyLog:
         for message in sorted(self._reported - current):
             log.info("resolved: %s", message)
         self._reported = current
+        warned = set(state.warnings)
+        for message in sorted(warned - self._warned):
+            log.warning("%s", message)
+        self._warned = warned
+        counts = dict.fromkeys(metrics.REJECTED_KINDS, 0)
+        for err in state.errors:
+            kind = err.kind if isinstance(err, ManifestError) else "file"
+            counts[kind] = counts.get(kind, 0) + 1
+        for kind, count in counts.items():
+            metrics.REJECTED_OBJECTS.labels(kind).set(count)
         if state.topology != self._last_topology:
             self._last_topology = state.topology
             clusters = ", ".join(f"{c.name}x{c.replicas}" for c in state.topology.clusters)
@@ -113,6 +125,14 @@ class TopologyLog:
 def _split_hostport(value: str) -> tuple[str, int]:
     host, _, port = value.rpartition(":")
     return host.strip("[]"), int(port)
+
+
+def _bind_reason(err: BaseException) -> str:
+    """Why a listen failed, in the operator's words: the OS's reason, or gRPC's (which says
+    only that it failed; an address in use is by far the most common cause)."""
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror.lower()
+    return "address already in use, or not an address of this host"
 
 
 class Atlas:
@@ -318,7 +338,11 @@ class Atlas:
         if self.reconciler.rotate_ca_if_requested():
             self._poke_from_thread()
         self.reconciler.events(state.errors, services)
-        self.reconciler.values(state.topology.cluster_names, secrets)
+        self.reconciler.values(
+            state.topology.cluster_names,
+            secrets,
+            alertmanager_replicas=state.topology.alertmanager_replicas,
+        )
 
     def _poke_from_thread(self) -> None:
         if self._loop is not None:
@@ -335,6 +359,10 @@ class Atlas:
     def request_stop(self) -> None:
         self._stopping.set()
 
+    def http_serving(self) -> bool:
+        """The HTTP endpoint accepts connections (or is switched off)."""
+        return self._http is None or self._http.is_serving()
+
     async def _watch_servers(self) -> None:
         """ADS, DNS and HTTP must keep serving: a replica that lost one must not linger."""
         while True:
@@ -342,7 +370,7 @@ class Atlas:
             lost = []
             if not self.dns.serving():
                 lost.append("DNS")
-            if self._http is not None and not self._http.is_serving():
+            if not self.http_serving():
                 lost.append("HTTP")
             if lost:
                 raise RuntimeError(f"{' and '.join(lost)} stopped serving")
@@ -382,26 +410,36 @@ class Atlas:
             ),
         )
         tls = TLSMaterial(self._control_plane_tls) if opts.ads_tls else None
-        self._grpc, self.ads_port = await start_server(
-            self._servicer,
-            opts.ads_listen,
-            tls=tls,
-            options=ServerOptions(
-                max_receive_bytes=ads.max_request_bytes,
-                max_concurrent_streams=ads.max_streams_per_connection,
-            ),
-        )
+        try:
+            self._grpc, self.ads_port = await start_server(
+                self._servicer,
+                opts.ads_listen,
+                tls=tls,
+                options=ServerOptions(
+                    max_receive_bytes=ads.max_request_bytes,
+                    max_concurrent_streams=ads.max_streams_per_connection,
+                ),
+            )
+        except RuntimeError as err:  # grpc's "Failed to bind to address"
+            raise ListenError("ADS (gRPC)", opts.ads_listen, _bind_reason(err)) from None
         if opts.http_listen:
             host, port = _split_hostport(opts.http_listen)
-            self._http = await start_http(
-                host,
-                port,
-                status=self.status,
-                live=lambda: liveness(self),
-                ready=lambda: readiness(self),
-            )
+            try:
+                self._http = await start_http(
+                    host,
+                    port,
+                    status=self.status,
+                    live=lambda: liveness(self),
+                    ready=lambda: readiness(self),
+                )
+            except OSError as err:
+                raise ListenError("HTTP", opts.http_listen, _bind_reason(err)) from None
             self.http_port = self._http.sockets[0].getsockname()[1]
-        self.dns_ports = [await self.dns.start(*_split_hostport(a)) for a in opts.dns_listen]
+        for address in opts.dns_listen:
+            try:
+                self.dns_ports.append(await self.dns.start(*_split_hostport(address)))
+            except OSError as err:
+                raise ListenError("DNS (UDP and TCP)", address, _bind_reason(err)) from None
         sup.start(
             "publisher",
             self.publisher.run,
@@ -471,7 +509,11 @@ def run(options: ServeOptions) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, atlas.request_stop)
-        await atlas.start()
+        try:
+            await atlas.start()
+        except BaseException:
+            await atlas.stop()  # what did start is stopped: no traceback from a closed loop
+            raise
         await atlas.wait_stopping()
         await atlas.stop()
         log.info("stopped (exit %d)", atlas.exit_code)

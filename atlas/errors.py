@@ -5,7 +5,9 @@
     AtlasError
     ├── ConfigError            bad configuration or command-line input
     │   └── ManifestError      one Kubernetes object (Service/Secret) is invalid
+    │       └── DuplicateCluster   a second definition of a cluster, ignored
     ├── SourceError            a source (file, directory) could not be read
+    ├── ListenError            a server could not listen on its address (in use, not local)
     ├── WatchError             a watch broke; the watcher reconnects
     │   └── ResourceExpired    410 Gone: the watcher lists again
     ├── SnapshotInconsistent   a snapshot references a missing resource
@@ -20,6 +22,8 @@ from __future__ import annotations
 __all__ = [
     "AtlasError",
     "ConfigError",
+    "DuplicateCluster",
+    "ListenError",
     "ManifestError",
     "PKIError",
     "ResourceExpired",
@@ -38,18 +42,63 @@ class ConfigError(AtlasError):
 
 
 class ManifestError(ConfigError):
-    """One object is invalid: names the object, the field and the reason.
+    """One object is invalid: names the object, every bad field and its reason.
 
     ``obj`` is ``namespace/name`` (or ``<file>#<doc>`` when the object has no usable name),
-    ``field`` a JSON-path-like field (``metadata.labels[goatlas.io/replicas]``).
+    ``field`` a JSON-path-like field (``metadata.labels[goatlas.io/replicas]``) and ``reason``
+    why; ``problems`` holds every (field, reason) found, the first of them those two.
+    ``origin`` names where the object was read (a file and document index in directory mode)
+    and ``keeping`` says that the cluster's last good definition stays in force meanwhile.
     """
 
-    def __init__(self, obj: str, field: str, reason: str, *, kind: str = "Service") -> None:
+    def __init__(
+        self,
+        obj: str,
+        field: str,
+        reason: str,
+        *,
+        kind: str = "Service",
+        origin: str = "",
+        more: tuple[tuple[str, str], ...] = (),
+        keeping: bool = False,
+    ) -> None:
         self.obj = obj
         self.field = field
         self.reason = reason
         self.kind = kind
-        super().__init__(f"{kind} {obj}: {field}: {reason}")
+        self.origin = origin
+        self.problems: tuple[tuple[str, str], ...] = ((field, reason), *more)
+        self.keeping = keeping
+        where = f"{origin}: " if origin else ""
+        body = "; ".join(f"{f}: {r}" for f, r in self.problems)
+        tail = (
+            " (its last good definition stays in force until fixed or deleted)" if keeping else ""
+        )
+        super().__init__(f"{where}{kind} {obj}: {body}{tail}")
+
+    @classmethod
+    def of(cls, errors: list[ManifestError]) -> ManifestError:
+        """Every problem of several errors about one object, in one error."""
+        first = errors[0]
+        more = tuple(p for e in errors for p in e.problems)[1:]
+        return cls(first.obj, first.field, first.reason, kind=first.kind, more=more)
+
+    def but(self, *, origin: str | None = None, keeping: bool | None = None) -> ManifestError:
+        """The same error, read from ``origin`` or with ``keeping`` set."""
+        field, reason = self.problems[0]
+        return type(self)(
+            self.obj,
+            field,
+            reason,
+            kind=self.kind,
+            origin=self.origin if origin is None else origin,
+            more=self.problems[1:],
+            keeping=self.keeping if keeping is None else keeping,
+        )
+
+
+class DuplicateCluster(ManifestError):
+    """A second definition of a cluster that is already defined: it is the one ignored."""
 
 
 class SourceError(AtlasError):
@@ -59,6 +108,14 @@ class SourceError(AtlasError):
         self.source = source
         self.reason = reason
         super().__init__(f"{source}: {reason}")
+
+
+class ListenError(AtlasError):
+    """A server could not listen: names the face, the address and the reason."""
+
+    def __init__(self, face: str, address: str, reason: str) -> None:
+        self.face, self.address, self.reason = face, address, reason
+        super().__init__(f"cannot listen on {address} for {face}: {reason}")
 
 
 class WatchError(AtlasError):

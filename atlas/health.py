@@ -35,15 +35,38 @@ def liveness(atlas: Atlas) -> list[str]:
 
 
 def readiness(atlas: Atlas) -> list[str]:
+    """Why this replica cannot do its job now: each face that cannot answer says so."""
     reasons = liveness(atlas)
     state = atlas.state
-    if state is None or not state.synced:
+    synced = state is not None and state.synced
+    if not synced:
         reasons.append("sources not fully read yet")
     publisher = atlas.publisher
     if publisher.builds == 0:
         reasons.append("no snapshot published yet")
     if publisher.last_error is not None:
         reasons.append(f"last build failed: {publisher.last_error}")
+    reasons += _dns_problems(atlas, synced)
+    if not atlas.http_serving():
+        reasons.append("HTTP listener stopped")
+    return reasons
+
+
+def _dns_problems(atlas: Atlas, synced: bool) -> list[str]:
+    dns = atlas.dns
+    reasons = []
+    if not dns.serving():
+        reasons.append("DNS listener stopped")
+    if dns.last_error is not None:
+        reasons.append(f"DNS zone not built (answering from the previous one): {dns.last_error}")
+    if dns.resolver.last_error is not None:
+        reasons.append(f"DNS answers failing (SERVFAIL sent): {dns.resolver.last_error}")
+    if synced and dns.resolver.synced and not dns.addresses:
+        reasons.append(
+            "DNS: the SRV targets have no A/AAAA record (Thanos cannot dial them): give the "
+            "observability Envoy's IP with --envoy-service-ip, or a Service matching "
+            f"envoy_selector {atlas.options.settings.envoy_selector!r}"
+        )
     return reasons
 
 
@@ -65,6 +88,7 @@ def status_document(atlas: Atlas) -> dict[str, Any]:
             for c in (state.topology.clusters if state else ())
         ],
         "errors": list(state.messages) if state else [],
+        "warnings": list(state.warnings) if state else [],
         "leader": atlas.may_write(),
         "observability_node": atlas.options.settings.observability_node,
         "ca": _ca(atlas),

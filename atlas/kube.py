@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from atlas import metrics
-from atlas.errors import AtlasError
+from atlas.documents import yaml_problem
+from atlas.errors import AtlasError, ConfigError
 
 __all__ = ["Kube", "KubeError", "Outage", "connect", "status_of"]
 
@@ -101,6 +105,25 @@ class Kube:
             self.call(f"create Secret {name}", self.core.create_namespaced_secret, namespace, body)
 
 
+def _load_kubeconfig(path: str, context: str | None, configuration: Any) -> None:
+    if not Path(path).is_file():
+        raise ConfigError(f"--kubeconfig {path}: no such file")
+    try:
+        config.load_kube_config(
+            config_file=path, context=context, client_configuration=configuration
+        )
+    except (config.ConfigException, ValueError, TypeError, OSError) as err:
+        what = f"context {context!r} of {path}" if context else path
+        raise ConfigError(f"--kubeconfig {what}: cannot be used: {_first_line(err)}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"--kubeconfig {path}: not valid YAML: {yaml_problem(err)}") from None
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
 def _reason(err: ApiException) -> str:
     try:
         return str(json.loads(err.body or "{}").get("message", err.reason))
@@ -109,17 +132,25 @@ def _reason(err: ApiException) -> str:
 
 
 def connect(*, kubeconfig: str | None = None, context: str | None = None) -> Kube:
-    """In-cluster configuration when running in a pod, else the kubeconfig."""
+    """In-cluster configuration when running in a pod, else the kubeconfig.
+
+    Raises ConfigError naming what was looked for (the client's own errors are tracebacks
+    several exceptions deep)."""
     configuration = client.Configuration()
-    if kubeconfig is None:
+    if kubeconfig is not None:
+        _load_kubeconfig(kubeconfig, context, configuration)
+    else:
         try:
             config.load_incluster_config(client_configuration=configuration)
         except config.ConfigException:
-            config.load_kube_config(context=context, client_configuration=configuration)
-    else:
-        config.load_kube_config(
-            config_file=kubeconfig, context=context, client_configuration=configuration
-        )
+            default = Path(os.environ.get("KUBECONFIG", "~/.kube/config").split(os.pathsep)[0])
+            if not default.expanduser().is_file():
+                raise ConfigError(
+                    "no Kubernetes configuration: not running in a pod "
+                    "(KUBERNETES_SERVICE_HOST is unset) and no kubeconfig at "
+                    f"{default}; pass --kubeconfig FILE"
+                ) from None
+            _load_kubeconfig(str(default.expanduser()), context, configuration)
     # No retries inside the client: every caller retries with its own backoff, and urllib3's
     # retries each log a warning, three per failed call during an API server outage.
     configuration.retries = 0

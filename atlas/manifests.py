@@ -6,13 +6,14 @@ object never hides the others: ``parse_services`` returns the valid clusters *an
 
 from __future__ import annotations
 
+import difflib
 import functools
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from atlas.config import DEFAULT_NAMESPACE, DEFAULT_OBSERVABILITY_NODE
-from atlas.errors import ManifestError
+from atlas.errors import DuplicateCluster, ManifestError
 from atlas.model import (
     ALERTMANAGER_POD_SELECTOR_KEY,
     ANN_ALERTMANAGER_PORT,
@@ -27,10 +28,13 @@ from atlas.model import (
     DEFAULT_PROMETHEUS,
     DEFAULT_THANOS,
     DEFAULT_THANOS_REPLICA_TEMPLATE,
+    KNOWN_ANNOTATIONS,
+    KNOWN_LABELS,
     LABEL_CLUSTER,
     LABEL_GROUP,
     LABEL_REPLICAS,
     MAX_REPLICAS,
+    PREFIX,
     STOREAPI_PORT,
     Alertmanager,
     DownstreamCluster,
@@ -48,12 +52,14 @@ __all__ = [
     "parse_cluster",
     "parse_selector",
     "parse_services",
+    "unknown_keys",
 ]
 
 MAX_CLUSTER_NAME = 60
 """63 (a DNS label) less room for ``-<replica>`` in the SRV target ``<cluster>-<i>``."""
 
 Obj = Mapping[str, Any]
+_V = TypeVar("_V")
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,10 @@ class ParseResult:
     clusters: tuple[DownstreamCluster, ...]
     alertmanagers: tuple[Alertmanager, ...]
     errors: tuple[ManifestError, ...]
+    origins: Mapping[str, str] = field(default_factory=dict)
+    """Per cluster, the origin of the definition that won (``in_force`` of the next call)."""
+    warnings: tuple[str, ...] = ()
+    """Objects accepted with something worth saying (an unknown ``goatlas.io/`` key)."""
 
 
 def object_ref(obj: Any, *, namespace: str = DEFAULT_NAMESPACE, fallback: str = "?") -> str:
@@ -204,6 +214,25 @@ def _replica_template(r: _Reader, annotations: Mapping[str, str]) -> str:
     return template.rstrip(".").lower()
 
 
+class _Problems:
+    """Collects every ManifestError of one object, so that all of them are reported at once
+    (an operator fixing a manifest should not discover its mistakes one reload at a time)."""
+
+    def __init__(self) -> None:
+        self.errors: list[ManifestError] = []
+
+    def check(self, read: Callable[[], _V], default: _V) -> _V:
+        try:
+            return read()
+        except ManifestError as err:
+            self.errors.append(err)
+            return default
+
+    def raise_any(self) -> None:
+        if self.errors:
+            raise ManifestError.of(self.errors)
+
+
 def parse_cluster(
     obj: Any,
     *,
@@ -211,12 +240,47 @@ def parse_cluster(
     reserved: Iterable[str] = (DEFAULT_OBSERVABILITY_NODE,),
     fallback_ref: str = "?",
 ) -> DownstreamCluster:
-    """One downstream cluster from its Service; raises ManifestError naming the field."""
+    """One downstream cluster from its Service; raises ManifestError naming every bad field."""
     ref = object_ref(obj, namespace=namespace, fallback=fallback_ref)
     if not isinstance(obj, Mapping):
         raise ManifestError(ref, "(object)", f"must be a mapping, got {_kind(obj)}")
     r = _Reader(obj, ref)
     name, labels, annotations = _metadata(r, namespace)
+    p = _Problems()
+    p.check(lambda: _cluster_name(r, name, reserved), None)
+    if labels.get(LABEL_CLUSTER) != "true":
+        p.errors.append(
+            r.fail(f"metadata.labels[{LABEL_CLUSTER}]", 'must be "true" (or "false" to opt out)')
+        )
+    replicas = p.check(lambda: _replicas(r, labels), 1)
+    group = labels.get(LABEL_GROUP)
+    if group is not None and not is_dns_label(group):
+        p.errors.append(
+            r.fail(f"metadata.labels[{LABEL_GROUP}]", f"{_shown(group)} is not a DNS-1123 label")
+        )
+
+    def upstream(host_key: str, port_key: str, default: Upstream) -> Upstream:
+        host = p.check(lambda: _host(r, annotations, host_key, default.host), default.host)
+        return Upstream(host, p.check(lambda: _port(r, annotations, port_key, default.port), 0))
+
+    cluster = DownstreamCluster(
+        name=name,
+        envoy_address=p.check(lambda: _envoy_address(r, annotations), ""),
+        replicas=replicas,
+        thanos=upstream(ANN_THANOS_SERVICE, ANN_THANOS_PORT, DEFAULT_THANOS),
+        thanos_replica_template=p.check(lambda: _replica_template(r, annotations), ""),
+        prometheus=upstream(ANN_PROMETHEUS_SERVICE, ANN_PROMETHEUS_PORT, DEFAULT_PROMETHEUS),
+        alertmanager=upstream(
+            ANN_ALERTMANAGER_SERVICE, ANN_ALERTMANAGER_PORT, DEFAULT_ALERTMANAGER
+        ),
+        group=group,
+        srv_services=p.check(lambda: _storeapi_port_names(r), ()),
+    )
+    p.raise_any()
+    return cluster
+
+
+def _cluster_name(r: _Reader, name: str, reserved: Iterable[str]) -> None:
     if not is_dns_label(name, max_len=MAX_CLUSTER_NAME):
         raise r.fail(
             "metadata.name",
@@ -225,40 +289,50 @@ def parse_cluster(
         )
     if name in set(reserved):
         raise r.fail("metadata.name", f"{name!r} is reserved for the observability Envoy")
-    if labels.get(LABEL_CLUSTER) != "true":
-        raise r.fail(f"metadata.labels[{LABEL_CLUSTER}]", 'must be "true" (or "false" to opt out)')
-    replicas = 1
-    if LABEL_REPLICAS in labels:
-        parsed = parse_uint(labels[LABEL_REPLICAS], low=1, high=MAX_REPLICAS)
-        if parsed is None:
-            raise r.fail(
-                f"metadata.labels[{LABEL_REPLICAS}]",
-                f"{_shown(labels[LABEL_REPLICAS])} is not a whole number 1..{MAX_REPLICAS}",
+
+
+def _replicas(r: _Reader, labels: Mapping[str, str]) -> int:
+    if LABEL_REPLICAS not in labels:
+        return 1
+    parsed = parse_uint(labels[LABEL_REPLICAS], low=1, high=MAX_REPLICAS)
+    if parsed is None:
+        raise r.fail(
+            f"metadata.labels[{LABEL_REPLICAS}]",
+            f"{_shown(labels[LABEL_REPLICAS])} is not a whole number 1..{MAX_REPLICAS}",
+        )
+    return parsed
+
+
+def unknown_keys(obj: Any, *, namespace: str = DEFAULT_NAMESPACE) -> list[str]:
+    """Warnings for ``goatlas.io/`` labels and annotations Atlas does not know: a misspelt
+    key is otherwise ignored without a word (the default it meant to change stays)."""
+    meta = obj.get("metadata") if isinstance(obj, Mapping) else None
+    if not isinstance(meta, Mapping):
+        return []
+    ref = object_ref(obj, namespace=namespace)
+    found = []
+    for where, known, other in (
+        ("labels", KNOWN_LABELS, KNOWN_ANNOTATIONS),
+        ("annotations", KNOWN_ANNOTATIONS, KNOWN_LABELS),
+    ):
+        keys = meta.get(where)
+        if not isinstance(keys, Mapping):
+            continue
+        for key in keys:
+            if not isinstance(key, str) or not key.startswith(PREFIX) or key in known:
+                continue
+            if key in other:
+                kind = "an annotation" if where == "labels" else "a label"
+                hint = f"it is {kind}, not one of the {where}"
+            else:
+                close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.7)
+                hint = (
+                    f"did you mean {close[0]}?" if close else f"known: {', '.join(sorted(known))}"
+                )
+            found.append(
+                f"Service {ref}: metadata.{where}[{_cut(key, 80)}]: unknown key, ignored ({hint})"
             )
-        replicas = parsed
-    group = labels.get(LABEL_GROUP)
-    if group is not None and not is_dns_label(group):
-        raise r.fail(f"metadata.labels[{LABEL_GROUP}]", f"{_shown(group)} is not a DNS-1123 label")
-    return DownstreamCluster(
-        name=name,
-        envoy_address=_envoy_address(r, annotations),
-        replicas=replicas,
-        thanos=Upstream(
-            _host(r, annotations, ANN_THANOS_SERVICE, DEFAULT_THANOS.host),
-            _port(r, annotations, ANN_THANOS_PORT, DEFAULT_THANOS.port),
-        ),
-        thanos_replica_template=_replica_template(r, annotations),
-        prometheus=Upstream(
-            _host(r, annotations, ANN_PROMETHEUS_SERVICE, DEFAULT_PROMETHEUS.host),
-            _port(r, annotations, ANN_PROMETHEUS_PORT, DEFAULT_PROMETHEUS.port),
-        ),
-        alertmanager=Upstream(
-            _host(r, annotations, ANN_ALERTMANAGER_SERVICE, DEFAULT_ALERTMANAGER.host),
-            _port(r, annotations, ANN_ALERTMANAGER_PORT, DEFAULT_ALERTMANAGER.port),
-        ),
-        group=group,
-        srv_services=_storeapi_port_names(r),
-    )
+    return found
 
 
 def _storeapi_port_names(r: _Reader) -> tuple[str, ...]:
@@ -334,8 +408,9 @@ def _service_port(r: _Reader, spec: Mapping[str, Any]) -> int:
     return port
 
 
-_Outcome = DownstreamCluster | Alertmanager | ManifestError | None
-"""What one object parses to; None for a Service that is neither kind (or another object)."""
+_Outcome = tuple[DownstreamCluster | Alertmanager | ManifestError | None, tuple[str, ...]]
+"""What one object parses to (None for a Service that is neither kind, or another object),
+and the warnings about it."""
 
 
 class ParseMemo:
@@ -375,12 +450,15 @@ def _outcome(
 ) -> _Outcome:
     try:
         if is_cluster_service(obj):
-            return parse_cluster(obj, namespace=namespace, reserved=reserved, fallback_ref=origin)
+            cluster = parse_cluster(
+                obj, namespace=namespace, reserved=reserved, fallback_ref=origin
+            )
+            return cluster, tuple(unknown_keys(obj, namespace=namespace))
         if is_alertmanager_service(obj, selector):
-            return parse_alertmanager(obj, namespace=namespace, fallback_ref=origin)
+            return parse_alertmanager(obj, namespace=namespace, fallback_ref=origin), ()
     except ManifestError as err:
-        return err
-    return None
+        return err, tuple(unknown_keys(obj, namespace=namespace))
+    return None, ()
 
 
 def parse_services(
@@ -390,45 +468,94 @@ def parse_services(
     alertmanager_selector: Mapping[str, str] | None = None,
     reserved: Iterable[str] = (DEFAULT_OBSERVABILITY_NODE,),
     memo: ParseMemo | None = None,
+    in_force: Mapping[str, str] | None = None,
+    name_origins: bool = False,
 ) -> ParseResult:
     """Valid clusters and Alertmanagers plus one error per bad object.
 
-    ``objects`` are ``(origin, object)`` pairs in a stable order (origin is a file path or
-    ``kube``). Two Services for one cluster: the first in that order wins and the second is
-    reported, so a stray copy cannot take down a working cluster. A source passes the same
-    ``memo`` (and the same other arguments) on every call so unchanged objects are not
-    parsed again.
+    ``objects`` are ``(origin, object)`` pairs in a stable order (origin is a file path and
+    document index, or ``kube:<name>``). Two Services for one cluster: the one whose origin
+    ``in_force`` names (the definition being served) wins, else the first in that order; the
+    other is reported, naming both, so a stray copy cannot take over a working cluster.
+    ``name_origins``: every error starts with its object's origin (directory mode, where it
+    is a file). A source passes the same ``memo`` (and the same other arguments) on every
+    call so unchanged objects are not parsed again.
     """
     selector = alertmanager_selector or {}
     reserved = tuple(reserved)
-    clusters: dict[str, tuple[str, DownstreamCluster]] = {}
+    candidates: dict[str, list[tuple[str, Any, DownstreamCluster]]] = {}
     alertmanagers: dict[str, Alertmanager] = {}
     errors: list[ManifestError] = []
+    warnings: list[str] = []
+    in_force = in_force or {}
+    invalid_in_force: dict[str, str] = {}
+    """Clusters whose served definition is now invalid: it keeps its claim on the name."""
     parse = functools.partial(_outcome, namespace=namespace, selector=selector, reserved=reserved)
     for origin, obj in objects:
-        result = memo.outcome(origin, obj, parse) if memo is not None else parse(obj, origin)
+        result, warned = memo.outcome(origin, obj, parse) if memo else parse(obj, origin)
+        where = f"{origin}: " if name_origins else ""
+        warnings += (where + w for w in warned)
         if isinstance(result, ManifestError):
-            errors.append(result)
+            errors.append(result.but(origin=origin) if name_origins else result)
+            name = result.obj.rpartition("/")[2]
+            if name in in_force and _same_place(origin, in_force[name]):
+                invalid_in_force[name] = origin
         elif isinstance(result, DownstreamCluster):
-            if result.name in clusters:
-                errors.append(
-                    ManifestError(
-                        object_ref(obj, namespace=namespace),
-                        "metadata.name",
-                        f"duplicate cluster {result.name!r}, already defined in "
-                        f"{clusters[result.name][0]}",
-                    )
-                )
-            else:
-                clusters[result.name] = (origin, result)
+            candidates.setdefault(result.name, []).append((origin, obj, result))
         elif isinstance(result, Alertmanager):
             alertmanagers.setdefault(result.name, result)
     if memo is not None:
         memo.finish()
+    clusters: list[DownstreamCluster] = []
+    origins: dict[str, str] = {}
+    for name, found in candidates.items():
+        if name in invalid_in_force:  # a typo in the served file does not hand it over
+            errors += (
+                _duplicate(obj, origin, invalid_in_force[name], namespace, name_origins)
+                for origin, obj, _ in found
+            )
+            continue
+        winner = _in_force(found, in_force.get(name))
+        clusters.append(found[winner][2])
+        origins[name] = found[winner][0]
+        for k, (origin, obj, _) in enumerate(found):
+            if k != winner:
+                errors.append(_duplicate(obj, origin, found[winner][0], namespace, name_origins))
     return ParseResult(
-        clusters=tuple(sorted((c for _, c in clusters.values()), key=_by_name)),
+        clusters=tuple(sorted(clusters, key=_by_name)),
         alertmanagers=tuple(sorted(alertmanagers.values())),
         errors=tuple(errors),
+        origins=origins,
+        warnings=tuple(warnings),
+    )
+
+
+def _in_force(found: list[tuple[str, Any, DownstreamCluster]], origin: str | None) -> int:
+    """Which of several definitions of one cluster stays: the one served so far (same
+    origin, else the same file), else the first."""
+    if origin is not None:
+        for same in (str.__eq__, _same_place):
+            for k, (candidate, _, _) in enumerate(found):
+                if same(candidate, origin):
+                    return k
+    return 0
+
+
+def _same_place(origin: str, other: str) -> bool:
+    """The same file (a document added above it moves its index, not its file)."""
+    return origin.partition("#")[0] == other.partition("#")[0]
+
+
+def _duplicate(
+    obj: Any, origin: str, winner: str, namespace: str, name_origins: bool
+) -> ManifestError:
+    name = object_ref(obj, namespace=namespace).rpartition("/")[2]
+    return DuplicateCluster(
+        object_ref(obj, namespace=namespace),
+        "metadata.name",
+        f"duplicate cluster {name!r}: {winner} defines it and stays in force; this definition "
+        "is ignored until one of the two is removed",
+        origin=origin if name_origins else "",
     )
 
 

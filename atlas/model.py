@@ -28,12 +28,15 @@ __all__ = [
     "DEFAULT_PROMETHEUS",
     "DEFAULT_THANOS",
     "DEFAULT_THANOS_REPLICA_TEMPLATE",
+    "KNOWN_ANNOTATIONS",
+    "KNOWN_LABELS",
     "LABEL_CLUSTER",
     "LABEL_ENVOY_VALUES",
     "LABEL_GROUP",
     "LABEL_MANAGED_BY",
     "LABEL_REPLICAS",
     "MAX_REPLICAS",
+    "PREFIX",
     "SIDECARS_DOMAIN",
     "SRV_SERVICE",
     "SRV_SERVICE_ALIASES",
@@ -67,6 +70,26 @@ ANN_CA_ROTATE = "goatlas.io/ca-rotate"
 LABEL_MANAGED_BY = "goatlas.io/managed-by"
 LABEL_ENVOY_VALUES = "goatlas.io/envoy-values"
 """Marks the per-cluster Helm values Secrets, so stale ones can be found and removed."""
+
+PREFIX = "goatlas.io/"
+"""Every label and annotation of Atlas's (and goatlas.io/atlas's) starts with it."""
+KNOWN_LABELS = frozenset(
+    {LABEL_CLUSTER, LABEL_REPLICAS, LABEL_GROUP, LABEL_MANAGED_BY, LABEL_ENVOY_VALUES}
+)
+KNOWN_ANNOTATIONS = frozenset(
+    {
+        ANN_ENVOY_ADDRESS,
+        ANN_THANOS_SERVICE,
+        ANN_THANOS_PORT,
+        ANN_THANOS_REPLICA_SERVICE,
+        ANN_PROMETHEUS_SERVICE,
+        ANN_PROMETHEUS_PORT,
+        ANN_ALERTMANAGER_SERVICE,
+        ANN_ALERTMANAGER_PORT,
+        ANN_CA_ROTATE,
+    }
+)
+"""Any other ``goatlas.io/`` key on a cluster Service is a mistake worth a warning."""
 
 ALERTMANAGER_POD_SELECTOR_KEY = "statefulset.kubernetes.io/pod-name"
 """An observability Alertmanager Service selects exactly one pod through this key."""
@@ -204,6 +227,12 @@ class Topology:
 
     def cluster(self, name: str) -> DownstreamCluster | None:
         return self.by_name.get(name)
+
+    @property
+    def alertmanager_replicas(self) -> int:
+        """How many Alertmanager replicas a downstream's alert relay must offer (one more
+        than the highest ordinal, so that ``alertmanager-<i>`` exists for every replica)."""
+        return max((a.replica for a in self.alertmanagers), default=-1) + 1
 
     @cached_property
     def cluster_names(self) -> tuple[str, ...]:

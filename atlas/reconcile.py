@@ -88,8 +88,9 @@ class Reconciler:
         self.settings = settings
         self.ads_address = ads_address
         self._reported: set[str] = set()
-        self._written: dict[str, tuple[bytes, bytes, str, int]] = {}
-        """Per values Secret: the inputs of what was last written (bundle, cert, ADS address)."""
+        self._written: dict[str, tuple[bytes, bytes, str, int, int | None]] = {}
+        """Per values Secret: the inputs of what was last written (bundle, cert, ADS address,
+        Alertmanager replicas)."""
         self._bootstrap_seen: dict[str, tuple[Credential, bytes]] = {}
 
     def events(self, errors: tuple[AtlasError, ...], services: dict[str, dict[str, Any]]) -> None:
@@ -154,8 +155,15 @@ class Reconciler:
         log.info("CA rotated on request (%d previous CA(s) still trusted)", len(state.previous))
         return True
 
-    def values(self, clusters: tuple[str, ...], secrets: dict[str, dict[str, Any]]) -> None:
-        """``<cluster>-envoy-values`` for every cluster, ``atlas-envoy-values``; stale ones go."""
+    def values(
+        self,
+        clusters: tuple[str, ...],
+        secrets: dict[str, dict[str, Any]],
+        *,
+        alertmanager_replicas: int = 1,
+    ) -> None:
+        """``<cluster>-envoy-values`` for every cluster, ``atlas-envoy-values``; stale ones go.
+        ``alertmanager_replicas``: the observability Alertmanagers each downstream relays to."""
         ports = self.settings.observability_ports
         wanted: dict[str, tuple[str, str, str, int]] = {
             values_secret_name(c): (
@@ -176,7 +184,8 @@ class Reconciler:
         ca = self.pki.ca()
         for secret, (node, uri, ads_host, ads_port) in wanted.items():
             credential = self._bootstrap(node, uri, ca)
-            inputs = (ca.bundle_pem, credential.cert_pem, ads_host, ads_port)
+            relay = None if secret == OBSERVABILITY_VALUES else alertmanager_replicas
+            inputs = (ca.bundle_pem, credential.cert_pem, ads_host, ads_port, relay)
             present = secret in secrets and (
                 secret != OBSERVABILITY_VALUES or OBSERVABILITY_BOOTSTRAP in secrets
             )
@@ -184,7 +193,7 @@ class Reconciler:
                 continue
             spec = bootstrap_spec(self.settings, node, ads_host, ads_port)
             text = render(
-                envoy_values(spec, credential, ca),
+                envoy_values(spec, credential, ca, alertmanager_replicas=relay),
                 "raw",
                 namespace=self.namespace,
                 release="atlas-envoy",

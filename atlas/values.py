@@ -25,8 +25,17 @@ DEFAULT_CHART_REPOSITORY = "https://atlas-xds.github.io/charts"
 FORMATS = ("raw", "helm-chart", "helm-release")
 
 
-def envoy_values(spec: BootstrapSpec, credential: Credential, ca: CAState) -> dict[str, Any]:
-    return {
+def envoy_values(
+    spec: BootstrapSpec,
+    credential: Credential,
+    ca: CAState,
+    *,
+    alertmanager_replicas: int | None = None,
+) -> dict[str, Any]:
+    """``alertmanager_replicas``: for a downstream Envoy, the observability Alertmanagers its
+    alert relay offers (``alertmanager-<i>``); the chart's default of 1 would silently send
+    every alert to replica 0 alone."""
+    values: dict[str, Any] = {
         "nodeId": spec.node_id,
         "certDir": spec.certs.directory,
         "bootstrap": build_bootstrap(spec),
@@ -37,6 +46,9 @@ def envoy_values(spec: BootstrapSpec, credential: Credential, ca: CAState) -> di
         },
         "certificateExpiry": credential.not_after.isoformat(),
     }
+    if alertmanager_replicas is not None:
+        values["alertmanagerReplicas"] = alertmanager_replicas
+    return values
 
 
 def ui_notes(cluster: str, ui_host: str, ports: ObservabilityPorts) -> str:

@@ -6,7 +6,16 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
-__all__ = ["DROPPED", "LATENCY", "QUERIES", "RECORDS", "SERIAL", "TRUNCATED", "child"]
+__all__ = [
+    "DROPPED",
+    "INTERNAL_ERRORS",
+    "LATENCY",
+    "QUERIES",
+    "RECORDS",
+    "SERIAL",
+    "TRUNCATED",
+    "child",
+]
 
 QUERIES = Counter("atlas_dns_queries_total", "DNS queries answered", ["type", "rcode"])
 LATENCY = Histogram(
@@ -19,6 +28,9 @@ SERIAL = Gauge("atlas_dns_zone_serial", "Serial of the zone being served")
 RECORDS = Gauge("atlas_dns_zone_records", "Records in the zone being served")
 TRUNCATED = Counter("atlas_dns_truncated_total", "Answers sent with TC set")
 DROPPED = Counter("atlas_dns_dropped_total", "Packets not answered (responses, runts)")
+INTERNAL_ERRORS = Counter(
+    "atlas_dns_internal_errors_total", "Queries answered SERVFAIL because the answer failed"
+)
 
 _TYPES = {1: "A", 2: "NS", 6: "SOA", 28: "AAAA", 33: "SRV", 255: "ANY"}
 _RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 5: "REFUSED", 16: "BADVERS"}

@@ -10,6 +10,7 @@ No sockets here (``protocol.py`` owns framing); a resolver can be driven directl
 
 from __future__ import annotations
 
+import logging
 import struct
 from typing import Any
 
@@ -19,6 +20,8 @@ from dns_server.wire import Drop, FormErr, Query, pack_header, parse_query
 from dns_server.zone import Zone
 
 __all__ = ["EDNS_PAYLOAD", "MAX_TCP", "Resolver"]
+
+log = logging.getLogger(__name__)
 
 EDNS_PAYLOAD = 1232
 """Our advertised UDP payload (DNS flag day 2020): no IP fragmentation on common paths."""
@@ -50,6 +53,9 @@ class Resolver:
         # Everything after the 2-byte id determines the response after the id, for one zone
         # version: a repeated question is answered with one lookup and one concatenation.
         self._replay: dict[tuple[bool, bytes], tuple[bytes, Any]] = {}
+        self.last_error: str | None = None
+        """Why an answer from the current zone last failed (SERVFAIL was sent instead); a new
+        zone clears it."""
 
     @property
     def zone(self) -> Zone | None:
@@ -63,6 +69,7 @@ class Resolver:
         """Swap in a new zone atomically: the next query sees all of it or none of it."""
         self._prepared = PreparedZone(zone)
         self._replay = {}
+        self.last_error = None
         metrics.SERIAL.set(zone.serial)
         metrics.RECORDS.set(zone.record_count)
 
@@ -98,8 +105,20 @@ class Resolver:
             limit = MAX_TCP
         else:
             limit = 512 if query.edns is None else min(query.edns, EDNS_PAYLOAD)
-        response, rcode = self._answer(query, limit)
+        try:
+            response, rcode = self._answer(query, limit)
+        except Exception as err:  # a bug: answer SERVFAIL (Thanos keeps its endpoints), say so
+            self._failed(err)
+            opt = _OPT if query.edns is not None else b""
+            return self._bare(query, SERVFAIL, opt=opt, authoritative=False), query.qtype, SERVFAIL
         return response, query.qtype, rcode
+
+    def _failed(self, err: Exception) -> None:
+        metrics.INTERNAL_ERRORS.inc()
+        reason = f"{type(err).__name__}: {err}"
+        if reason != self.last_error:
+            log.error("DNS answer failed, sent SERVFAIL: %s", reason, exc_info=err)
+        self.last_error = reason
 
     def _answer(self, q: Query, limit: int) -> tuple[bytes, int]:
         opt = b""

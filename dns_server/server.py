@@ -30,29 +30,45 @@ class DnsServer:
         self.resolver = Resolver()
         self._serial = 0
         self._last: tuple[Topology, tuple[str, ...]] | None = None
+        self.last_error: str | None = None
+        """Why the newest topology could not be made into a zone (the previous zone, or
+        SERVFAIL before the first, is still served); None once one is built again."""
         self._servers: list[asyncio.AbstractServer] = []
         self._udp: list[UdpServer] = []
         self.ports: list[tuple[str, int]] = []
 
     def update(self, topology: Topology, addresses: Iterable[str]) -> bool:
-        """Serve ``topology``; returns False when nothing changed (serial kept)."""
+        """Serve ``topology``; returns False when nothing changed (serial kept), or when no
+        zone could be made of it (``last_error`` says why; the last zone stays)."""
         key = (topology, tuple(sorted(set(addresses))))
         if key == self._last:
             return False
         # Serials increase on every change and track the clock, so a restarted replica
         # does not go backwards (RFC 1982 arithmetic is not needed within 68 years).
-        self._serial = max(self._serial + 1, int(time.time()))
-        zone = build_zone(
-            topology,
-            addresses=key[1],
-            serial=self._serial,
-            settings=self.settings,
-            port=self.srv_port,
-        )
-        self.resolver.set_zone(zone)
-        self._last = key
+        serial = max(self._serial + 1, int(time.time()))
+        try:
+            zone = build_zone(
+                topology,
+                addresses=key[1],
+                serial=serial,
+                settings=self.settings,
+                port=self.srv_port,
+            )
+            self.resolver.set_zone(zone)
+        except Exception as err:  # a bug or a setting no check caught: never the end of DNS
+            reason = f"{type(err).__name__}: {err}"
+            if reason != self.last_error:
+                log.error("DNS zone not built, still serving the previous one: %s", reason)
+            self.last_error = reason
+            return False
+        self._serial, self._last, self.last_error = serial, key, None
         log.info("DNS zone serial %d: %d records", zone.serial, zone.record_count)
         return True
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        """The observability Envoy's addresses the zone answers for every SRV target."""
+        return self._last[1] if self._last is not None else ()
 
     async def start(self, host: str, port: int) -> int:
         """Listen on UDP and TCP at ``host:port`` (port 0 picks one for both)."""

@@ -24,7 +24,7 @@ step() { printf '\n==> %s\n' "$*" >&2; }
 
 apt_packages=(
   openssl bind9-dnsutils unbound prometheus prometheus-alertmanager
-  golang-go golang-google-grpc-dev golang-github-miekg-dns-dev
+  golang-go golang-google-grpc-dev golang-google-protobuf-dev golang-github-miekg-dns-dev
   etcd-server rsync make curl python3-venv
   podman buildah debootstrap runc fuse-overlayfs slirp4netns uidmap netavark aardvark-dns
   iptables iproute2 containernetworking-plugins passt catatonit

@@ -13,51 +13,22 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from atlas.config import DEFAULT_NAMESPACE, DEFAULT_OBSERVABILITY_NODE
+from atlas.documents import load_documents
 from atlas.errors import AtlasError, SourceError
 from atlas.manifests import ParseMemo, parse_selector, parse_services
 from atlas.model import Topology
 from watchers.source import LastGood, Publish, SourceState
 
-__all__ = ["DirectorySource", "load_documents"]
+__all__ = ["DirectorySource"]
 
-log = logging.getLogger(__name__)
-
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _SUFFIXES = (".yaml", ".yml")
-
-
-def load_documents(path: Path, text: str) -> list[tuple[str, Any]]:
-    """``(origin, object)`` per YAML document; raises SourceError for unparseable text."""
-    try:
-        docs = list(yaml.load_all(text, Loader=_Loader))
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        problem = getattr(err, "problem", None) or type(err).__name__
-        raise SourceError(str(path), f"not valid YAML: {where}{problem}") from None
-    objects: list[tuple[str, Any]] = []
-    for index, doc in enumerate(docs):
-        if doc is None:
-            continue
-        origin = f"{path}#{index}"
-        if isinstance(doc, Mapping) and doc.get("kind") == "List":
-            items = doc.get("items") or []
-            if not isinstance(items, list):
-                raise SourceError(origin, "items of a List must be a list")
-            objects.extend((f"{origin}.items[{i}]", item) for i, item in enumerate(items))
-        else:
-            objects.append((origin, doc))
-    return objects
 
 
 @dataclass(frozen=True)
@@ -149,7 +120,9 @@ class DirectorySource:
     def _assemble(self) -> SourceState:
         objects: list[tuple[str, Any]] = []
         errors: list[AtlasError] = []
-        for path in sorted(self._files):
+        # Oldest file first: of two definitions of one cluster, the older one wins when
+        # neither is in force yet (a restart), as it was most likely the one serving.
+        for path in sorted(self._files, key=lambda p: (self._files[p].signature[0], p)):
             state = self._files[path]
             if state.error is not None:
                 errors.append(state.error)
@@ -165,17 +138,21 @@ class DirectorySource:
             alertmanager_selector=self.selector,
             reserved=self.reserved,
             memo=self._memo,
+            in_force=self._last_good.in_force,
+            name_origins=True,
         )
-        clusters, kept = self._last_good.apply(result)
-        for name in kept:
-            log.warning("cluster %s: keeping its last good definition until fixed", name)
-        errors.extend(result.errors)
+        clusters, rejected = self._last_good.apply(result)
         topology = Topology(
             clusters=clusters,
             alertmanagers=result.alertmanagers,
             observability_addresses=self.observability_addresses,
         )
-        return SourceState(topology=topology, errors=tuple(errors), synced=True)
+        return SourceState(
+            topology=topology,
+            errors=(*errors, *rejected),
+            synced=True,
+            warnings=result.warnings,
+        )
 
     async def run(self, publish: Publish) -> None:
         """Scan forever; publish only when something a consumer could see has changed."""

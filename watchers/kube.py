@@ -262,15 +262,18 @@ class KubeSource:
             alertmanager_selector=self.alertmanager_selector,
             reserved=self.reserved,
             memo=self._memo,
+            in_force=self._last_good.in_force,
         )
-        clusters, _ = self._last_good.apply(result)
+        clusters, errors = self._last_good.apply(result)
         topology = Topology(
             clusters=clusters,
             alertmanagers=result.alertmanagers,
             observability_addresses=self._envoy_addresses(),
         )
         synced = {"Service", "Secret"} <= self._listed
-        return SourceState(topology=topology, errors=result.errors, synced=synced)
+        return SourceState(
+            topology=topology, errors=errors, synced=synced, warnings=result.warnings
+        )
 
     def _envoy_addresses(self) -> tuple[str, ...]:
         """ClusterIPs of the observability Envoy Service (the DNS A/AAAA answers)."""

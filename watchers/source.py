@@ -7,11 +7,11 @@ newest state only, so a source may publish as often as it likes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from atlas.errors import AtlasError, ManifestError
+from atlas.errors import AtlasError, DuplicateCluster
 from atlas.manifests import ParseResult
 from atlas.model import DownstreamCluster, Topology
 
@@ -24,6 +24,8 @@ class SourceState:
     errors: tuple[AtlasError, ...] = ()
     synced: bool = False
     """True once the source has read everything once: before that, nothing is authoritative."""
+    warnings: tuple[str, ...] = ()
+    """Objects accepted with a remark (an unknown ``goatlas.io/`` key): logged, in status."""
 
     @property
     def messages(self) -> tuple[str, ...]:
@@ -35,6 +37,7 @@ class SourceState:
             and self.topology == other.topology
             and self.synced == other.synced
             and self.messages == other.messages
+            and self.warnings == other.warnings
         )
 
 
@@ -53,10 +56,13 @@ class Source(Protocol):
 
 
 class LastGood:
-    """Keeps serving a cluster's last valid definition while its object is invalid.
+    """Keeps serving a cluster's last valid definition while its object is invalid, and the
+    definition in force when a second one for the same cluster appears.
 
     An operator's typo in ``east``'s Service must not take ``east`` off the network: the
-    error is reported and the previous definition stays until the object is fixed or deleted.
+    error is reported (saying that the last good definition stays) and the previous
+    definition stays until the object is fixed or deleted. A stray copy of ``east`` must not
+    take it over either: ``in_force`` tells the parser where the served definition came from.
 
     It also hands back the previous object for a cluster that parsed the same as before, so
     an unchanged cluster is the *same* object from one state to the next. The snapshot
@@ -66,20 +72,28 @@ class LastGood:
 
     def __init__(self) -> None:
         self._good: dict[str, DownstreamCluster] = {}
+        self.in_force: Mapping[str, str] = {}
+        """Per cluster, the origin of the definition served (``parse_services(in_force=)``)."""
 
-    def apply(self, result: ParseResult) -> tuple[tuple[DownstreamCluster, ...], tuple[str, ...]]:
-        """The clusters to serve, and the names kept from an earlier good definition."""
+    def apply(
+        self, result: ParseResult
+    ) -> tuple[tuple[DownstreamCluster, ...], tuple[AtlasError, ...]]:
+        """The clusters to serve, and the result's errors, those of a kept cluster saying so."""
         clusters: dict[str, DownstreamCluster] = {}
         for c in result.clusters:
             before = self._good.get(c.name)
             clusters[c.name] = before if before is not None and before == c else c
-        kept: list[str] = []
+        in_force = dict(result.origins)
+        errors: list[AtlasError] = []
         for err in result.errors:
-            if not isinstance(err, ManifestError):
-                continue
             name = err.obj.rpartition("/")[2]
-            if name in self._good and name not in clusters:
+            kept = name in self._good and name not in result.origins
+            if kept:
                 clusters[name] = self._good[name]
-                kept.append(name)
+                in_force[name] = self.in_force.get(name, "")
+                if not isinstance(err, DuplicateCluster):
+                    err = err.but(keeping=True)
+            errors.append(err)
         self._good = clusters
-        return tuple(sorted(clusters.values())), tuple(sorted(kept))
+        self.in_force = in_force
+        return tuple(sorted(clusters.values())), tuple(errors)

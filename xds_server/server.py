@@ -385,6 +385,8 @@ class ServerOptions:
             ("grpc.server.max_pending_requests_hard_limit", 2 * self.max_pending_calls),
             ("grpc.server_max_unrequested_time_in_server", self.max_pending_seconds),
             ("grpc.http2.bdp_probe", int(self.bdp_probe)),
+            # A second daemon on the same port must fail to start, not share it.
+            ("grpc.so_reuseport", 0),
         ]
 
 

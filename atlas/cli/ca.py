@@ -16,6 +16,7 @@ from atlas.cli.common import (
     add_kube_args,
     directory_pki,
     kube_pki,
+    source_value,
 )
 from atlas.config import Settings
 from atlas.errors import ConfigError
@@ -41,7 +42,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     ):
         c = casub.add_parser(name, help=text, description=text, formatter_class=Formatter)
         c.add_argument("--state-dir", default=DEFAULT_STATE_DIR, help="PKI state directory")
-        c.add_argument("--source", default="", help="'kubernetes' to act on the atlas-ca Secret")
+        c.add_argument(
+            "--source",
+            default="",
+            type=source_value,
+            help="'kubernetes' to act on the atlas-ca Secret (default: --state-dir)",
+        )
         add_kube_args(c)
         c.set_defaults(func=func)
         if name == "drop-previous":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 import yaml
@@ -16,11 +17,19 @@ from atlas.cli.common import (
     directory_pki,
     kube_pki,
     source_directory,
+    source_value,
 )
 from atlas.cli.helm_values import add_values_args, print_values
 from atlas.config import Settings
+from atlas.documents import load_documents
 from atlas.errors import AtlasError, ConfigError
-from atlas.manifests import is_cluster_service, object_ref, parse_cluster
+from atlas.manifests import (
+    is_cluster_service,
+    object_ref,
+    parse_cluster,
+    parse_selector,
+    parse_services,
+)
 from atlas.model import (
     ANN_ENVOY_ADDRESS,
     LABEL_CLUSTER,
@@ -28,7 +37,9 @@ from atlas.model import (
     LABEL_REPLICAS,
     MAX_REPLICAS,
     STOREAPI_PORT,
+    Topology,
 )
+from atlas.names import is_hostname, is_ip
 from atlas.pki import cluster_uri
 from atlas.values import ui_notes
 
@@ -63,6 +74,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     add.add_argument(
         "--source",
         required=True,
+        type=source_value,
         help="an existing manifests directory, or 'kubernetes' to create the Service",
     )
     add_kube_args(add)
@@ -79,10 +91,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     add_values_args(values)
     values.add_argument(
         "--observability-address",
-        default=os.environ.get(_OBS_ENV),
-        required=_OBS_ENV not in os.environ,
-        help=f"where downstream Envoys reach the observability Envoy (IP or DNS name; "
-        f"default ${_OBS_ENV})",
+        default=None,
+        help="where downstream Envoys reach the observability Envoy, IP or DNS name "
+        f"(required, unless ${_OBS_ENV} gives it)",
     )
     values.add_argument(
         "--ads-port", type=int, default=Settings().observability_ports.ads, help="its ADS port"
@@ -165,8 +176,6 @@ def _kube_add(args: argparse.Namespace, service: dict[str, object]) -> int:
 
 def _defined_elsewhere(directory: Path, name: str, own: Path, namespace: str) -> str | None:
     """The file (other than ``own``) whose Service already defines cluster ``name``."""
-    from watchers.files import load_documents
-
     for path in sorted(directory.glob("*.y*ml")):
         if path == own or path.name.startswith("."):
             continue
@@ -186,24 +195,59 @@ def _values(args: argparse.Namespace) -> int:
     from watchers.files import DirectorySource
 
     settings = Settings()
+    address = _observability_address(args)
     if args.source == KUBERNETES:
-        _check_kube_cluster(args)
+        alertmanagers = _check_kube_cluster(args, settings)
         pki = kube_pki(args, settings)
     else:
         source_directory(args.source)
-        state = DirectorySource(args.source, namespace=args.namespace).scan()
+        state = DirectorySource(
+            args.source,
+            namespace=args.namespace,
+            alertmanager_selector=settings.alertmanager_selector,
+        ).scan()
         if not state.synced:
             raise ConfigError(f"--source {args.source}: cannot be read")
         if state.topology.cluster(args.name) is None:
             raise ConfigError(f"cluster {args.name!r} is not defined in {args.source}")
+        alertmanagers = state.topology.alertmanager_replicas
         pki = directory_pki(args.state_dir, settings)
-    header = ui_notes(args.name, args.observability_address, settings.observability_ports)
-    ads = (args.observability_address, args.ads_port)
-    return print_values(args, pki, settings, args.name, cluster_uri(args.name), ads, header=header)
+    if alertmanagers == 0:
+        print(
+            "atlas: warning: no observability Alertmanager found (Services labelled "
+            f"{settings.alertmanager_selector} that select one pod): alertmanagerReplicas is 0, "
+            "so this cluster's alerts have nowhere to go; add them and print the values again",
+            file=sys.stderr,
+        )
+    header = ui_notes(args.name, address, settings.observability_ports)
+    ads = (address, args.ads_port)
+    return print_values(
+        args,
+        pki,
+        settings,
+        args.name,
+        cluster_uri(args.name),
+        ads,
+        header=header,
+        alertmanager_replicas=alertmanagers,
+    )
 
 
-def _check_kube_cluster(args: argparse.Namespace) -> None:
-    """The cluster's Service must exist in the API and be valid."""
+def _observability_address(args: argparse.Namespace) -> str:
+    address: str | None = args.observability_address or os.environ.get(_OBS_ENV)
+    if not address:
+        raise ConfigError(
+            f"--observability-address is required (or set ${_OBS_ENV}): where "
+            "this cluster's Envoy reaches the observability Envoy, an IP or DNS name"
+        )
+    if not is_ip(address) and not is_hostname(address):
+        raise ConfigError(f"--observability-address {address!r}: not an IP address or DNS name")
+    return address
+
+
+def _check_kube_cluster(args: argparse.Namespace, settings: Settings) -> int:
+    """The cluster's Service must exist in the API and be valid; returns the observability
+    Alertmanager replicas found there."""
     from atlas.kube import KubeError, connect
 
     kube = connect(kubeconfig=args.kubeconfig, context=args.kube_context)
@@ -218,3 +262,13 @@ def _check_kube_cluster(args: argparse.Namespace) -> None:
             ) from None
         raise
     parse_cluster(service, namespace=args.namespace)
+    listed = kube.call(
+        "list Services",
+        kube.core.list_namespaced_service,
+        args.namespace,
+        label_selector=settings.alertmanager_selector,
+    )
+    objects = [(f"kube:{i}", item) for i, item in enumerate(listed.get("items", []))]
+    selector = parse_selector(settings.alertmanager_selector)
+    result = parse_services(objects, namespace=args.namespace, alertmanager_selector=selector)
+    return Topology(alertmanagers=result.alertmanagers).alertmanager_replicas

@@ -62,6 +62,7 @@ def print_values(
     ads: tuple[str, int],
     *,
     header: str = "",
+    alertmanager_replicas: int | None = None,
 ) -> int:
     """Issue (or reuse) the node's bootstrap credential and print its Helm values."""
     admin_host, admin_port = parse_hostport(args.admin_address, "--admin-address")
@@ -77,7 +78,7 @@ def print_values(
     credential = pki.credential(
         bootstrap_name(node), uri, server=False, lifetime=settings.pki.bootstrap_lifetime
     )
-    values = envoy_values(spec, credential, pki.ca())
+    values = envoy_values(spec, credential, pki.ca(), alertmanager_replicas=alertmanager_replicas)
     chart = ChartRef(repository=args.chart_repository, version=package_version())
     text = render(
         values,

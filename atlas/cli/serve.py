@@ -11,11 +11,10 @@ from atlas.cli.common import (
     add_source_args,
     load_settings,
     parse_hostport,
-    source_directory,
 )
-from atlas.config import DEFAULT_ADS_PORT
+from atlas.config import DEFAULT_ADS_PORT, Settings, check_settings
 from atlas.errors import ConfigError
-from atlas.names import is_ip
+from atlas.names import is_hostname, is_ip
 
 __all__ = ["add_parser"]
 
@@ -30,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "from Kubernetes. Creates the CA on first start.",
         formatter_class=Formatter,
     )
-    add_source_args(p)
+    add_source_args(p, namespace=None)
     p.add_argument("--config", help="YAML settings file (ports, addresses, lifetimes)")
     p.add_argument(
         "--envoy-service-ip",
@@ -82,19 +81,18 @@ def run(args: argparse.Namespace) -> int:
     from atlas.daemon import ServeOptions
     from atlas.daemon import run as serve
 
-    if args.source != KUBERNETES:
-        source_directory(args.source)
     for address in args.envoy_service_ip:
         if not is_ip(address):
             raise ConfigError(f"--envoy-service-ip {address!r}: not an IP address")
-    settings = load_settings(args.config)
-    network = settings.network
-    if args.observability_address:
-        network = dataclasses.replace(network, observability_address=args.observability_address)
-    if args.control_plane_address:
-        host, port = parse_hostport(args.control_plane_address, "--control-plane-address")
-        network = dataclasses.replace(network, control_plane_address=host, control_plane_port=port)
-    settings = dataclasses.replace(settings, namespace=args.namespace, network=network)
+    parse_hostport(args.ads_listen, "--ads-listen", listen=True)
+    if args.http_listen:
+        parse_hostport(args.http_listen, "--http-listen", listen=True)
+    dns_listen = tuple(args.dns_listen or [DEFAULT_DNS_LISTEN])
+    for address in dns_listen:
+        parse_hostport(address, "--dns-listen", listen=True)
+    settings = _settings(args)
+    if args.source != KUBERNETES and not args.envoy_service_ip:
+        _require_srv_address(settings.network.observability_address)
     return serve(
         ServeOptions(
             source=args.source,
@@ -104,10 +102,43 @@ def run(args: argparse.Namespace) -> int:
             ads_listen=args.ads_listen,
             ads_tls=not args.ads_insecure,
             http_listen=args.http_listen,
-            dns_listen=tuple(args.dns_listen or [DEFAULT_DNS_LISTEN]),
+            dns_listen=dns_listen,
             kubeconfig=args.kubeconfig,
             kube_context=args.kube_context,
             identity=args.identity,
             control_plane_service=args.control_plane_service,
         )
+    )
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    """The ``--config`` file's settings with the flags applied, checked as a whole."""
+    settings = load_settings(args.config)
+    network = settings.network
+    if args.observability_address:
+        host = args.observability_address
+        if not is_ip(host) and not is_hostname(host):
+            raise ConfigError(f"--observability-address {host!r}: not an IP address or a DNS name")
+        network = dataclasses.replace(network, observability_address=host)
+    if args.control_plane_address:
+        host, port = parse_hostport(args.control_plane_address, "--control-plane-address")
+        network = dataclasses.replace(network, control_plane_address=host, control_plane_port=port)
+    namespace = args.namespace or settings.namespace
+    settings = dataclasses.replace(settings, namespace=namespace, network=network)
+    check_settings(settings, source=args.config or "flags")
+    return settings
+
+
+def _require_srv_address(observability_address: str) -> None:
+    """Every SRV target needs an A/AAAA record for Thanos to dial. In directory mode it is
+    ``--envoy-service-ip``, else the observability address when that is an IP: a DNS name
+    cannot be answered as an address (and is where other clusters reach the Envoy, not
+    necessarily where Thanos Query does), so starting would serve targets that never
+    resolve."""
+    if is_ip(observability_address):
+        return
+    raise ConfigError(
+        f"--observability-address {observability_address!r} is a DNS name, and the SRV "
+        "targets need an IP address to answer: give the observability Envoy's address as "
+        "Thanos Query reaches it with --envoy-service-ip IP"
     )

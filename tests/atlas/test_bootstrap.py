@@ -30,5 +30,5 @@ def test_state_of_the_world_by_default() -> None:
 
 
 def test_an_unknown_api_type_is_refused_naming_the_setting() -> None:
-    with pytest.raises(ConfigError, match=r"envoy\.observability_api_type: must be one of"):
+    with pytest.raises(ConfigError, match=r"envoy\.observability_api_type: 'REST': must be one of"):
         settings_from_mapping({"envoy": {"observability_api_type": "REST"}})

@@ -308,7 +308,7 @@ def test_serve_logs_topology_rejects_and_stops_on_sigterm(
             .replace("192.0.2.10", "192.0.2.999")
         )
         wait_for(
-            "rejected: Service monitoring/north: spec.externalIPs[0]: "
+            f"rejected: {src / 'bad.yaml'}#0: Service monitoring/north: spec.externalIPs[0]: "
             "'192.0.2.999' is not an IP address"
         )
         proc.send_signal(signal.SIGTERM)
@@ -330,7 +330,8 @@ def test_serve_logs_topology_rejects_and_stops_on_sigterm(
 )
 def test_serve_rejects_bad_arguments(args: list[str]) -> None:
     result = run_atlas(args)
-    assert result.returncode == 2 and "atlas: error:" in result.stderr
+    assert result.returncode == 2 and "error:" in result.stderr
+    assert len(result.stderr.splitlines()) == 1, "one line, no usage block, no traceback"
 
 
 def test_version() -> None:
@@ -397,7 +398,7 @@ def test_cluster_add_and_serve_agree_on_a_missing_directory(tmp_path: Path) -> N
     serve = run_atlas(["serve", "--source", str(missing), "--state-dir", str(tmp_path / "s")])
     for result in (add, serve):
         assert result.returncode == 2
-        assert f"--source {missing}: not a directory (create it with `mkdir -p {missing}`" in (
+        assert f"--source: '{missing}' is not a directory (create it with `mkdir -p {missing}`" in (
             result.stderr
         )
     assert not missing.exists()

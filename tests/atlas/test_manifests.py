@@ -349,7 +349,7 @@ def test_one_bad_object_never_hides_the_others() -> None:
     messages = [str(e) for e in result.errors]
     assert len(messages) == 2
     assert messages[0].startswith("Service monitoring/north: spec.externalIPs[0]:")
-    assert "duplicate cluster 'east', already defined in a.yaml#0" in messages[1]
+    assert "duplicate cluster 'east': a.yaml#0 defines it and stays in force" in messages[1]
 
 
 def test_alertmanager_services_by_selector() -> None:

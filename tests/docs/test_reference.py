@@ -55,11 +55,17 @@ def ticked(cell: str) -> list[str]:
     return re.findall(r"`([^`]+)`", cell)
 
 
+GLOBAL = {"--log-level", "--version"}
+"""Documented once, under `atlas`: every command also accepts them after its name."""
+
+
 def options_of(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
     return {
         action.option_strings[-1]: action
         for action in parser._actions
-        if action.option_strings and not isinstance(action, argparse._HelpAction)
+        if action.option_strings
+        and not isinstance(action, argparse._HelpAction)
+        and not (parser.prog != "atlas" and action.option_strings[-1] in GLOBAL)
     }
 
 
