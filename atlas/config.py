@@ -312,6 +312,10 @@ class Settings:
     watch: WatchSettings = field(default_factory=WatchSettings)
     poll_interval: Annotated[float, Range(0.01)] = 0.25
     """Seconds between scans of a manifests directory: well inside the 1 s delivery promise."""
+    manifest_settle: Annotated[float, Range(0, 5)] = 0.05
+    """Seconds a changed manifest file must stay unchanged (and a vanished one gone) before
+    it is believed: a file caught between an editor's truncate and its write would look as
+    if its clusters were removed, and a removed cluster loses its credentials."""
 
     def __hash__(self) -> int:
         # Builders are memoized on their arguments, settings among them: computing this hash

@@ -159,6 +159,7 @@ class Atlas:
                 observability_addresses=options.dns_addresses,
                 reserved=(settings.observability_node,),
                 poll_interval=settings.poll_interval,
+                settle=settings.manifest_settle,
             )
         self.cache = SnapshotCache()
         self.board = StatusBoard()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,7 @@ class DirectorySource:
         observability_addresses: tuple[str, ...] = (),
         reserved: tuple[str, ...] = (DEFAULT_OBSERVABILITY_NODE,),
         poll_interval: float = 0.25,
+        settle: float = 0.05,
     ) -> None:
         self.directory = Path(directory)
         self.namespace = namespace
@@ -57,7 +59,11 @@ class DirectorySource:
         self.observability_addresses = observability_addresses
         self.reserved = reserved
         self.poll_interval = poll_interval
+        self.settle = settle
+        """Seconds a file must have stayed as it is (or gone) before it is believed."""
         self._files: dict[Path, _FileState] = {}
+        self._seen: dict[Path, tuple[tuple[int, int, int] | None, float]] = {}
+        """Files that changed (or vanished) and are not yet believed: what was seen, when."""
         self._last_good = LastGood()
         self._memo = ParseMemo()
         """Unchanged objects are not parsed again (0.4 s per change at 10,000 Services)."""
@@ -73,8 +79,18 @@ class DirectorySource:
             h.update(f"{path.name}\0{state.signature[0]}\0{state.signature[1]}\n".encode())
         return h.hexdigest()[:16] if self._files else ""
 
-    def scan(self) -> SourceState:
-        """Read what changed since the last scan and return the resulting state."""
+    def scan(self, now: float | None = None) -> SourceState:
+        """Read what changed since the last scan and return the resulting state.
+
+        A file that changed is read only once it has stayed as it is for ``settle`` seconds
+        (its modification time that old, or the same size and time on scans that far apart),
+        and a file that vanished is believed gone only after as long. Editors and shell
+        redirects truncate a file and then write it, and some editors move it aside before
+        writing the new one: read in between, it would look as if its clusters were removed,
+        and a removed cluster loses its credentials. Until every file has settled once, the
+        source does not call itself synced.
+        """
+        now = time.time() if now is None else now
         try:
             entries = self._list()
         except OSError as err:
@@ -84,9 +100,42 @@ class DirectorySource:
                 synced=self._synced,
             )
             return state
-        self._files = {path: self._read(path, sig) for path, sig in entries.items()}
-        self._synced = True
+        files: dict[Path, _FileState] = {}
+        for path, signature in entries.items():
+            previous = self._files.get(path)
+            if previous is not None and previous.signature == signature:
+                files[path] = previous
+            elif self._settled(path, signature, now):
+                files[path] = self._read(path, signature)
+            elif previous is not None:
+                files[path] = previous
+        for path, previous in self._files.items():
+            if path not in entries and not self._settled(path, None, now):
+                files[path] = previous  # gone only briefly so far: an editor's save
+        self._seen = {p: seen for p, seen in self._seen.items() if p in entries or p in files}
+        self._files = files
+        if not self._seen:
+            self._synced = True
         return self._assemble()
+
+    @property
+    def settling(self) -> bool:
+        """Some file changed and is not yet believed: scan again after ``settle``."""
+        return bool(self._seen)
+
+    def _settled(self, path: Path, signature: tuple[int, int, int] | None, now: float) -> bool:
+        """Whether ``path`` (``signature``, or None when it is gone) can be believed now."""
+        if signature is not None and now - signature[0] / 1e9 >= self.settle:
+            self._seen.pop(path, None)
+            return True
+        seen = self._seen.get(path)
+        if seen is None or seen[0] != signature:
+            self._seen[path] = (signature, now)
+            return False
+        if now - seen[1] >= self.settle:
+            del self._seen[path]
+            return True
+        return False
 
     def _list(self) -> dict[Path, tuple[int, int, int]]:
         found: dict[Path, tuple[int, int, int]] = {}
@@ -150,7 +199,7 @@ class DirectorySource:
         return SourceState(
             topology=topology,
             errors=(*errors, *rejected),
-            synced=True,
+            synced=self._synced,
             warnings=result.warnings,
         )
 
@@ -161,7 +210,9 @@ class DirectorySource:
             if not state.same_as(self._last):
                 self._last = state
                 publish(state)
-            await asyncio.sleep(self.poll_interval)
+            await asyncio.sleep(
+                min(self.settle, self.poll_interval) if self.settling else self.poll_interval
+            )
 
 
 def _shape_problem(obj: Any) -> str | None:

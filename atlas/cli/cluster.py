@@ -205,6 +205,7 @@ def _values(args: argparse.Namespace) -> int:
             args.source,
             namespace=args.namespace,
             alertmanager_selector=settings.alertmanager_selector,
+            settle=0,  # one read, now: what the operator just wrote is what they mean
         ).scan()
         if not state.synced:
             raise ConfigError(f"--source {args.source}: cannot be read")

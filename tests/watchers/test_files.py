@@ -171,3 +171,88 @@ async def test_unchanged_clusters_are_the_same_objects_after_a_change(
     # The builders skip unchanged clusters by identity; re-parsing must not defeat that.
     assert second.topology.clusters[0] is first.topology.clusters[0]
     assert second.topology.clusters[1] is not first.topology.clusters[1]
+
+
+def _names(state: SourceState) -> list[str]:
+    return [c.name for c in state.topology.clusters]
+
+
+def _age(path: Path, seconds: float) -> None:
+    """Make ``path`` look modified ``seconds`` ago."""
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+def test_a_file_caught_between_truncate_and_write_is_not_believed(tmp_path: Path) -> None:
+    """Found by the randomized run: a shell redirect or an editor truncates, then writes. A
+    scan in between read an empty east.yaml, east looked removed, and its credentials were
+    revoked. A changed file is now read once it has stayed as it is for ``settle``."""
+    east = tmp_path / "east.yaml"
+    east.write_text(manifest("east"))
+    _age(east, 10)
+    source = DirectorySource(tmp_path, settle=0.05)
+    assert _names(source.scan()) == ["east"]
+    east.write_text("")  # truncated: the write has not come yet
+    now = time.time()
+    assert _names(source.scan(now)) == ["east"], "a file changed just now is not read yet"
+    assert source.settling
+    assert _names(source.scan(now + 0.01)) == ["east"]
+    east.write_text(manifest("east", replicas="2"))
+    now = time.time()
+    assert source.scan(now).topology.clusters[0].replicas == 1, "still settling"
+    later = source.scan(now + 0.06)
+    assert later.topology.clusters[0].replicas == 2, "read once it stayed as it is"
+    assert not source.settling
+
+
+def test_a_file_that_stays_empty_removes_its_clusters_once_settled(tmp_path: Path) -> None:
+    east = tmp_path / "east.yaml"
+    east.write_text(manifest("east"))
+    _age(east, 10)
+    source = DirectorySource(tmp_path, settle=0.05)
+    source.scan()
+    east.write_text("")
+    _age(east, 1)
+    assert _names(source.scan()) == [], "emptied on purpose (its time is old): believed"
+
+
+def test_a_file_moved_aside_by_an_editor_keeps_its_clusters_until_settled(
+    tmp_path: Path,
+) -> None:
+    """Some editors rename the file to a backup and write a new one: for a moment it is gone."""
+    east = tmp_path / "east.yaml"
+    east.write_text(manifest("east"))
+    _age(east, 10)
+    source = DirectorySource(tmp_path, settle=0.05)
+    source.scan()
+    east.rename(tmp_path / "east.yaml~")
+    now = time.time()
+    assert _names(source.scan(now)) == ["east"], "gone only briefly: kept"
+    assert _names(source.scan(now + 0.01)) == ["east"]
+    assert _names(source.scan(now + 0.06)) == [], "gone for longer than settle: removed"
+
+
+def test_the_first_read_waits_for_files_still_being_written(tmp_path: Path) -> None:
+    """Until every file settled once the source is not synced: DNS answers SERVFAIL rather
+    than a fleet without the file being written."""
+    (tmp_path / "east.yaml").write_text(manifest("east"))
+    source = DirectorySource(tmp_path, settle=0.05)
+    now = time.time()
+    first = source.scan(now)
+    assert not first.synced and _names(first) == []
+    second = source.scan(now + 0.06)
+    assert second.synced and _names(second) == ["east"]
+
+
+def test_a_file_with_a_time_in_the_future_is_read_once_it_stays_as_it_is(
+    tmp_path: Path,
+) -> None:
+    """A clock ahead of ours (a network filesystem): its age says nothing; a second look that
+    finds the same size and time, ``settle`` later, does."""
+    east = tmp_path / "east.yaml"
+    east.write_text(manifest("east"))
+    _age(east, -3600)
+    source = DirectorySource(tmp_path, settle=0.05)
+    now = time.time()
+    assert not source.scan(now).synced
+    assert _names(source.scan(now + 0.06)) == ["east"]
