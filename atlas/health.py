@@ -120,6 +120,7 @@ def _nodes(atlas: Atlas) -> list[dict[str, Any]]:
             "last_nack": None,
             "last_seen": None,
             "client_certificate": None,
+            "last_refusal": None,
         }
         snapshot = atlas.cache.snapshot(node)
         serving = (

@@ -44,6 +44,8 @@ class ClusterRow:
     sidecars: list[Probe] = field(default_factory=list)
     leaf_expires: str = ""
     bootstrap_expires: str = ""
+    refused: str = ""
+    """Why Atlas refuses this Envoy's stream (the refusal's reason), when it is not connected."""
     problems: list[str] = field(default_factory=list)
 
 
@@ -95,6 +97,9 @@ def _row(
     url, entry = _pick_node(node, documents)
     serving, acked = entry.get("serving") or {}, entry.get("acked") or {}
     bootstrap = (entry.get("client_certificate") or {}).get("expires") or ""
+    refusal = {} if entry.get("connected") else (entry.get("last_refusal") or {})
+    if refusal.get("certificate_expires"):
+        bootstrap = refusal["certificate_expires"]  # what it tries to connect with now
     row = ClusterRow(
         name=name,
         replicas=replicas,
@@ -108,8 +113,11 @@ def _row(
         last_nack=(entry.get("last_nack") or {}).get("message", ""),
         leaf_expires=entry.get("leaf_expires") or "",
         bootstrap_expires=bootstrap,
+        refused=refusal.get("reason", ""),
     )
-    if not row.connected:
+    if row.refused:
+        row.problems.append(f"Envoy refused by Atlas: {refusal.get('message', row.refused)}")
+    elif not row.connected:
         row.problems.append("Envoy not connected to any replica")
     elif not row.in_sync:
         row.problems.append("Envoy not in sync with what its replica serves")
@@ -130,14 +138,16 @@ def build_report(
     *,
     now: datetime | None = None,
     expiry_warning: timedelta = timedelta(days=7),
+    errors: Mapping[str, str] | None = None,
 ) -> Report:
-    """``documents``: status URL → its ``/status`` (None when it did not answer)."""
+    """``documents``: status URL → its ``/status`` (None when it did not answer, and
+    ``errors`` says why). With no replica answering there are no rows: nothing is known."""
     now = now or datetime.now(UTC)
     reachable = {u: d for u, d in documents.items() if d is not None}
     replicas: dict[str, dict[str, Any]] = {}
     for url, doc in documents.items():
         if doc is None:
-            replicas[url] = {"reachable": False}
+            replicas[url] = {"reachable": False, "error": (errors or {}).get(url, "")}
             continue
         replicas[url] = {
             "reachable": True,
@@ -146,6 +156,8 @@ def build_report(
             "problems": list(doc.get("problems", [])),
             "rejected": list(doc.get("errors", [])),
         }
+    if not reachable:
+        return Report(False, replicas, [])
     by_target = {p.target: p for p in probes}
     first = next(iter(reachable.values()), {})
     observability = first.get("observability_node", "atlas")
@@ -154,9 +166,7 @@ def build_report(
         _row(c["name"], c["replicas"], c["name"], reachable, by_target, now, expiry_warning)
         for c in first.get("clusters", [])
     ]
-    healthy = (
-        bool(reachable)
-        and all(r["reachable"] and r["ready"] and not r["rejected"] for r in replicas.values())
-        and not any(row.problems for row in rows)
-    )
+    healthy = all(
+        r["reachable"] and r["ready"] and not r["rejected"] for r in replicas.values()
+    ) and not any(row.problems for row in rows)
     return Report(healthy, replicas, rows)

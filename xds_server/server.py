@@ -191,10 +191,12 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ign
             if refusal is None:
                 refusal = self._over_stream_limit(node)  # others admitted meanwhile
             if refusal is not None:
-                await self._refuse(node, refusal, context)
+                await self._refuse(node, refusal, context, certificate)
             self._logged_pairs -= len(self._logged.pop(node, ()))
+            admitted = self.board.node(node)
+            admitted.last_refusal = None
             if certificate is not None:
-                self.board.node(node).client_certificate = ClientCertificate.of(certificate)
+                admitted.client_certificate = ClientCertificate.of(certificate)
             self._open[node] = self._open.get(node, 0) + 1
             try:
                 async for response in self._loop(
@@ -219,8 +221,18 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ign
             grpc.StatusCode.RESOURCE_EXHAUSTED,
         )
 
-    async def _refuse(self, node: str, refusal: Refusal, context: grpc.aio.ServicerContext) -> None:
+    async def _refuse(
+        self,
+        node: str,
+        refusal: Refusal,
+        context: grpc.aio.ServicerContext,
+        certificate: x509.Certificate | None = None,
+    ) -> None:
         metrics.REFUSED.labels(refusal.reason).inc()
+        # Remembered for the nodes Atlas serves or has seen (any id could be made up without
+        # TLS): `atlas status` then says why an Envoy never gets in.
+        if node and (self.cache.snapshot(node) is not None or self.board.get(node) is not None):
+            self.board.refused(node, refusal.reason, refusal.message, certificate)
         reasons = self._logged.get(node, set())
         if refusal.reason not in reasons and self._logged_pairs < _LOGGED_REFUSALS:
             self._logged[node] = reasons | {refusal.reason}

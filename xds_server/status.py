@@ -11,7 +11,7 @@ from cryptography import x509
 from atlas.pki import authority_key_id
 from xds_server.types import SHORT
 
-__all__ = ["ClientCertificate", "NodeStatus", "StatusBoard"]
+__all__ = ["ClientCertificate", "NodeStatus", "Refused", "StatusBoard"]
 
 
 @dataclass
@@ -20,6 +20,18 @@ class Nack:
     version: str
     message: str
     at: float
+
+
+@dataclass
+class Refused:
+    """Why Atlas last refused (or ended) this node's stream: what ``atlas status`` shows for
+    an Envoy that keeps retrying and never gets in."""
+
+    reason: str
+    message: str
+    at: float
+    certificate_expires: str | None = None
+    """The refused client certificate's expiry (not the one it held before)."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +58,8 @@ class NodeStatus:
     last_nack: Nack | None = None
     last_seen: float = 0.0
     client_certificate: ClientCertificate | None = None
+    last_refusal: Refused | None = None
+    """Cleared when a stream of the node is admitted."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -70,6 +84,14 @@ class NodeStatus:
                 "issuer_key_id": self.client_certificate.issuer_key_id,
                 "expires": self.client_certificate.expires,
             },
+            "last_refusal": None
+            if self.last_refusal is None
+            else {
+                "reason": self.last_refusal.reason,
+                "message": self.last_refusal.message,
+                "at": self.last_refusal.at,
+                "certificate_expires": self.last_refusal.certificate_expires,
+            },
         }
 
 
@@ -90,6 +112,12 @@ class StatusBoard:
 
     def nack(self, node: str, type_url: str, version: str, message: str) -> None:
         self.node(node).last_nack = Nack(type_url, version, message, time.time())
+
+    def refused(
+        self, node: str, reason: str, message: str, certificate: x509.Certificate | None
+    ) -> None:
+        expires = certificate.not_valid_after_utc.isoformat() if certificate else None
+        self.node(node).last_refusal = Refused(reason, message, time.time(), expires)
 
     def snapshot(self) -> list[dict[str, Any]]:
         return [s.as_dict() for _, s in sorted(self._nodes.items())]

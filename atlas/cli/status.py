@@ -1,13 +1,15 @@
 """``atlas status``: is every cluster reachable? One row per cluster from the daemons'
 ``/status``, and a Thanos Info probe of every sidecar through the observability Envoy.
 
-Exit code: 0 healthy, 1 degraded, 2 no daemon answered, so scripts can act on it.
+Exit code: 0 healthy, 1 degraded, 3 no replica answered (2 stays argparse's: a usage error),
+so scripts can act on it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 import urllib.error
@@ -22,18 +24,20 @@ import yaml
 from atlas import thanos
 from atlas.cli.common import Formatter
 from atlas.model import SIDECARS_DOMAIN
-from atlas.status_report import Probe, Report, build_report, sidecar_targets
+from atlas.status_report import ClusterRow, Probe, Report, build_report, sidecar_targets
 
 __all__ = ["add_parser"]
 
+log = logging.getLogger(__name__)
+
 DEFAULT_URL = "http://127.0.0.1:9180/status"
-HEALTHY, DEGRADED, UNREACHABLE = 0, 1, 2
+HEALTHY, DEGRADED, UNREACHABLE = 0, 1, 3
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "status",
-        help="is every cluster reachable? (exit 0 healthy, 1 degraded, 2 daemon unreachable)",
+        help="is every cluster reachable? (exit 0 healthy, 1 degraded, 3 no replica answered)",
         description="One row per cluster: its Envoy's connection and protocol, versions served "
         "and ACKed, the last NACK, a Thanos Info probe of each sidecar through the "
         "observability Envoy (with its external labels), and when its certificates expire.",
@@ -76,14 +80,30 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.set_defaults(func=_status)
 
 
-def _fetch(url: str) -> dict[str, Any] | None:
+def _fetch(url: str) -> tuple[dict[str, Any] | None, str]:
+    """The replica's ``/status``, or None and why not, in the operator's words."""
+    if "://" not in url:
+        return None, "not a URL (give http://HOST:PORT/status)"
     if not url.rstrip("/").endswith("/status"):
         url = url.rstrip("/") + "/status"
     try:
         with urllib.request.urlopen(url, timeout=5) as response:
-            return dict(json.loads(response.read()))
-    except (OSError, ValueError, urllib.error.URLError):
-        return None
+            body = response.read()
+    except urllib.error.HTTPError as err:
+        return None, f"HTTP {err.code} {err.reason}"
+    except urllib.error.URLError as err:
+        reason = err.reason
+        text = getattr(reason, "strerror", None) or str(reason)
+        return None, str(text).lower()
+    except (OSError, ValueError) as err:
+        return None, getattr(err, "strerror", None) or str(err) or type(err).__name__
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return None, f"not JSON (is this Atlas's HTTP port?): {body[:40]!r}"
+    if not isinstance(document, dict) or "nodes" not in document:
+        return None, "JSON, but not Atlas's /status"
+    return document, ""
 
 
 def _probe(address: str, target: str) -> Probe:
@@ -98,7 +118,10 @@ def _probe(address: str, target: str) -> Probe:
 
 def collect(args: argparse.Namespace) -> Report:
     urls = args.url or [DEFAULT_URL]
-    documents = {url: _fetch(url) for url in urls}
+    fetched = {url: _fetch(url) for url in urls}
+    documents = {url: doc for url, (doc, _) in fetched.items()}
+    for url, (_, why) in fetched.items():
+        log.debug("%s: %s", url, why or "answered")
     first = next((d for d in documents.values() if d is not None), None)
     probes: list[Probe] = []
     if first is not None and not args.no_probe:
@@ -108,7 +131,8 @@ def collect(args: argparse.Namespace) -> Report:
             with ThreadPoolExecutor(max_workers=min(16, len(targets))) as pool:
                 probes = list(pool.map(lambda t: _probe(address, t), targets))
     warning = timedelta(days=args.expiry_warning_days)
-    return build_report(documents, probes, expiry_warning=warning)
+    errors = {url: why for url, (doc, why) in fetched.items() if doc is None}
+    return build_report(documents, probes, expiry_warning=warning, errors=errors)
 
 
 def _day(iso: str) -> str:
@@ -119,32 +143,28 @@ def render_table(report: Report) -> str:
     lines = []
     for url, replica in report.replicas.items():
         if not replica["reachable"]:
-            lines.append(f"replica {url}: UNREACHABLE")
+            lines.append(f"replica {url}: UNREACHABLE: {replica.get('error') or 'no answer'}")
             continue
         state = "ready" if replica["ready"] else "NOT READY"
         role = "leader" if replica["leader"] else "follower"
         lines.append(f"replica {url}: {state}, {role}")
         lines += [f"  problem: {p}" for p in replica["problems"]]
         lines += [f"  rejected: {e}" for e in replica["rejected"]]
+    if not any(r["reachable"] for r in report.replicas.values()):
+        lines.append("no Atlas replica answered: check --url (each replica's HTTP port, 9180)")
+        return "\n".join(lines) + "\n"
     header = ("CLUSTER", "ENVOY", "CONFIG", "SIDECARS", "LEAF", "BOOTSTRAP")
     table = [header]
     for row in report.rows:
-        envoy = f"connected ({row.protocol})" if row.connected else "DISCONNECTED"
-        config = "in sync" if row.in_sync else ("NACK" if row.last_nack else "NOT IN SYNC")
-        sidecars = (
-            ", ".join(
-                f"{p.target} "
-                + (
-                    ",".join(f"{k}={v}" for k, v in sorted((p.labels or {}).items()))
-                    if not p.error
-                    else "UNREACHABLE"
-                )
-                for p in row.sidecars
-            )
-            or "-"
-        )
         table.append(
-            (row.name, envoy, config, sidecars, _day(row.leaf_expires), _day(row.bootstrap_expires))
+            (
+                row.name,
+                _envoy_state(row),
+                _config_state(row),
+                _sidecars(row),
+                _day(row.leaf_expires),
+                _day(row.bootstrap_expires),
+            )
         )
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in table]
@@ -152,6 +172,31 @@ def render_table(report: Report) -> str:
         lines += [f"{row.name}: {p}" for p in row.problems]
     lines.append("healthy" if report.healthy else "DEGRADED")
     return "\n".join(lines) + "\n"
+
+
+def _envoy_state(row: ClusterRow) -> str:
+    if row.connected:
+        return f"connected ({row.protocol})"
+    if row.refused:
+        return f"REFUSED ({row.refused})"
+    return "DISCONNECTED"
+
+
+def _config_state(row: ClusterRow) -> str:
+    """Only a connected Envoy is in sync or not; a disconnected one keeps what it had."""
+    if not row.connected:
+        return "-"
+    if row.in_sync:
+        return "in sync"
+    return "NACK" if row.last_nack else "OUT OF SYNC"
+
+
+def _sidecars(row: ClusterRow) -> str:
+    shown = []
+    for p in row.sidecars:
+        labels = ",".join(f"{k}={v}" for k, v in sorted((p.labels or {}).items()))
+        shown.append(f"{p.target} {labels if not p.error else 'UNREACHABLE'}")
+    return ", ".join(shown) or "-"
 
 
 def _print(report: Report, output: str) -> None:
@@ -171,12 +216,15 @@ def _code(report: Report) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    while True:
-        report = collect(args)
-        _print(report, args.output)
-        if args.watch is None:
-            return _code(report)
-        try:
+    """Once, or with ``--watch`` until Ctrl-C, which ends it with the last report's code."""
+    code: int | None = None
+    try:
+        while True:
+            report = collect(args)
+            _print(report, args.output)
+            code = _code(report)
+            if args.watch is None:
+                return code
             time.sleep(args.watch)
-        except KeyboardInterrupt:
-            return _code(report)
+    except KeyboardInterrupt:
+        return code if code is not None else 130

@@ -530,3 +530,64 @@ def test_drop_previous_refuses_while_a_downstream_bootstrap_depends_on_it(
         stub.close()
     gone = run_atlas(["ca", "drop-previous", "--state-dir", state, "--status-url", stub.url])
     assert gone.returncode == 0 and "nothing to drop" in gone.stdout
+
+
+class _Answers(threading.Thread):
+    """A one-path HTTP server on loopback answering ``body`` with ``status``."""
+
+    def __init__(self, status: int, body: bytes, content_type: str = "text/html") -> None:
+        import http.server
+
+        answer = (status, body, content_type)
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(answer[0])
+                self.send_header("Content-Type", answer[2])
+                self.send_header("Content-Length", str(len(answer[1])))
+                self.end_headers()
+                self.wfile.write(answer[1])
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/status"
+        super().__init__(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> _Answers:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        ((404, b"nope", "text/plain"), "UNREACHABLE: HTTP 404 Not Found"),
+        ((200, b"<html>grafana</html>", "text/html"), "UNREACHABLE: not JSON"),
+        (
+            (200, b'{"status": "success"}', "application/json"),
+            "UNREACHABLE: JSON, but not Atlas's /status",
+        ),
+    ],
+)
+def test_status_says_why_a_replica_did_not_answer(
+    answer: tuple[int, bytes, str], reason: str
+) -> None:
+    with _Answers(*answer) as server:
+        result = run_atlas(["status", "--url", server.url])
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert f"replica {server.url}: {reason}" in result.stdout
+    assert "CLUSTER" not in result.stdout, "no table made up from nothing"
+
+
+def test_status_names_a_url_without_a_scheme() -> None:
+    result = run_atlas(["status", "--url", "127.0.0.1:9"])
+    assert result.returncode == 3
+    assert "replica 127.0.0.1:9: UNREACHABLE: not a URL (give http://HOST:PORT/status)" in (
+        result.stdout
+    )

@@ -127,11 +127,45 @@ def test_a_rejected_update(net: AtlasNetwork) -> None:
     settled(net)
 
 
+def test_an_envoy_refused_by_atlas_says_why(net: AtlasNetwork) -> None:
+    """West removed and added again: its old bootstrap credential was revoked with it, so its
+    Envoy (not re-installed) is refused on every retry. The row says so and why, with the
+    expiry of the certificate it now tries with; the config column is not "out of sync"."""
+    settled(net)
+    manifest = net.source / "west.yaml"
+    text = manifest.read_text()
+    manifest.unlink()
+    wait_until(
+        lambda: "west" not in {c["name"] for c in net.status()["clusters"]},
+        within=10,
+        what="west removed",
+    )
+    manifest.write_text(text)
+    try:
+        # First "revoked" (its stream ended as it was removed), then, at the Envoy's retry,
+        # the reason it stays out.
+        _, out = wait_until(
+            lambda: (r := status(net))[0] == 1 and "_credential)" in row(r[1], "west") and r,
+            within=20,
+            what="west refused for its credential",
+        )
+        west = row(out, "west")
+        assert "REFUSED (no_credential)" in west or "REFUSED (old_credential)" in west, west
+        assert "OUT OF SYNC" not in west and "NOT IN SYNC" not in west
+        assert "west: Envoy refused by Atlas: cluster 'west'" in out
+    finally:
+        net.envoys["west"].stop()
+        net.start_cluster_envoy("west")
+    settled(net)
+
+
 def test_an_unreachable_daemon(tmp_path: Path) -> None:
+    """Exit 3 (2 is argparse's), the reason, and no rows made up from nothing."""
     url = f"http://127.0.0.1:{free_port('127.0.0.1')}/status"
     result = run_atlas(["status", "--url", url])
-    assert result.returncode == 2
-    assert f"replica {url}: UNREACHABLE" in result.stdout and "DEGRADED" in result.stdout
+    assert result.returncode == 3
+    assert f"replica {url}: UNREACHABLE: connection refused" in result.stdout
+    assert "(observability)" not in result.stdout and "DISCONNECTED" not in result.stdout
 
 
 def test_watch_repeats_until_interrupted(net: AtlasNetwork) -> None:
