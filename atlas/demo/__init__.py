@@ -139,12 +139,23 @@ class Demo:
                 (prom, f"{cluster.name}'s Prometheus"),
                 (am, f"{cluster.name}'s Alertmanager"),
             ]
+        # Debian's Alertmanager package has no web UI (its page says so): show what works.
         tries.append(
             (
-                f"http://{am_host}:{am_port}/#/alerts",
-                f"the observability Alertmanager: {DEMO_ALERT} from every cluster, via the tunnel",
+                f"curl -s http://{am_host}:{am_port}/api/v2/alerts",
+                f"the observability Alertmanager's API: {DEMO_ALERT} from every cluster, "
+                "via the tunnel",
             )
         )
+        amtool = shutil.which("amtool")
+        if amtool is not None and self.parts.alertmanager is not None:
+            tries.append(
+                (
+                    f"amtool --alertmanager.url=http://{am_host}:{am_port} alert query "
+                    f"alertname={DEMO_ALERT}",
+                    "the same with Alertmanager's own tool",
+                )
+            )
         width = max(len(command) for command, _ in tries)
         lines = ["", "Atlas demo is up. Try:"]
         lines += [f"  {command:<{width}}  # {comment}" for command, comment in tries]

@@ -9,6 +9,7 @@ import os
 import queue
 import random
 import shlex
+import shutil
 import signal
 import subprocess
 import threading
@@ -140,12 +141,12 @@ def test_the_demo_does_what_it_says(demo: Demo) -> None:
     with urllib.request.urlopen(alertmanager_ui, timeout=10) as page:
         assert page.status == 200
 
-    observability = next(c.split()[0] for c in commands if c.split()[0].endswith("/#/alerts"))
+    api = next(c for c in commands if "/api/v2/alerts" in c)
+    assert "/#/" not in "\n".join(commands), "no link to a web UI Debian's package lacks"
 
     def demo_alerts() -> set[str]:
-        url = observability.replace("/#/alerts", "/api/v2/alerts")
-        with urllib.request.urlopen(url, timeout=5) as response:
-            alerts = json.loads(response.read())
+        result = run_printed(api)  # the printed `curl`, as a user runs it
+        alerts = json.loads(result.stdout or "[]")
         clusters = {
             a["labels"]["cluster"] for a in alerts if a["labels"]["alertname"] == "AtlasDemoAlert"
         }
@@ -156,6 +157,12 @@ def test_the_demo_does_what_it_says(demo: Demo) -> None:
         within=60,
         what="the demo alert of both clusters at the observability Alertmanager",
     )
+    amtool = [c for c in commands if c.startswith("amtool ")]
+    if shutil.which("prometheus-alertmanager") or shutil.which("alertmanager"):
+        assert amtool, "with the real Alertmanager, its own tool's command is printed"
+        listed = run_printed(amtool[0])
+        assert listed.returncode == 0, listed.stderr
+        assert "AtlasDemoAlert" in listed.stdout
 
     demo.key("a")
     demo.until("cluster north:")
