@@ -156,9 +156,21 @@ def _refuse_while_in_use(args: argparse.Namespace, state: CAState, *, kube: bool
         lines = "\n".join(f"  {name}: {why}" for name, why in sorted(blockers.items()))
         raise ConfigError(
             "refusing to drop the previous CA: these Envoys would be cut off from Atlas:\n"
-            f"{lines}\nInstall each one's new values (`atlas cluster values NAME ...`, then "
+            f"{lines}\nInstall each one's new values ({_values_command(blockers)}, then "
             "helm upgrade), then run this again; --force drops it anyway"
         )
+
+
+def _values_command(blockers: dict[str, str]) -> str:
+    """The command that prints new values for the blocking nodes: the observability Envoy's
+    (node ``atlas``) come from ``atlas observability values``, not ``cluster values``."""
+    observability = Settings().observability_node
+    commands = []
+    if any(node != observability for node in blockers):
+        commands.append("`atlas cluster values NAME ...`")
+    if observability in blockers:
+        commands.append(f"`atlas observability values ...` for {observability}")
+    return " and ".join(commands)
 
 
 def _stored_on_previous(store: DirectoryStore, previous: list[Any]) -> list[str]:

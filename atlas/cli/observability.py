@@ -9,7 +9,10 @@ from atlas.cli.helm_values import add_values_args, print_values
 from atlas.config import DEFAULT_ADS_PORT, DEFAULT_NAMESPACE, Settings
 from atlas.pki import OBSERVABILITY_URI
 
-__all__ = ["add_parser"]
+__all__ = ["ADS_SERVICE", "add_parser"]
+
+ADS_SERVICE = "atlas-ads.{namespace}.svc.cluster.local"
+"""charts/atlas's Service for Atlas's gRPC port (``<release>-ads``, release ``atlas``)."""
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -28,8 +31,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     add_values_args(values)
     values.add_argument(
         "--ads-address",
-        default=f"atlas.{DEFAULT_NAMESPACE}.svc.cluster.local",
-        help="Atlas's gRPC address as seen from the observability Envoy",
+        default=None,
+        help="Atlas's gRPC address as seen from the observability Envoy (default: the chart's "
+        f"Service, {ADS_SERVICE.format(namespace='<namespace>')})",
     )
     values.add_argument("--ads-port", type=int, default=DEFAULT_ADS_PORT, help="Atlas's gRPC port")
     values.set_defaults(func=_values)
@@ -38,5 +42,5 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def _values(args: argparse.Namespace) -> int:
     settings = Settings()
     pki = directory_pki(args.state_dir, settings)
-    ads = (args.ads_address, args.ads_port)
+    ads = (args.ads_address or ADS_SERVICE.format(namespace=args.namespace), args.ads_port)
     return print_values(args, pki, settings, settings.observability_node, OBSERVABILITY_URI, ads)

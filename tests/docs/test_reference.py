@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
-from dataclasses import fields, is_dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,16 @@ def rows(text: str) -> list[list[str]]:
     for line in text.splitlines():
         if line.startswith("|") and not line.startswith("|---"):
             cells = [c.strip() for c in line.strip("|").split("|")]
-            if cells[0] not in ("flag", "key", "port", "metric", "name", "path"):
+            if cells[0] not in (
+                "flag",
+                "key",
+                "port",
+                "metric",
+                "name",
+                "path",
+                "code",
+                "node key",
+            ):
                 found.append(cells)
     return found
 
@@ -172,14 +181,21 @@ def test_every_port_is_documented() -> None:
     assert options_of(serve)["--ads-listen"].default.endswith(f":{DEFAULT_ADS_PORT}")
 
 
+@dataclass
+class Running:
+    """What a running daemon shows: its metrics (name → type, labels) and its /status."""
+
+    metrics: dict[str, tuple[str, set[str]]]
+    status: dict[str, Any]
+
+
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[str, set[str]]]:
-    """Atlas's metrics as a running daemon registers them: name → (type, labels)."""
+def running(tmp_path_factory: pytest.TempPathFactory) -> Running:
     tmp: Path = tmp_path_factory.mktemp("reference")
     (tmp / "clusters").mkdir()
     (tmp / "clusters" / "east.yaml").write_text(manifest("east"))
 
-    async def collect() -> dict[str, tuple[str, set[str]]]:
+    async def collect() -> Running:
         daemon = Atlas(options(tmp))
         await daemon.start()
         try:
@@ -194,11 +210,69 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[str, s
                     labels |= {k for s in family.samples for k in s.labels if k != "le"}
                     name = family.name + ("_total" if family.type == "counter" else "")
                     found[name] = (family.type, labels)
-            return found
+            return Running(found, daemon.status())
         finally:
             await daemon.stop()
 
     return asyncio.run(collect())
+
+
+@pytest.fixture(scope="module")
+def exported(running: Running) -> dict[str, tuple[str, set[str]]]:
+    return running.metrics
+
+
+def test_every_status_key_is_documented(running: Running) -> None:
+    text = section("`/status`", "###")
+    top: set[str] = set()
+    node: set[str] = set()
+    for cells in rows(text):
+        names = ticked(cells[0])
+        (node if cells[0] in {c[0] for c in rows(text.split("| node key |")[1])} else top).update(
+            names
+        )
+    assert top == set(running.status), (
+        f"missing: {set(running.status) - top}; not keys: {top - set(running.status)}"
+    )
+    keys = set(running.status["nodes"][0])
+    assert node == keys, f"missing: {keys - node}; not keys: {node - keys}"
+
+
+def test_the_exit_codes_are_documented_as_the_code_has_them() -> None:
+    from atlas import cli
+    from atlas.cli import status
+
+    table = {int(ticked(cells[0])[0]): cells[1] for cells in rows(section("Exit codes"))}
+    assert set(table) == {
+        cli.EXIT_OK,
+        cli.EXIT_FAILED,
+        cli.EXIT_CONFIG,
+        status.HEALTHY,
+        status.DEGRADED,
+        status.UNREACHABLE,
+    }
+    assert "degraded" in table[status.DEGRADED] and "usage" in table[cli.EXIT_CONFIG]
+    assert "no replica answered" in table[status.UNREACHABLE]
+    readme = (ROOT / "README.md").read_text()
+    assert (
+        f"exit {status.HEALTHY} healthy, {status.DEGRADED} degraded, "
+        f"{status.UNREACHABLE} unreachable" in readme
+    )
+
+
+def test_the_readme_summarises_the_rbac_rules_as_they_are() -> None:
+    import yaml
+
+    rules = yaml.safe_load((ROOT / "charts/atlas/files/rbac-rules.yaml").read_text())
+    readme = (ROOT / "README.md").read_text()
+    summary = re.search(r"<!-- rbac -->(.*?)<!-- /rbac -->", readme, re.DOTALL)
+    assert summary is not None, "README.md has no <!-- rbac --> summary"
+    said = {
+        kind.strip().rstrip("s").lower(): set(verbs.split("/"))
+        for verbs, kind in re.findall(r"([a-z/]+) ([A-Za-z]+)", summary.group(1).replace("\n", " "))
+    }
+    actual = {r["resources"][0].rstrip("s"): set(r["verbs"]) for r in rules}
+    assert said == actual
 
 
 def test_every_metric_its_type_and_labels_are_documented(
