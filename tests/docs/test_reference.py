@@ -40,6 +40,10 @@ def section(title: str, level: str = "##") -> str:
     return "\n".join(lines[start + 1 : end])
 
 
+HEADERS = ("flag", "key", "port", "metric", "name", "path", "code", "node key")
+"""First cells of the tables' header rows."""
+
+
 def rows(text: str) -> list[list[str]]:
     """The body rows of the tables in ``text``, as cells."""
     found = []
