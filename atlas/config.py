@@ -352,15 +352,21 @@ def _cross_field_problems(s: Settings) -> list[str]:
     envoy = s.envoy
     shared = {"envoy.admin_port": envoy.admin_port}
     if envoy.metrics_port:
-        shared["envoy.metrics_port"] = envoy.metrics_port
+        if envoy.metrics_port == envoy.admin_port:
+            problems.append(
+                f"envoy.metrics_port: {envoy.metrics_port}: already the port of "
+                "envoy.admin_port; every listener of an Envoy needs a port of its own"
+            )
+        else:
+            shared["envoy.metrics_port"] = envoy.metrics_port
     for prefix, ports in (
         ("observability_ports", s.observability_ports),
         ("downstream_ports", s.downstream_ports),
     ):
         proxy = "observability" if prefix.startswith("obs") else "downstream"
-        taken: dict[int, str] = {}
-        named = {f"{prefix}.{f.name}": getattr(ports, f.name) for f in fields(ports)}
-        for key, port in {**named, **shared}.items():
+        taken = {port: key for key, port in shared.items()}
+        for f in fields(ports):
+            key, port = f"{prefix}.{f.name}", getattr(ports, f.name)
             if port in taken:
                 problems.append(
                     f"{key}: {port}: already the port of {taken[port]}; every listener of the "
@@ -428,7 +434,7 @@ def _cross_field_problems(s: Settings) -> list[str]:
 
 
 def _seconds(value: timedelta) -> str:
-    return f"{_num(value.total_seconds())} s"
+    return f"{int(value.total_seconds())} s"
 
 
 def _build(cls: type[_T], data: Any, source: str, path: str) -> _T:
@@ -453,7 +459,11 @@ def _did_you_mean(key: Any, known: Mapping[str, Any]) -> str:
 
 
 def _shown(raw: Any) -> str:
-    text = repr(raw) if isinstance(raw, str) else str(raw)
+    """The value as the YAML file has it (``true``, ``null``), quoted when a string."""
+    if isinstance(raw, bool) or raw is None:
+        text = {True: "true", False: "false", None: "null"}[raw]
+    else:
+        text = repr(raw) if isinstance(raw, str) else str(raw)
     return text if len(text) <= 60 else text[:60] + "…"
 
 

@@ -130,9 +130,24 @@ def _split_hostport(value: str) -> tuple[str, int]:
 def _bind_reason(err: BaseException) -> str:
     """Why a listen failed, in the operator's words: the OS's reason, or gRPC's (which says
     only that it failed; an address in use is by far the most common cause)."""
-    if isinstance(err, OSError) and err.strerror:
-        return err.strerror.lower()
+    if isinstance(err, OSError) and err.errno:
+        return os.strerror(err.errno).lower()
     return "address already in use, or not an address of this host"
+
+
+def _bindable(face: str, address: str) -> None:
+    """Bind ``address`` once, as the server will: gRPC reports a failed bind only as a line of
+    its own on stderr and "failed to bind", where the OS says why."""
+    host, port = _split_hostport(address)
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as err:
+            raise ListenError(face, address, _bind_reason(err)) from None
 
 
 class Atlas:
@@ -411,6 +426,7 @@ class Atlas:
             ),
         )
         tls = TLSMaterial(self._control_plane_tls) if opts.ads_tls else None
+        _bindable("ADS (gRPC)", opts.ads_listen)
         try:
             self._grpc, self.ads_port = await start_server(
                 self._servicer,

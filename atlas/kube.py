@@ -143,7 +143,8 @@ def connect(*, kubeconfig: str | None = None, context: str | None = None) -> Kub
         try:
             config.load_incluster_config(client_configuration=configuration)
         except config.ConfigException:
-            default = Path(os.environ.get("KUBECONFIG", "~/.kube/config").split(os.pathsep)[0])
+            named = (os.environ.get("KUBECONFIG") or "~/.kube/config").split(os.pathsep)[0]
+            default = Path(named)
             if not default.expanduser().is_file():
                 raise ConfigError(
                     "no Kubernetes configuration: not running in a pod "

@@ -118,6 +118,8 @@ def _service(args: argparse.Namespace) -> dict[str, object]:
 
 
 def _add(args: argparse.Namespace) -> int:
+    if not 1 <= args.replicas <= MAX_REPLICAS:
+        raise ConfigError(f"--replicas {args.replicas}: must be 1..{MAX_REPLICAS}")
     service = _service(args)
     parse_cluster(service, namespace=args.namespace)  # never write what serve would reject
     if args.source == KUBERNETES:

@@ -257,3 +257,30 @@ async def test_api_server_restart_keeps_the_last_topology_then_converges(
     assert len(recovered) == 2 and all("failed attempt(s)" in m for m in recovered)
     failures = [int(m.split("after ")[1].split()[0]) for m in recovered]
     assert all(n >= 3 for n in failures), recovered
+
+
+async def test_the_definition_in_force_keeps_working(admin: Kube, watching: Watching) -> None:
+    """In Kubernetes a cluster is one Service: a second definition is refused by the API
+    itself (409), so what stays in force is tested against an edit that makes it invalid,
+    and against a re-list (410 Gone), which must not switch anything."""
+    from atlas.kube import KubeError
+
+    create(admin, service("east", replicas="2"))
+    await watching.until(lambda s: s.synced and names(s) == ("east",), within=10)
+    with pytest.raises(KubeError) as duplicate:
+        create(admin, service("east", replicas="1"))
+    assert duplicate.value.status == 409
+    body = admin.call("get", admin.core.read_namespaced_service, "east", NAMESPACE)
+    body["metadata"]["labels"]["goatlas.io/replicas"] = "two"
+    admin.call("replace Service", admin.core.replace_namespaced_service, "east", NAMESPACE, body)
+    await watching.until(lambda s: bool(s.messages), within=2)
+    state = watching.states[-1]
+    assert state.messages == (
+        f"Service {NAMESPACE}/east: metadata.labels[goatlas.io/replicas]: 'two' is not a whole "
+        "number 1..64 (its last good definition stays in force until fixed or deleted)",
+    )
+    east = state.topology.cluster("east")
+    assert east is not None and east.replicas == 2
+    # A re-list (410 Gone) replaces the cache, its objects in whatever order the API lists.
+    watching.source.services = dict(reversed(list(watching.source.services.items())))
+    assert watching.source.state().topology.cluster("east") == east, "a re-read keeps it"
