@@ -174,6 +174,20 @@ def test_a_bad_setting_stops_serve_with_one_line(
     assert not (tmp_path / ".atlas").exists(), "nothing started, nothing created"
 
 
+def test_global_flags_also_follow_the_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`atlas serve --log-level debug` was a usage error."""
+    levels: list[int] = []
+    monkeypatch.setattr(
+        "atlas.daemon.run", lambda options: levels.append(logging.getLogger().level) or 0
+    )
+    (tmp_path / "clusters").mkdir()
+    assert main(["serve", "--source", str(tmp_path / "clusters"), "--log-level", "debug"]) == 0
+    assert main(["--log-level", "error", "serve", "--source", str(tmp_path / "clusters")]) == 0
+    assert levels == [logging.DEBUG, logging.ERROR]
+
+
 def test_the_config_file_namespace_applies_unless_the_flag_says_otherwise(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -278,6 +292,35 @@ def _lines(src: str) -> list[Line]:
             "atlas: error: no Kubernetes configuration: not running in a pod "
             "(KUBERNETES_SERVICE_HOST is unset) and no kubeconfig at ~/.kube/config; pass "
             "--kubeconfig FILE",
+            env={"HOME": "/nonexistent", "KUBECONFIG": ""},
+        ),
+        Line(
+            "serve without Kubernetes configuration",
+            ["serve", "--source", "kubernetes"],
+            2,
+            "atlas: error: no Kubernetes configuration: not running in a pod",
+            env={"HOME": "/nonexistent", "KUBECONFIG": ""},
+        ),
+        Line(
+            "values without Kubernetes configuration",
+            [
+                "cluster",
+                "values",
+                "east",
+                "--source",
+                "kubernetes",
+                "--observability-address",
+                "obs.example.net",
+            ],
+            2,
+            "atlas: error: no Kubernetes configuration: not running in a pod",
+            env={"HOME": "/nonexistent", "KUBECONFIG": ""},
+        ),
+        Line(
+            "ca rotate without Kubernetes configuration",
+            ["ca", "rotate", "--source", "kubernetes"],
+            2,
+            "atlas: error: no Kubernetes configuration: not running in a pod",
             env={"HOME": "/nonexistent", "KUBECONFIG": ""},
         ),
         Line(

@@ -591,3 +591,28 @@ def test_status_names_a_url_without_a_scheme() -> None:
     assert "replica 127.0.0.1:9: UNREACHABLE: not a URL (give http://HOST:PORT/status)" in (
         result.stdout
     )
+
+
+def test_values_carry_every_observability_alertmanager(tmp_path: Path, examples_dir: Path) -> None:
+    """With three observability Alertmanagers only alertmanager-0 got its Services: the
+    values never set alertmanagerReplicas and the chart's default is 1."""
+    src = tmp_path / "clusters"
+    shutil.copytree(examples_dir, src)
+    template = (src / "alertmanagers.yaml").read_text()
+    for i in (1, 2):
+        (src / f"alertmanager-{i}.yaml").write_text(
+            template.replace("alertmanager-0", f"alertmanager-{i}").replace(
+                "10.43.0.20", f"10.43.0.2{i}"
+            )
+        )
+    init_ca(tmp_path / "s")
+    args = ["cluster", "values", "east", "--source", str(src), "--state-dir", str(tmp_path / "s")]
+    result = run_atlas([*args, "--observability-address", "obs.example.net"])
+    assert result.returncode == 0, result.stderr
+    assert yaml.safe_load(result.stdout)["alertmanagerReplicas"] == 3
+    for path in src.glob("alertmanager*.yaml"):
+        path.unlink()
+    none = run_atlas([*args, "--observability-address", "obs.example.net"])
+    assert none.returncode == 0
+    assert yaml.safe_load(none.stdout)["alertmanagerReplicas"] == 0
+    assert "atlas: warning: no observability Alertmanager found" in none.stderr

@@ -120,6 +120,33 @@ async def test_values_secrets_follow_the_clusters(admin: Kube, leader: Atlas) ->
     cert = x509.load_pem_x509_certificate(values["certificates"]["tls.crt"].encode())
     assert uri_of(cert) == "spiffe://atlas/cluster/east"
     assert yaml.safe_load(data(obs, "values.yaml"))["nodeId"] == "atlas"
+    assert values["alertmanagerReplicas"] == 0, "no observability Alertmanager yet"
+    for i in (0, 1):  # kube-prometheus-stack's per-replica Services: the relay offers both
+        am = {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {
+                "name": f"alertmanager-{i}",
+                "namespace": NAMESPACE,
+                "labels": {"app": "kube-prometheus-stack-alertmanager"},
+            },
+            "spec": {
+                "selector": {"statefulset.kubernetes.io/pod-name": f"alertmanager-main-{i}"},
+                "ports": [{"name": "http-web", "port": 9093}],
+            },
+        }
+        admin.call("create", admin.core.create_namespaced_service, NAMESPACE, am)
+
+    def relays_both() -> bool:
+        current = secret(admin, "east-envoy-values")
+        return bool(current) and (
+            yaml.safe_load(data(current, "values.yaml")).get("alertmanagerReplicas") == 2
+        )
+
+    await until(relays_both, 10, "east's values relaying to both Alertmanagers")
+    assert "alertmanagerReplicas" not in yaml.safe_load(
+        data(secret(admin, "atlas-envoy-values") or {}, "values.yaml")
+    ), "the observability Envoy relays nothing"
     admin.call("delete", admin.core.delete_namespaced_service, "west", NAMESPACE)
     await until(lambda: secret(admin, "west-envoy-values") is None, 10, "stale values removed")
     assert secret(admin, "east-envoy-values") is not None
