@@ -95,7 +95,7 @@ def test_cluster_add_rejects_what_serve_would_reject(tmp_path: Path) -> None:
             str(tmp_path),
         ]
     )
-    assert zero.returncode == 2 and "goatlas.io/replicas" in zero.stderr
+    assert zero.returncode == 2 and "--replicas 0: must be 1..64" in zero.stderr
     ip = run_atlas(
         ["cluster", "add", "east", "--external-ip", "300.1.1.1", "--source", str(tmp_path)]
     )
