@@ -82,6 +82,8 @@ class ServeOptions:
     debounce: float = 0.05
     debounce_max: float = 0.5
     refresh_interval: float = 300.0
+    """Seconds between rebuilds without a change, at most: leaves are renewed in a rebuild,
+    so it is also at most a sixth of the leaf lifetime (renewal starts with a third left)."""
 
 
 class TopologyLog:
@@ -185,7 +187,9 @@ class Atlas:
             self.identities,
             delay=options.debounce,
             max_delay=options.debounce_max,
-            refresh_interval=options.refresh_interval,
+            refresh_interval=min(
+                options.refresh_interval, settings.pki.leaf_lifetime.total_seconds() / 6
+            ),
             source_version=lambda: self.source.version,
         )
         self.dns = DnsServer(settings=settings.dns, srv_port=settings.observability_ports.thanos)

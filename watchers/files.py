@@ -105,10 +105,12 @@ class DirectorySource:
             previous = self._files.get(path)
             if previous is not None and previous.signature == signature:
                 files[path] = previous
-            elif self._settled(path, signature, now):
-                files[path] = self._read(path, signature)
-            elif previous is not None:
-                files[path] = previous
+            elif self._settled(path, signature, now) and (read := self._read(path, signature)):
+                files[path] = read
+            else:
+                self._seen.setdefault(path, (None, now))  # not believed yet: look again
+                if previous is not None:
+                    files[path] = previous
         for path, previous in self._files.items():
             if path not in entries and not self._settled(path, None, now):
                 files[path] = previous  # gone only briefly so far: an editor's save
@@ -151,14 +153,22 @@ class DirectorySource:
                     found[Path(entry.path)] = (st.st_mtime_ns, st.st_size, st.st_ino)
         return found
 
-    def _read(self, path: Path, signature: tuple[int, int, int]) -> _FileState:
+    def _read(self, path: Path, signature: tuple[int, int, int]) -> _FileState | None:
+        """The file as it is, or None when it changed while being read (stat, then read, is
+        not one step: a writer may truncate in between); it is looked at again later."""
         previous = self._files.get(path)
         if previous is not None and previous.signature == signature:
             return previous
         kept = previous.objects if previous is not None else ()
         try:
-            text = path.read_text(encoding="utf-8")
-            objects = tuple(load_documents(path, text))
+            with path.open("rb") as f:
+                data = f.read()
+                after = os.fstat(f.fileno())
+            if (after.st_mtime_ns, after.st_size, after.st_ino) != signature or len(
+                data
+            ) != after.st_size:
+                return None
+            objects = tuple(load_documents(path, data.decode("utf-8")))
         except SourceError as err:
             return _FileState(signature, kept, err)
         except (OSError, UnicodeDecodeError) as err:

@@ -488,13 +488,17 @@ class AtlasNetwork:
             },
         )
 
+    def atlas_argv(self) -> list[str]:
+        """The command that runs ``atlas`` (its ``serve`` arguments follow)."""
+        return atlas_cmd()
+
     def start_atlas(self, **downstream_overrides: int) -> None:
         config = self.root / "atlas.yaml"
         config.write_text(yaml.safe_dump(self.settings(**downstream_overrides)))
         self.atlas = Process(
             "atlas",
             [
-                *atlas_cmd(),
+                *self.atlas_argv(),
                 "serve",
                 "--source",
                 str(self.source),

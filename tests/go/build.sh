@@ -11,7 +11,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 out=${ATLAS_GO_HOME:-$HOME/.cache/atlas-go}
 mkdir -p "$out/bin" "$out/gocache"
 export GO111MODULE=off GOPATH="$here:/usr/share/gocode" GOCACHE="$out/gocache"
-for tool in thanos-query-probe thanos-sidecar ads-swarm tunnel-bench delay-proxy; do
+for tool in thanos-query-probe thanos-query-watch thanos-sidecar ads-swarm tunnel-bench delay-proxy; do
   go build -o "$out/bin/$tool" "atlastest/$tool"
 done
 echo "$out/bin"

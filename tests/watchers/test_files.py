@@ -256,3 +256,30 @@ def test_a_file_with_a_time_in_the_future_is_read_once_it_stays_as_it_is(
     now = time.time()
     assert not source.scan(now).synced
     assert _names(source.scan(now + 0.06)) == ["east"]
+
+
+def test_a_file_truncated_between_its_stat_and_its_read_is_not_believed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the randomized run: the scan stats a file (its old, settled signature), a
+    writer truncates it, then the scan reads it empty and east looks removed. What was read
+    must be what was listed, or it is looked at again."""
+    east = tmp_path / "east.yaml"
+    east.write_text(manifest("east"))
+    _age(east, 10)
+    source = DirectorySource(tmp_path, settle=0.05)
+    assert _names(source.scan()) == ["east"]
+    text = manifest("east", replicas="3")
+    east.write_text(text)
+    _age(east, 5)  # settled by its time: the listing below would believe it
+    listed = source._list()
+    east.write_text("")  # the writer truncates after the stat, before the read
+    _age(east, 5)
+    monkeypatch.setattr(source, "_list", lambda: listed)
+    assert _names(source.scan()) == ["east"], "what was read is not what was listed: kept"
+    assert source.settling
+    monkeypatch.undo()
+    east.write_text(text)
+    _age(east, 1)
+    state = source.scan()
+    assert state.topology.clusters[0].replicas == 3

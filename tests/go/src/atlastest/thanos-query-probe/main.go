@@ -4,10 +4,7 @@
 // stream. It prints one JSON object per endpoint on stdout.
 //
 // Faithful to Thanos (pkg/discovery/dns, pkg/extgrpc, pkg/query/endpointset.go):
-//   - the SRV question is dns.Fqdn(name) with EDNS0 (4096), over UDP, retried over TCP when
-//     truncated; any Answer record that is not SRV is an error ("invalid SRV response record");
-//   - dnssrvnoa+ joins each SRV target exactly as returned (fully qualified, trailing dot) with
-//     the SRV port: net.JoinHostPort(rec.Target, port);
+//   - the SRV resolution of package thanosdns (Thanos's miekgdns resolver, dnssrvnoa+);
 //   - grpc-go dials that string as it is, so the :authority is "<target>.:<port>";
 //     MaxCallRecvMsgSize(math.MaxInt32), insecure transport, no client keepalive.
 //
@@ -26,14 +23,13 @@ import (
 	"math"
 	"net"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
-	"github.com/miekg/dns"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
 
+	"atlastest/thanosdns"
 	"atlastest/thanoswire"
 )
 
@@ -50,53 +46,10 @@ type result struct {
 	SeriesMillis int64             `json:"series_ms"`
 }
 
-func ask(name string, qtype uint16, server string) (*dns.Msg, error) {
-	client := &dns.Client{}
-	msg := &dns.Msg{}
-	msg.SetQuestion(dns.Fqdn(name), qtype)
-	msg.SetEdns0(dns.DefaultMsgSize, false)
-	response, _, err := client.Exchange(msg, server)
-	if err != nil {
-		return nil, err
-	}
-	if response.Truncated {
-		client.Net = "tcp"
-		msg = &dns.Msg{}
-		msg.SetQuestion(dns.Fqdn(name), qtype)
-		response, _, err = client.Exchange(msg, server)
-		if err != nil {
-			return nil, err
-		}
-	}
-	return response, nil
-}
-
 // resolve is Thanos's dnsSD.Resolve for SRVNoA with the miekgdns resolver.
 func resolve(name, server string) ([]string, error) {
-	host, port, err := net.SplitHostPort(name)
-	if err != nil {
-		host, port = name, ""
-	}
-	response, err := ask(host, dns.TypeSRV, server)
-	if err != nil {
-		return nil, err
-	}
-	if response.Rcode != dns.RcodeSuccess && response.Rcode != dns.RcodeNameError {
-		return nil, fmt.Errorf("could not resolve %s: rcode %s", host, dns.RcodeToString[response.Rcode])
-	}
-	var out []string
-	for _, record := range response.Answer {
-		srv, ok := record.(*dns.SRV)
-		if !ok {
-			return nil, fmt.Errorf("invalid SRV response record %s", record)
-		}
-		p := port
-		if p == "" {
-			p = strconv.Itoa(int(srv.Port))
-		}
-		out = append(out, net.JoinHostPort(srv.Target, p))
-	}
-	return out, nil
+	answer, err := thanosdns.ResolveSRVNoA(name, server)
+	return answer.Endpoints, err
 }
 
 func codeOf(err error) string {
