@@ -315,7 +315,8 @@ class Settings:
     manifest_settle: Annotated[float, Range(0, 5)] = 0.05
     """Seconds a changed manifest file must stay unchanged (and a vanished one gone) before
     it is believed: a file caught between an editor's truncate and its write would look as
-    if its clusters were removed, and a removed cluster loses its credentials."""
+    if its clusters were removed, and a removed cluster loses its credentials. An empty file
+    must stay empty 20 times as long (``watchers.files.EMPTY_SETTLE``)."""
 
     def __hash__(self) -> int:
         # Builders are memoized on their arguments, settings among them: computing this hash

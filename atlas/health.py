@@ -75,6 +75,7 @@ def status_document(atlas: Atlas) -> dict[str, Any]:
     publisher = atlas.publisher
     return {
         "synced": bool(state and state.synced),
+        "source_version": atlas.source.version,
         "live": not liveness(atlas),
         "ready": not readiness(atlas),
         "problems": readiness(atlas),

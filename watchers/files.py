@@ -30,6 +30,8 @@ from watchers.source import LastGood, Publish, SourceState
 __all__ = ["DirectorySource"]
 
 _SUFFIXES = (".yaml", ".yml")
+EMPTY_SETTLE = 20
+"""An empty file is believed after 20 times ``settle`` (1 s by default): see ``_settled``."""
 
 
 @dataclass(frozen=True)
@@ -126,15 +128,20 @@ class DirectorySource:
         return bool(self._seen)
 
     def _settled(self, path: Path, signature: tuple[int, int, int] | None, now: float) -> bool:
-        """Whether ``path`` (``signature``, or None when it is gone) can be believed now."""
-        if signature is not None and now - signature[0] / 1e9 >= self.settle:
+        """Whether ``path`` (``signature``, or None when it is gone) can be believed now.
+
+        An empty file must stay empty ``EMPTY_SETTLE`` times longer: it is what a writer
+        leaves between its truncate and its write, and a writer can be held up there for a
+        while (a loaded machine; seen at 50 ms and more in the randomized run)."""
+        settle = self.settle * (EMPTY_SETTLE if signature is not None and not signature[1] else 1)
+        if signature is not None and now - signature[0] / 1e9 >= settle:
             self._seen.pop(path, None)
             return True
         seen = self._seen.get(path)
         if seen is None or seen[0] != signature:
             self._seen[path] = (signature, now)
             return False
-        if now - seen[1] >= self.settle:
+        if now - seen[1] >= settle:
             del self._seen[path]
             return True
         return False

@@ -87,6 +87,10 @@ class SnapshotPublisher:
 
     def update(self, topology: Topology) -> None:
         if topology == self._topology:
+            if self._first_pending is None and self.builds:
+                # Nothing to build (an invalid edit keeps the last good definition): what is
+                # published is what the source now holds.
+                self.source_version = self._source_version()
             return
         self._topology = topology
         if self._first_pending is None:

@@ -142,6 +142,8 @@ def _refuse_while_in_use(args: argparse.Namespace, state: CAState, *, kube: bool
             continue
         answered += 1
         for node in nodes:
+            if not node.get("connected") and not node.get("serving"):
+                continue  # a removed cluster's Envoy, gone or refused anyway: not cut off
             cert = node.get("client_certificate") or {}
             if cert.get("issuer_key_id") in previous_ids:
                 blockers[node["node"]] = "its Envoy connects with a credential from the previous CA"

@@ -509,14 +509,25 @@ def test_drop_previous_refuses_while_a_downstream_bootstrap_depends_on_it(
         assert "west: its last values" in refused.stderr and "--force" in refused.stderr
         for cluster in ("east", "west"):
             assert run_atlas(["cluster", "values", cluster, *base]).returncode == 0
+        old_bootstrap = {
+            "issuer_key_id": subject_key_id(previous.certificate),
+            "expires": "2027-01-01T00:00:00+00:00",
+        }
         stub.nodes = [
             {
                 "node": "north",
-                "client_certificate": {
-                    "issuer_key_id": subject_key_id(previous.certificate),
-                    "expires": "2027-01-01T00:00:00+00:00",
-                },
-            }
+                "connected": True,
+                "serving": {},
+                "client_certificate": old_bootstrap,
+            },
+            # A removed cluster's entry (found by the randomized run): its Envoy is refused
+            # anyway, or gone; it must not block the drop.
+            {
+                "node": "south",
+                "connected": False,
+                "serving": {},
+                "client_certificate": old_bootstrap,
+            },
         ]
         connected = run_atlas(drop)
         assert connected.returncode == 2
@@ -524,6 +535,7 @@ def test_drop_previous_refuses_while_a_downstream_bootstrap_depends_on_it(
             connected.stderr
         )
         assert "east" not in connected.stderr, "east's values were re-issued"
+        assert "south" not in connected.stderr, "a removed cluster does not block"
         forced = run_atlas([*drop, "--force"])
         assert forced.returncode == 0 and "dropped" in forced.stdout
     finally:

@@ -329,11 +329,13 @@ class RandomRun:
         dropped, as the runbook has it."""
 
         def finish() -> None:
+            before = self._peers()
             self.net.restart_observability_envoy()
             for name in sorted(set(self.model.clusters) - self.revoked):
                 self.net.envoys.pop(name).stop()
                 self.net.start_cluster_envoy(name)
-            self._wait_connected(["atlas", *sorted(set(self.model.clusters) - self.revoked)])
+            nodes = ["atlas", *sorted(set(self.model.clusters) - self.revoked)]
+            self._wait_connected(nodes, before)
             for name in self.revoked & set(self.net.envoys):
                 self.net.envoys.pop(name).stop()  # uninstalled: it would block the drop
             url = f"http://{self.net.atlas_ip}:{self.net.http_port}/status"
@@ -362,17 +364,19 @@ class RandomRun:
         name = self.rng.choice(sorted(set(self.model.clusters) - self.revoked))
 
         def finish() -> None:
+            before = self._peers()
             envoy = self.net.envoys[name]
             envoy.kill(self.rng.choice((signal.SIGTERM, signal.SIGKILL)))
             envoy.start()
-            self._wait_connected([name])
+            self._wait_connected([name], before)
 
         return self.model, Touch(targets=self._targets(name), alerts=frozenset({name})), finish
 
     def _restart_observability(self) -> tuple[Model, Touch, Callable[[], None]]:
         def finish() -> None:
+            before = self._peers()
             self.net.restart_observability_envoy()
-            self._wait_connected(["atlas"])
+            self._wait_connected(["atlas"], before)
 
         return self.model, Touch(everything=True), finish
 
@@ -394,10 +398,23 @@ class RandomRun:
         except OSError:
             return {}
 
-    def _wait_connected(self, nodes: list[str]) -> None:
+    def _peers(self) -> dict[str, str]:
+        """Each node's stream peer now: a restarted Envoy connects from another port."""
+        return {n["node"]: n["peer"] for n in self._status().get("nodes", []) if n["connected"]}
+
+    def _wait_connected(self, nodes: list[str], before: dict[str, str] | None = None) -> None:
+        """Until each node's Envoy holds a stream (a new one, when ``before`` has its old
+        peer) and has ACKed what it is served."""
+        before = before or {}
+
         def connected() -> bool:
             status = {n["node"]: n for n in self._status().get("nodes", [])}
-            return all(status.get(n, {}).get("connected") for n in nodes)
+            return all(
+                status.get(n, {}).get("connected")
+                and status[n]["in_sync"]
+                and status[n]["peer"] != before.get(n)
+                for n in nodes
+            )
 
         wait_until(connected, within=SETTLE, what=f"{nodes} connected")
 
@@ -434,6 +451,8 @@ class RandomRun:
             problems.append(f"errors {status['errors']} != {self.model.rejected()} rejected")
         if not status["ready"]:
             problems.append(f"not ready: {status['problems']}")
+        if status["source_version"] != status["publisher"]["source_version"]:
+            problems.append("the snapshots are not yet built from what the source read")
         nodes = {n["node"]: n for n in status["nodes"]}
         for node in ["atlas", *sorted(set(self.model.clusters) - self.revoked)]:
             entry = nodes.get(node, {})
@@ -497,13 +516,11 @@ class RandomRun:
             worst = 0.0
             wanted = step.touch.targets if not step.touch.everything else step.after.targets()
             for target in wanted & step.after.targets():
-                failed = [
-                    c.t
-                    for c in by_target[target]
-                    if step.t0 <= c.t <= step.t1 + GRACE and c.code != "OK"
-                ]
-                if failed:
-                    worst = max(worst, max(failed) - step.t0)
+                # Until its first good answer after the step began, if it failed before that.
+                after = [c for c in by_target[target] if c.t >= step.t0]
+                first_ok = next((c.t for c in after if c.code == "OK"), None)
+                if first_ok is not None and any(c.code != "OK" for c in after if c.t < first_ok):
+                    worst = max(worst, first_ok - step.t0)
             s.unroutable[kind] = max(s.unroutable.get(kind, 0.0), worst)
         return s
 
@@ -516,11 +533,16 @@ class RandomRun:
         except OSError as e:
             lines.append(f"status: {e}")
         for name, envoy in self.net.envoys.items():
-            lines.append(f"--- envoy {name}: routes and clusters")
+            lines.append(f"--- envoy {name}: routes, clusters and listeners")
             try:
                 lines.append(_routes_and_clusters(envoy.admin_get("/config_dump")))
+                lines.append(envoy.admin_get("/listeners"))
             except OSError as e:
                 lines.append(f"(no admin: {e})")
+        with self.seen.lock:
+            recent = [*self.seen.alerts[-40:], *self.seen.calls[-60:]]
+        lines.append("--- the last observations")
+        lines += [f"  {o}" for o in sorted(recent, key=lambda o: o.t)]
         lines.append(self.net.logs())
         text = "\n".join(lines)
         (self.root / "report.txt").write_text(text)
