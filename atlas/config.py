@@ -174,7 +174,7 @@ class EnvoySettings:
     such as NR no route, a gRPC call not ending OK); ``all``: every request; ``off``."""
     admin_address: str = "127.0.0.1"
     """Envoy's admin interface: loopback, as it can change the proxy's state."""
-    admin_port: Port = 9901
+    admin_port: Annotated[int, Range(1, 65535, zero_means="Envoy picks one")] = 9901
     metrics_port: Annotated[int, Range(1, 65535, zero_means="none")] = 9902
     """All addresses, ``/stats/prometheus`` and ``/ready`` only (scrapes and probes); 0: none."""
     cert_dir: str = "/etc/envoy/atlas"
@@ -351,7 +351,7 @@ def check_settings(settings: Settings, *, source: str = "settings") -> None:
 def _cross_field_problems(s: Settings) -> list[str]:
     problems: list[str] = []
     envoy = s.envoy
-    shared = {"envoy.admin_port": envoy.admin_port}
+    shared = {"envoy.admin_port": envoy.admin_port} if envoy.admin_port else {}
     if envoy.metrics_port:
         if envoy.metrics_port == envoy.admin_port:
             problems.append(

@@ -72,6 +72,11 @@ class Step:
     touch: Touch
     t1: float = 0.0
     """When it ended (0 while it runs)."""
+    between: tuple[Model, ...] = ()
+    """Models on the way (a burst's edits, each of which Atlas may serve for a moment)."""
+
+    def models(self) -> tuple[Model, ...]:
+        return (self.before, *self.between, self.after)
 
     def window(self, t: float) -> bool:
         return self.t0 - EARLY <= t and (self.t1 == 0.0 or t <= self.t1 + GRACE)
@@ -127,7 +132,7 @@ def judge_resolutions(timeline: Timeline, resolutions: Iterable[Resolution]) -> 
                 continue
             raise Violation(f"DNS {r.name} failed outside an Atlas restart: {r}")
         if active:
-            models = [s.before for s in active] + [s.after for s in active]
+            models = [m for s in active for m in s.models()]
             if all(m.srv(r.name) for m in models) and not r.targets:
                 raise Violation(f"DNS {r.name} empty while every model has targets: {r}")
             allowed = set().union(*(m.srv(r.name) for m in models))

@@ -151,8 +151,9 @@ class RandomRun:
     def _do(self, name: str, action: Callable[[], tuple[Model, Touch, Callable[[], None]]]) -> None:
         before = self.model
         t0 = time.time()
+        self._between: list[Model] = []
         after, touch, finish = action()
-        step = Step(name, t0, before, after, touch)
+        step = Step(name, t0, before, after, touch, between=tuple(self._between))
         self.timeline.steps.append(step)
         self.model = after
         self.summary.steps.append(name)
@@ -275,10 +276,13 @@ class RandomRun:
         return after, touch, lambda: None
 
     def _burst(self) -> tuple[Model, Touch, Callable[[], None]]:
-        """Several changes within the debounce window (50 ms): one build, one push."""
+        """Several changes within the debounce window (50 ms), each of which Atlas may
+        serve for a moment (it reads them in more than one scan)."""
         touch = Touch()
+        self._between = []
         for _ in range(self.rng.randint(2, 4)):
             self.model, more = self._one_change()
+            self._between.append(self.model)
             touch |= more
             time.sleep(self.rng.uniform(0, 0.015))
         return self.model, touch, lambda: None
