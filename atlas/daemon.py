@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import REGISTRY
@@ -35,6 +36,7 @@ from atlas.waiting import wait_event
 from dns_server.server import DnsServer
 from watchers.files import DirectorySource
 from watchers.kube import KubeSource
+from watchers.memory import Memory
 from watchers.source import SourceState
 from xds_server.admission import StreamLimits
 from xds_server.cache import SnapshotCache
@@ -53,6 +55,9 @@ KUBERNETES = "kubernetes"
 BUILD_STUCK_AFTER = 300.0
 """Seconds a build or reconcile pass may run before liveness calls it stuck (a cold build of
 100,000 clusters takes a few seconds)."""
+
+MEMORY_FILE = "last-good.json"
+"""In the state directory: the last good definition of every cluster (``watchers.memory``)."""
 
 CONTROL_PLANE_DNS = ("atlas",)
 """DNS SAN of Atlas's gRPC certificate: the SNI the bootstraps send, so that ordinary gRPC
@@ -177,6 +182,7 @@ class Atlas:
                 reserved=(settings.observability_node,),
                 poll_interval=settings.poll_interval,
                 settle=settings.manifest_settle,
+                memory=Memory(Path(options.state_dir) / MEMORY_FILE),
             )
         self.cache = SnapshotCache()
         self.board = StatusBoard()

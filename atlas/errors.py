@@ -49,6 +49,9 @@ class ManifestError(ConfigError):
     why; ``problems`` holds every (field, reason) found, the first of them those two.
     ``origin`` names where the object was read (a file and document index in directory mode)
     and ``keeping`` says that the cluster's last good definition stays in force meanwhile.
+    ``cluster`` is the cluster's name when the object is a cluster Service with a usable one:
+    the cluster exists, invalid as it is; ``held`` says it has no last good definition to
+    serve, so it is not routed, but it is no removal either.
     """
 
     def __init__(
@@ -61,6 +64,8 @@ class ManifestError(ConfigError):
         origin: str = "",
         more: tuple[tuple[str, str], ...] = (),
         keeping: bool = False,
+        cluster: str | None = None,
+        held: bool = False,
     ) -> None:
         self.obj = obj
         self.field = field
@@ -69,11 +74,18 @@ class ManifestError(ConfigError):
         self.origin = origin
         self.problems: tuple[tuple[str, str], ...] = ((field, reason), *more)
         self.keeping = keeping
+        self.cluster = cluster
+        self.held = held
         where = f"{origin}: " if origin else ""
         body = "; ".join(f"{f}: {r}" for f, r in self.problems)
-        tail = (
-            " (its last good definition stays in force until fixed or deleted)" if keeping else ""
-        )
+        tail = ""
+        if keeping:
+            tail = " (its last good definition stays in force until fixed or deleted)"
+        elif held:
+            tail = (
+                " (no earlier good definition is known: it is not routed, but keeps its "
+                "membership and credentials until fixed or deleted)"
+            )
         super().__init__(f"{where}{kind} {obj}: {body}{tail}")
 
     @classmethod
@@ -83,8 +95,15 @@ class ManifestError(ConfigError):
         more = tuple(p for e in errors for p in e.problems)[1:]
         return cls(first.obj, first.field, first.reason, kind=first.kind, more=more)
 
-    def but(self, *, origin: str | None = None, keeping: bool | None = None) -> ManifestError:
-        """The same error, read from ``origin`` or with ``keeping`` set."""
+    def but(
+        self,
+        *,
+        origin: str | None = None,
+        keeping: bool | None = None,
+        cluster: str | None = None,
+        held: bool | None = None,
+    ) -> ManifestError:
+        """The same error, read from ``origin``, about ``cluster``, or kept or held."""
         field, reason = self.problems[0]
         return type(self)(
             self.obj,
@@ -94,6 +113,8 @@ class ManifestError(ConfigError):
             origin=self.origin if origin is None else origin,
             more=self.problems[1:],
             keeping=self.keeping if keeping is None else keeping,
+            cluster=self.cluster if cluster is None else cluster,
+            held=self.held if held is None else held,
         )
 
 

@@ -88,6 +88,7 @@ def status_document(atlas: Atlas) -> dict[str, Any]:
             }
             for c in (state.topology.clusters if state else ())
         ],
+        "held": list(state.topology.held) if state else [],
         "errors": list(state.messages) if state else [],
         "warnings": list(state.warnings) if state else [],
         "leader": atlas.may_write(),

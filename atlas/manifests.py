@@ -457,8 +457,24 @@ def _outcome(
         if is_alertmanager_service(obj, selector):
             return parse_alertmanager(obj, namespace=namespace, fallback_ref=origin), ()
     except ManifestError as err:
+        name = _cluster_named(obj, namespace, reserved)
+        err = err.but(cluster=name) if name else err
         return err, tuple(unknown_keys(obj, namespace=namespace))
     return None, ()
+
+
+def _cluster_named(obj: Any, namespace: str, reserved: tuple[str, ...]) -> str | None:
+    """The name of an invalid cluster Service of the Atlas namespace, when it is a usable
+    cluster name: the cluster exists, invalid as it is (never mistaken for a removal)."""
+    if not is_cluster_service(obj):
+        return None
+    meta = obj.get("metadata") if isinstance(obj, Mapping) else None
+    name = meta.get("name") if isinstance(meta, Mapping) else None
+    if not isinstance(meta, Mapping) or meta.get("namespace", namespace) != namespace:
+        return None
+    if not isinstance(name, str) or not is_dns_label(name, max_len=MAX_CLUSTER_NAME):
+        return None
+    return None if name in reserved else name
 
 
 def parse_services(

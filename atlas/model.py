@@ -216,6 +216,10 @@ class Topology:
     alertmanagers: tuple[Alertmanager, ...] = ()
     observability_addresses: tuple[str, ...] = field(default=())
     """Addresses of the observability Envoy for DNS A/AAAA (e.g. its Service's ClusterIP)."""
+    held: tuple[str, ...] = ()
+    """Clusters whose Service exists but is invalid, with no earlier good definition known
+    (a replica that started meanwhile): not routed, but still members, so their Envoys keep
+    their credentials (an invalid manifest is never a removal)."""
 
     def __post_init__(self) -> None:
         # By name (unique within a topology): string comparisons, not dataclass ones.
@@ -224,6 +228,7 @@ class Topology:
         object.__setattr__(
             self, "observability_addresses", tuple(sorted(set(self.observability_addresses)))
         )
+        object.__setattr__(self, "held", tuple(sorted(set(self.held))))
 
     def cluster(self, name: str) -> DownstreamCluster | None:
         return self.by_name.get(name)

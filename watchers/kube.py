@@ -264,15 +264,16 @@ class KubeSource:
             memo=self._memo,
             in_force=self._last_good.in_force,
         )
-        clusters, errors = self._last_good.apply(result)
+        synced = {"Service", "Secret"} <= self._listed
+        applied = self._last_good.apply(result, commit=synced)
         topology = Topology(
-            clusters=clusters,
+            clusters=applied.clusters,
             alertmanagers=result.alertmanagers,
             observability_addresses=self._envoy_addresses(),
+            held=applied.held,
         )
-        synced = {"Service", "Secret"} <= self._listed
         return SourceState(
-            topology=topology, errors=errors, synced=synced, warnings=result.warnings
+            topology=topology, errors=applied.errors, synced=synced, warnings=result.warnings
         )
 
     def _envoy_addresses(self) -> tuple[str, ...]:

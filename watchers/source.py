@@ -14,8 +14,9 @@ from typing import Protocol
 from atlas.errors import AtlasError, DuplicateCluster
 from atlas.manifests import ParseResult
 from atlas.model import DownstreamCluster, Topology
+from watchers.memory import Memory
 
-__all__ = ["LastGood", "Publish", "Source", "SourceState"]
+__all__ = ["Applied", "LastGood", "Publish", "Source", "SourceState"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,9 @@ class LastGood:
     error is reported (saying that the last good definition stays) and the previous
     definition stays until the object is fixed or deleted. A stray copy of ``east`` must not
     take it over either: ``in_force`` tells the parser where the served definition came from.
+    With a ``memory``, what was in force survives a restart. Without one (or for a cluster
+    never valid since), an invalid cluster object is *held*: not routed, but never taken for
+    a removal, which would revoke its credentials.
 
     It also hands back the previous object for a cluster that parsed the same as before, so
     an unchanged cluster is the *same* object from one state to the next. The snapshot
@@ -70,21 +74,26 @@ class LastGood:
     clusters from comparing 10,000 clusters field by field.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, memory: Memory | None = None) -> None:
+        self.memory = memory
         self._good: dict[str, DownstreamCluster] = {}
         self.in_force: Mapping[str, str] = {}
         """Per cluster, the origin of the definition served (``parse_services(in_force=)``)."""
+        if memory is not None:
+            self._good, self.in_force = memory.load()
 
-    def apply(
-        self, result: ParseResult
-    ) -> tuple[tuple[DownstreamCluster, ...], tuple[AtlasError, ...]]:
-        """The clusters to serve, and the result's errors, those of a kept cluster saying so."""
+    def apply(self, result: ParseResult, *, commit: bool = True) -> Applied:
+        """The clusters to serve, the held ones, and the result's errors saying which.
+
+        ``commit`` False (a source not yet synced, whose read is partial): remember nothing,
+        lest a cluster not read yet be forgotten, and the memory with it."""
         clusters: dict[str, DownstreamCluster] = {}
         for c in result.clusters:
             before = self._good.get(c.name)
             clusters[c.name] = before if before is not None and before == c else c
         in_force = dict(result.origins)
         errors: list[AtlasError] = []
+        held: set[str] = set()
         for err in result.errors:
             name = err.obj.rpartition("/")[2]
             kept = name in self._good and name not in result.origins
@@ -93,7 +102,20 @@ class LastGood:
                 in_force[name] = self.in_force.get(name, "")
                 if not isinstance(err, DuplicateCluster):
                     err = err.but(keeping=True)
+            elif err.cluster and err.cluster not in result.origins:
+                held.add(err.cluster)
+                err = err.but(held=True)
             errors.append(err)
-        self._good = clusters
-        self.in_force = in_force
-        return tuple(sorted(clusters.values())), tuple(errors)
+        if commit:
+            if clusters != self._good and self.memory is not None:
+                self.memory.save(clusters, in_force)
+            self._good = clusters
+            self.in_force = in_force
+        return Applied(tuple(sorted(clusters.values())), tuple(errors), tuple(sorted(held)))
+
+
+@dataclass(frozen=True)
+class Applied:
+    clusters: tuple[DownstreamCluster, ...]
+    errors: tuple[AtlasError, ...]
+    held: tuple[str, ...]

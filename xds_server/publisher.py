@@ -147,7 +147,9 @@ class SnapshotPublisher:
         return result
 
     async def publish_now(self, topology: Topology) -> tuple[str, ...]:
-        nodes = node_ids(topology, self.settings)
+        # Held clusters (invalid, no good definition known) get no snapshot, but stay members
+        # with their credentials: asked for with the others, so they are not retired.
+        nodes = (*node_ids(topology, self.settings), *topology.held)
         source_version = self._source_version()
         try:
             with self.busy.working():

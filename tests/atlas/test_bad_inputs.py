@@ -538,6 +538,14 @@ class Bad:
     message: str
     """After ``<file>#0: ``, or the whole message when it starts with ``<file>``."""
     kind: str = "Service"
+    held: bool = False
+    """A cluster Service of the namespace with a usable name: the message says it is held."""
+
+
+HELD = (
+    " (no earlier good definition is known: it is not routed, but keeps its membership and "
+    "credentials until fixed or deleted)"
+)
 
 
 def _yaml(obj: Any) -> str:
@@ -560,82 +568,96 @@ MANIFESTS: list[Bad] = [
         "no address",
         _yaml(_service("north", spec__externalIPs=_DELETE)),
         "Service monitoring/north: spec.externalIPs: is missing (or set goatlas.io/envoy-address)",
+        held=True,
     ),
     Bad(
         "externalIPs a string",
         _yaml(_service("north", spec__externalIPs="192.0.2.1")),
         "Service monitoring/north: spec.externalIPs: must be a list, got str",
+        held=True,
     ),
     Bad(
         "not an IP",
         _yaml(_service("north", spec__externalIPs=["192.0.2.999"])),
         "Service monitoring/north: spec.externalIPs[0]: '192.0.2.999' is not an IP address",
+        held=True,
     ),
     Bad(
         "replicas a word",
         _yaml(_service("north", **{f"{LBL}__goatlas.io/replicas": "two"})),
         "Service monitoring/north: metadata.labels[goatlas.io/replicas]: 'two' is not a whole "
         "number 1..64",
+        held=True,
     ),
     Bad(
         "replicas zero",
         _yaml(_service("north", **{f"{LBL}__goatlas.io/replicas": "0"})),
         "Service monitoring/north: metadata.labels[goatlas.io/replicas]: '0' is not a whole "
         "number 1..64",
+        held=True,
     ),
     Bad(
         "replicas too many",
         _yaml(_service("north", **{f"{LBL}__goatlas.io/replicas": "65"})),
         "Service monitoring/north: metadata.labels[goatlas.io/replicas]: '65' is not a whole "
         "number 1..64",
+        held=True,
     ),
     Bad(
         "replicas unquoted",
         _yaml(_service("north", **{f"{LBL}__goatlas.io/replicas": 2})),
         "Service monitoring/north: metadata.labels[goatlas.io/replicas]: must be a string "
         "(quote it in YAML), got int",
+        held=True,
     ),
     Bad(
         "cluster label yes",
         _yaml(_service("north", **{f"{LBL}__goatlas.io/cluster": "yes"})),
         'Service monitoring/north: metadata.labels[goatlas.io/cluster]: must be "true" (or '
         '"false" to opt out)',
+        held=True,
     ),
     Bad(
         "group not a label",
         _yaml(_service("north", **{f"{LBL}__goatlas.io/group": "Prod Team"})),
         "Service monitoring/north: metadata.labels[goatlas.io/group]: 'Prod Team' is not a "
         "DNS-1123 label",
+        held=True,
     ),
     Bad(
         "sidecar host not a name",
         _yaml(_service("north", **{f"{ANN}__goatlas.io/thanos-service": "not a host"})),
         "Service monitoring/north: metadata.annotations[goatlas.io/thanos-service]: 'not a "
         "host' is not a DNS name or IP",
+        held=True,
     ),
     Bad(
         "sidecar port too high",
         _yaml(_service("north", **{f"{ANN}__goatlas.io/thanos-service-port": "70000"})),
         "Service monitoring/north: metadata.annotations[goatlas.io/thanos-service-port]: '70000' "
         "is not a port number 1..65535",
+        held=True,
     ),
     Bad(
         "prometheus port a word",
         _yaml(_service("north", **{f"{ANN}__goatlas.io/prometheus-service-port": "http"})),
         "Service monitoring/north: metadata.annotations[goatlas.io/prometheus-service-port]: "
         "'http' is not a port number 1..65535",
+        held=True,
     ),
     Bad(
         "replica template without {i}",
         _yaml(_service("north", **{f"{ANN}__goatlas.io/thanos-replica-service": "prom.svc"})),
         "Service monitoring/north: metadata.annotations[goatlas.io/thanos-replica-service]: "
         "'prom.svc' must contain the replica placeholder {i}",
+        held=True,
     ),
     Bad(
         "annotation a number",
         _yaml(_service("north", **{f"{ANN}__goatlas.io/alertmanager-service-port": 9093})),
         "Service monitoring/north: metadata.annotations[goatlas.io/alertmanager-service-port]: "
         "must be a string (quote it in YAML), got int",
+        held=True,
     ),
     Bad(
         "labels a list",
@@ -652,6 +674,7 @@ MANIFESTS: list[Bad] = [
         _yaml(_service("north", spec__ports=[{"name": "Bad_Name", "port": 10901}])),
         "Service monitoring/north: spec.ports[0].name: 'Bad_Name' is not a port name "
         "(IANA_SVC_NAME)",
+        held=True,
     ),
     Bad(
         "every problem of one object at once",
@@ -668,6 +691,7 @@ MANIFESTS: list[Bad] = [
         "Service monitoring/north: metadata.labels[goatlas.io/replicas]: 'two' is not a whole "
         "number 1..64; spec.externalIPs[0]: '300.1.1.1' is not an IP address; "
         "metadata.annotations[goatlas.io/thanos-service-port]: '0' is not a port number 1..65535",
+        held=True,
     ),
     Bad(
         "alertmanager without an ordinal",
@@ -738,7 +762,7 @@ async def test_a_bad_manifest_is_named_and_loses_nothing(daemon: Daemon, bad: Ba
         path.write_bytes(b"kind: Service\nmetadata: {name: \xff}\n")
     else:
         path.write_text(bad.text)
-    expected = bad.message.replace("FILE", str(path))
+    expected = bad.message.replace("FILE", str(path)) + (HELD if bad.held else "")
     if expected and not expected.startswith(str(path)):
         expected = f"{path}#0: {expected}"
     try:

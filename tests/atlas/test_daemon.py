@@ -228,3 +228,40 @@ async def test_a_replica_that_stops_serving_dns_exits_non_zero(tmp_path: Path) -
         assert "task servers failed: DNS stopped serving" in atlas.supervisor.problems()
     finally:
         await atlas.stop()
+
+
+async def test_a_restart_with_an_invalid_manifest_never_revokes_the_cluster(
+    tmp_path: Path,
+) -> None:
+    """Found by the randomized run. With its memory (the state directory's last-good.json),
+    the restarted daemon serves east as before; without it, east is held: not routed, but
+    still a member whose credentials are kept."""
+    (tmp_path / "clusters").mkdir()
+    east = tmp_path / "clusters" / "east.yaml"
+    east.write_text(manifest("east"))
+    atlas = Atlas(options(tmp_path))
+    await atlas.start()
+    try:
+        await until(lambda: _async(atlas.cache.snapshot("east") is not None), within=5)
+    finally:
+        await atlas.stop()
+    leaf = tmp_path / "state" / "pki" / "node-east.crt"
+    assert leaf.exists()
+    east.write_text(manifest("east").replace("'2'", "two"))
+    for memory in (True, False):
+        if not memory:
+            (tmp_path / "state" / "last-good.json").unlink()
+        atlas = Atlas(options(tmp_path))
+        await atlas.start()
+        try:
+            await until(lambda: _async(atlas.publisher.builds > 0), within=5)  # noqa: B023
+            status = atlas.status()
+            if memory:
+                assert [c["name"] for c in status["clusters"]] == ["east"]
+                assert status["held"] == []
+            else:
+                assert status["clusters"] == [] and status["held"] == ["east"]
+                assert atlas.publisher.members is not None and "east" in atlas.publisher.members
+            assert leaf.exists(), "its credentials are kept: no re-install needed"
+        finally:
+            await atlas.stop()
