@@ -413,9 +413,11 @@ def _rds_counter(envoy: Envoy, counter: str) -> dict[str, int]:
 
 
 def _one_table_changes(network: AtlasNetwork, envoy: Envoy) -> TableChange:
-    """East goes from two replicas to three and back: of the observability Envoy's four route
-    tables only thanos changes (it routes each replica by name). (Two to one and back, a
-    removal then an add, once in about ten runs left east-1 unroutable: see issue 15's note.)"""
+    """East goes from two replicas to one and back: of the observability Envoy's four route
+    tables only thanos changes (it routes each replica by name). (This once left east-1
+    unroutable in about one run in ten: a scan of the manifests directory caught east.yaml
+    between its truncate and its write, east looked removed and its credentials were revoked;
+    see watchers/files.py. The test went to 2 -> 3 -> 2 meanwhile; it is back, as it was.)"""
     wait_until(lambda: thanos(network, "east-1"), within=30, what="east-1 through the network")
     before = wait_until(
         lambda: v if len(v := envoy.route_versions()) == 4 else None,
@@ -423,15 +425,15 @@ def _one_table_changes(network: AtlasNetwork, envoy: Envoy) -> TableChange:
         what="the observability Envoy's four route tables",
     )
     attempts, empties = _rds_counter(envoy, "update_attempt"), _rds_counter(envoy, "update_empty")
-    network.write_manifest("east", 1, replicas=3)
+    network.write_manifest("east", 1, replicas=1)
     try:
         after = wait_until(
             lambda: v if (v := envoy.route_versions())["thanos"] != before["thanos"] else None,
             within=10,
-            what="the thanos table with east-2",
+            what="the thanos table without east-1",
         )
         assert after.keys() == before.keys(), "every table is still there"
-        assert thanos(network, "east-1") == {"cluster": "east", "replica": "1"}
+        assert refused(lambda: thanos(network, "east-1"))
         assert thanos(network, "east-0") == {"cluster": "east", "replica": "0"}
         path = "/prom/east/api/v1/status/buildinfo"
         assert http(network.obs_ip, network.obs_ports["prometheus_ui"], path)[0] == 200
@@ -456,7 +458,12 @@ def _one_table_changes(network: AtlasNetwork, envoy: Envoy) -> TableChange:
             within=10,
             what="the thanos table back as it was",
         )
-        assert thanos(network, "east-1") == {"cluster": "east", "replica": "1"}
+        # East's own Envoy takes its part of the change on its own stream: within seconds.
+        wait_until(
+            lambda: thanos(network, "east-1") == {"cluster": "east", "replica": "1"},
+            within=5,
+            what="east-1 back, with its own labels",
+        )
     except AssertionError as err:  # what each side holds, to tell where it stopped
         nodes = {n["node"]: n for n in network.status()["nodes"] if n["node"] in ("atlas", "east")}
         running = {name: e for name, e in network.envoys.items() if e.proc is not None}
