@@ -341,6 +341,7 @@ class Atlas:
         assert self.reconciler is not None and isinstance(self.source, KubeSource)
         interval = self.options.settings.watch.reconcile_interval
         outage = Outage("reconcile", log)
+        paused = False
         while True:
             await wait_event(self._reconcile_wake, interval)
             self._reconcile_wake.clear()
@@ -348,6 +349,14 @@ class Atlas:
             if not self.may_write() or state is None or not state.synced:
                 continue
             source = self.source
+            if not source.fresh:  # a watch failed and has not listed again: it may miss writes
+                if not paused:
+                    log.info("writes paused until Services and Secrets are listed again")
+                paused = True
+                continue
+            if paused:
+                log.info("writes resumed: Services and Secrets listed again")
+                paused = False
             try:
                 with self.reconcile_busy.working():
                     await asyncio.to_thread(

@@ -53,9 +53,10 @@ class _KindWatch:
         changed: Callable[[str, dict[str, Any]], None],
         settings: WatchSettings,
         stop: threading.Event,
+        stale: Callable[[], None] = lambda: None,
     ) -> None:
         self.kube, self.kind, self.namespace = kube, kind, namespace
-        self.listed, self.changed = listed, changed
+        self.listed, self.changed, self.stale = listed, changed, stale
         self.settings, self.stop = settings, stop
         self.list_fn = (
             kube.core.list_namespaced_service
@@ -74,6 +75,7 @@ class _KindWatch:
             except (WatchError, KubeError) as err:
                 if self.stop.is_set():
                     return  # stopped while the stream broke: not an outage
+                self.stale()  # until listed again, what is cached may miss changes
                 outage.failed(err)
                 self.stop.wait(delay * (1 + random.random() * self.settings.jitter))
                 delay = min(delay * 2, self.settings.backoff_max)
@@ -165,6 +167,8 @@ class KubeSource:
         self.services: Objects = {}
         self.secrets: Objects = {}
         self._listed: set[str] = set()
+        self._fresh: set[str] = set()
+        """Kinds listed since their watch last failed: their cache misses nothing."""
         self._last_good = LastGood()
         self._memo = ParseMemo()
         """Unchanged objects are not parsed again (0.4 s per change at 10,000 Services)."""
@@ -193,6 +197,14 @@ class KubeSource:
     def secrets_listed(self) -> bool:
         return "Secret" in self._listed
 
+    @property
+    def fresh(self) -> bool:
+        """Both kinds were listed since their watches last failed. A leader writes only then
+        (client-go's HasSynced, after every reconnect too): from a cache that missed changes
+        during an API outage it would, say, delete a values Secret of a cluster it has not
+        seen added."""
+        return {"Service", "Secret"} <= self._fresh
+
     async def run(self, publish: Publish) -> None:
         loop = asyncio.get_running_loop()
         pending = asyncio.Event()
@@ -209,6 +221,7 @@ class KubeSource:
                 def replace() -> None:
                     setattr(self, "services" if kind == "Service" else "secrets", items)
                     self._listed.add(kind)
+                    self._fresh.add(kind)
 
                 on_loop(replace)
 
@@ -232,9 +245,24 @@ class KubeSource:
         # its predecessor's stop, nor share its threads.
         stop = self._stop = threading.Event()
         self._watches, self.threads = [], []
+
+        def stale(kind: str) -> Callable[[], None]:
+            def mark() -> None:
+                loop.call_soon_threadsafe(self._fresh.discard, kind)
+
+            return mark
+
+        self._fresh = set()
         for kind in ("Service", "Secret"):
             w = _KindWatch(
-                self.kube, kind, self.namespace, listed(kind), changed(kind), self.settings, stop
+                self.kube,
+                kind,
+                self.namespace,
+                listed(kind),
+                changed(kind),
+                self.settings,
+                stop,
+                stale(kind),
             )
             self._watches.append(w)
             self.threads.append(run_thread(f"watch-{kind}", w.forever, stop))

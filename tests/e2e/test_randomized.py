@@ -4,13 +4,17 @@ protocol, and a deliberately broken Atlas that the same run must catch."""
 
 from __future__ import annotations
 
+import json
+import os
+import random
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.randomized.checks import Violation
-from tests.e2e.randomized.run import RandomRun
+from tests.e2e.randomized.run import RandomRun, Summary
 
 pytestmark = pytest.mark.e2e
 
@@ -36,3 +40,43 @@ def test_the_run_catches_an_atlas_that_breaks_before_it_makes(tmp_path: Path) ->
         run.run(40)
     print(caught.value)
     assert "seed 3" in str(caught.value)
+
+
+SOAK_ACTIONS = int(os.environ.get("ATLAS_SOAK_ACTIONS") or 0)
+"""The long soak (bench/soak.py sets it): thousands of actions, a random seed each run."""
+
+
+@pytest.mark.skipif(not SOAK_ACTIONS, reason="the long soak runs from bench/soak.py")
+@pytest.mark.parametrize("api_type", ["GRPC", "DELTA_GRPC"], ids=["sotw", "delta"])
+def test_soak(tmp_path: Path, api_type: str) -> None:
+    seed = int(os.environ.get("ATLAS_SOAK_SEED") or random.SystemRandom().randrange(1 << 30))
+    out = Path(os.environ.get("ATLAS_SOAK_OUT") or tmp_path) / f"{api_type}.json"
+    result = {"api_type": api_type, "seed": seed, "actions": SOAK_ACTIONS}
+    started = time.monotonic()
+    try:
+        summary = RandomRun(tmp_path, seed=seed, api_type=api_type).run(SOAK_ACTIONS)
+    except Violation as err:
+        result |= {"violation": str(err).splitlines()[0]}
+        raise
+    finally:
+        result["seconds"] = round(time.monotonic() - started)
+        out.write_text(json.dumps(result | _figures(locals().get("summary"))))
+    assert len(summary.steps) == SOAK_ACTIONS + 2
+
+
+def _figures(summary: object) -> dict[str, object]:
+    if summary is None:
+        return {}
+    assert isinstance(summary, Summary)
+    kinds: dict[str, int] = {}
+    for step in summary.steps:
+        kinds[step.split()[0]] = kinds.get(step.split()[0], 0) + 1
+    return {
+        "steps": len(summary.steps),
+        "kinds": kinds,
+        "calls": summary.calls,
+        "resolutions": summary.resolutions,
+        "alerts": summary.alerts,
+        "unroutable": summary.unroutable,
+        "violations": 0,
+    }

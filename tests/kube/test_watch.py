@@ -284,3 +284,30 @@ async def test_the_definition_in_force_keeps_working(admin: Kube, watching: Watc
     # A re-list (410 Gone) replaces the cache, its objects in whatever order the API lists.
     watching.source.services = dict(reversed(list(watching.source.services.items())))
     assert watching.source.state().topology.cluster("east") == east, "a re-read keeps it"
+
+
+async def test_a_failed_watch_is_stale_until_it_has_listed_again(
+    admin: Kube, kube_cluster: KubeCluster, watching: Watching
+) -> None:
+    """A leader writes only from lists made since the last watch failure: after an API
+    outage a new leader deleted a cluster's values Secret before its watch worked again."""
+    create(admin, service("east"))
+    await watching.until(lambda s: s.synced, within=10)
+    deadline = time.monotonic() + 5
+    while not watching.source.fresh:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.02)
+    relists = [w.relists for w in watching.source._watches]
+    kube_cluster.stop_apiserver()
+    try:
+        deadline = time.monotonic() + 10
+        while watching.source.fresh:
+            assert time.monotonic() < deadline, "a broken watch must make the view stale"
+            await asyncio.sleep(0.05)
+    finally:
+        await asyncio.to_thread(kube_cluster.start_apiserver)
+    deadline = time.monotonic() + 20
+    while not watching.source.fresh:
+        assert time.monotonic() < deadline, "fresh again once both kinds are listed"
+        await asyncio.sleep(0.05)
+    assert all(w.relists > n for w, n in zip(watching.source._watches, relists, strict=True))
