@@ -36,7 +36,7 @@ from atlas.waiting import wait_event
 from dns_server.server import DnsServer
 from watchers.files import DirectorySource
 from watchers.kube import KubeSource
-from watchers.memory import Memory
+from watchers.memory import FileMemory
 from watchers.source import SourceState
 from xds_server.admission import StreamLimits
 from xds_server.cache import SnapshotCache
@@ -182,7 +182,7 @@ class Atlas:
                 reserved=(settings.observability_node,),
                 poll_interval=settings.poll_interval,
                 settle=settings.manifest_settle,
-                memory=Memory(Path(options.state_dir) / MEMORY_FILE),
+                memory=FileMemory(Path(options.state_dir) / MEMORY_FILE),
             )
         self.cache = SnapshotCache()
         self.board = StatusBoard()
@@ -373,11 +373,14 @@ class Atlas:
         if self.reconciler.rotate_ca_if_requested():
             self._poke_from_thread()
         self.reconciler.events(state.errors, services)
+        # Held clusters (invalid, no good definition known here) keep their values too.
         self.reconciler.values(
-            state.topology.cluster_names,
+            (*state.topology.cluster_names, *state.topology.held),
             secrets,
             alertmanager_replicas=state.topology.alertmanager_replicas,
         )
+        assert isinstance(self.source, KubeSource)
+        self.reconciler.memory(self.source.memory.pending, secrets)
 
     def _poke_from_thread(self) -> None:
         if self._loop is not None:

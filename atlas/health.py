@@ -103,6 +103,7 @@ def status_document(atlas: Atlas) -> dict[str, Any]:
             "config_version": publisher.config_version,
             "source_version": publisher.source_version,
             "waiting_for_credentials": list(publisher.waiting),
+            "pending": publisher.pending,
         },
         "nodes": _nodes(atlas),
     }

@@ -42,6 +42,9 @@ __all__ = [
     "uri_of",
 ]
 
+BACKDATE = timedelta(minutes=5)
+"""Every certificate starts this long before it is issued, for peers whose clocks lag."""
+
 SPIFFE_PREFIX = "spiffe://atlas/"
 OBSERVABILITY_URI = "spiffe://atlas/observability"
 CONTROL_PLANE_URI = "spiffe://atlas/control-plane"
@@ -125,8 +128,12 @@ class Credential:
 
     @cached_property
     def renew_from(self) -> datetime:
-        """When a third of the lifetime is left: from then on the leaf is re-issued."""
-        return self.not_after - (self.not_after - self.not_before) / 3
+        """When a third of the lifetime is left: from then on the leaf is re-issued. The
+        lifetime counts from its issue, not from its backdated start: with the backdate in
+        it, a leaf of under a quarter of an hour was due for renewal as it was issued, and in
+        Kubernetes each renewal's write woke the next build (the randomized run's storm)."""
+        issued = self.not_before + BACKDATE
+        return self.not_after - (self.not_after - min(issued, self.not_after)) / 3
 
     def needs_renewal(self, now: datetime | None = None) -> bool:
         """True with less than a third of the lifetime left (or already expired)."""
@@ -264,7 +271,7 @@ def create_ca(
         .issuer_name(subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_before(now - BACKDATE)
         .not_valid_after(now + lifetime)
     )
     # One level below the root: a future rotation's cross-signed bridge certificate.
@@ -319,7 +326,7 @@ def issue(
         .issuer_name(ca_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_before(now - BACKDATE)
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(

@@ -151,10 +151,12 @@ class KubeSecretStore:
             _unb64(data.get("ca-cross.pem")),
         )
 
-    def rotation_requested(self) -> bool:
+    def rotation_requested(self) -> str | None:
+        """The rotate annotation's value (``force`` forces it), None when there is none."""
         obj = self._get(CA_SECRET)
         annotations = (obj or {}).get("metadata", {}).get("annotations") or {}
-        return ANN_CA_ROTATE in annotations
+        value = annotations.get(ANN_CA_ROTATE)
+        return None if value is None else str(value)
 
     def save_ca(self, state: CAState) -> None:
         # Writing the Secret without the rotate annotation acknowledges a rotation request;

@@ -53,6 +53,12 @@ def bootstrap_name(node: str) -> str:
 
 log = logging.getLogger(__name__)
 
+ROTATION_UNFINISHED = (
+    "the previous CA is still trusted: Envoys installed before the last rotation trust only "
+    "it, and a second rotation would cut them off. Finish the last one first (install every "
+    "Envoy's new values, then `atlas ca drop-previous`), or force it"
+)
+
 _STORE_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{0,120}", re.ASCII)
 
 
@@ -247,10 +253,16 @@ class CertificateManager:
             log.info("deleted the credentials of removed cluster %s", cluster)
         return found
 
-    def rotate_ca(self) -> CAState:
-        state = rotate(
-            self.ca(), key_type=self.settings.key_type, lifetime=self.settings.ca_lifetime
-        )
+    def rotate_ca(self, *, force: bool = False) -> CAState:
+        """A new CA; the current one stays trusted (and signs the new one, the bridge that
+        lets Envoys whose bootstrap trusts only it verify Atlas). Refused while an earlier
+        rotation is not finished: the bridge reaches one CA back, so Envoys still on the
+        oldest CA's bootstrap would be cut off at their next connection (found by the
+        randomized run: two rotations in a row locked out every Envoy not re-installed)."""
+        current = self.ca()
+        if current.previous and not force:
+            raise PKIError(ROTATION_UNFINISHED)
+        state = rotate(current, key_type=self.settings.key_type, lifetime=self.settings.ca_lifetime)
         self.store.save_ca(state)
         log.info("rotated CA; %d previous CA(s) still trusted", len(state.previous))
         return state

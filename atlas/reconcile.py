@@ -14,11 +14,17 @@ from typing import Any
 
 from atlas.bootstrap import BootstrapSpec, bootstrap_spec, build_bootstrap
 from atlas.config import Settings
-from atlas.errors import AtlasError, ManifestError
+from atlas.errors import AtlasError, ManifestError, PKIError
 from atlas.kube import Kube, KubeError
-from atlas.model import LABEL_ENVOY_VALUES, LABEL_MANAGED_BY
+from atlas.model import (
+    ANN_CA_ROTATE,
+    LABEL_ENVOY_VALUES,
+    LABEL_MANAGED_BY,
+    LAST_GOOD_KEY,
+    LAST_GOOD_SECRET,
+)
 from atlas.pki import OBSERVABILITY_URI, CAState, Credential, cluster_uri
-from atlas.pki_kube import KubeSecretStore
+from atlas.pki_kube import CA_SECRET, KubeSecretStore
 from atlas.pki_store import CertificateManager, bootstrap_name
 from atlas.values import envoy_values, render
 
@@ -49,12 +55,17 @@ def values_secret_name(cluster: str) -> str:
     return f"{cluster}-envoy-values"
 
 
-def _same_data(current: dict[str, Any] | None, files: dict[str, str]) -> bool:
-    """The Secret already holds exactly ``files``, labelled as Atlas's."""
+def _same_data(
+    current: dict[str, Any] | None, files: dict[str, str], *, values: bool = True
+) -> bool:
+    """The Secret already holds exactly ``files``, labelled as Atlas's (and as Helm values,
+    unless ``values`` is False)."""
     if current is None:
         return False
     labels = current.get("metadata", {}).get("labels") or {}
-    if labels.get(LABEL_MANAGED_BY) != "atlas" or labels.get(LABEL_ENVOY_VALUES) != "true":
+    if labels.get(LABEL_MANAGED_BY) != "atlas":
+        return False
+    if values and labels.get(LABEL_ENVOY_VALUES) != "true":
         return False
     data = current.get("data") or {}
     return data.keys() == files.keys() and all(
@@ -104,34 +115,40 @@ class Reconciler:
             if self._recorded(name, message):
                 self._reported.add(str(err))
                 continue
-            obj = services.get(name, {})
-            now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-            event = {
-                "apiVersion": "v1",
-                "kind": "Event",
-                "metadata": {"generateName": f"{name[:200]}.", "namespace": self.namespace},
-                "involvedObject": {
-                    "apiVersion": "v1",
-                    "kind": "Service",
-                    "name": name,
-                    "namespace": self.namespace,
-                    "uid": obj.get("metadata", {}).get("uid", ""),
-                },
-                "reason": EVENT_REASON,
-                "type": "Warning",
-                "message": message,
-                "source": {"component": "atlas"},
-                "count": 1,
-                "firstTimestamp": now,
-                "lastTimestamp": now,
-            }
-            try:
-                self.kube.call(
-                    "create Event", self.kube.core.create_namespaced_event, self.namespace, event
-                )
+            uid = services.get(name, {}).get("metadata", {}).get("uid", "")
+            if self._event("Service", name, EVENT_REASON, message, uid=uid):
                 self._reported.add(str(err))
-            except KubeError as e:
-                log.warning("could not record an Event for %s: %s", err.obj, e)
+
+    def _event(self, kind: str, name: str, reason: str, message: str, *, uid: str = "") -> bool:
+        """A Warning Event on the object ``kind``/``name``; False when it could not be made."""
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{name[:200]}.", "namespace": self.namespace},
+            "involvedObject": {
+                "apiVersion": "v1",
+                "kind": kind,
+                "name": name,
+                "namespace": self.namespace,
+                "uid": uid,
+            },
+            "reason": reason,
+            "type": "Warning",
+            "message": message[:1000],
+            "source": {"component": "atlas"},
+            "count": 1,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+        }
+        try:
+            self.kube.call(
+                "create Event", self.kube.core.create_namespaced_event, self.namespace, event
+            )
+        except KubeError as e:
+            log.warning("could not record an Event for %s %s: %s", kind, name, e)
+            return False
+        return True
 
     def _recorded(self, name: str, message: str) -> bool:
         try:
@@ -148,10 +165,29 @@ class Reconciler:
             for e in found.get("items", [])
         )
 
+    def memory(self, text: str | None, secrets: dict[str, dict[str, Any]]) -> None:
+        """Keep every cluster's last good definition in its Secret (``watchers.memory``), so
+        that a replica that starts while a Service is invalid serves what the others do."""
+        files = {LAST_GOOD_KEY: text} if text is not None else {}
+        if not files or _same_data(secrets.get(LAST_GOOD_SECRET), files, values=False):
+            return
+        self._write(LAST_GOOD_SECRET, files, values=False)
+
     def rotate_ca_if_requested(self) -> bool:
-        if not self.store.rotation_requested():
+        """Rotate when the CA Secret asks (``goatlas.io/ca-rotate``). A request while an
+        earlier rotation is unfinished is declined: the annotation is taken off (so it is
+        not acted on later, unasked) and a Warning Event on the Secret says why."""
+        request = self.store.rotation_requested()
+        if request is None:
             return False
-        state = self.pki.rotate_ca()
+        try:
+            state = self.pki.rotate_ca(force=request == "force")
+        except PKIError as err:
+            log.error("CA rotation requested and declined: %s", err)
+            self.store.save_ca(self.pki.ca())  # acknowledges the request
+            message = f"{err} (annotate it with {ANN_CA_ROTATE}=force)"
+            self._event("Secret", CA_SECRET, "CARotationDeclined", message)
+            return False
         log.info("CA rotated on request (%d previous CA(s) still trusted)", len(state.previous))
         return True
 
@@ -269,16 +305,15 @@ class Reconciler:
             backup,
         )
 
-    def _write(self, name: str, files: dict[str, str]) -> None:
+    def _write(self, name: str, files: dict[str, str], *, values: bool = True) -> None:
+        labels = {LABEL_MANAGED_BY: "atlas"}
+        if values:
+            labels[LABEL_ENVOY_VALUES] = "true"
         body = {
             "apiVersion": "v1",
             "kind": "Secret",
             "type": "Opaque",
-            "metadata": {
-                "name": name,
-                "namespace": self.namespace,
-                "labels": {LABEL_ENVOY_VALUES: "true", LABEL_MANAGED_BY: "atlas"},
-            },
+            "metadata": {"name": name, "namespace": self.namespace, "labels": labels},
             "data": {k: base64.b64encode(v.encode()).decode() for k, v in files.items()},
         }
         self.kube.apply_secret(self.namespace, body)

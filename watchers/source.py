@@ -79,8 +79,14 @@ class LastGood:
         self._good: dict[str, DownstreamCluster] = {}
         self.in_force: Mapping[str, str] = {}
         """Per cluster, the origin of the definition served (``parse_services(in_force=)``)."""
-        if memory is not None:
-            self._good, self.in_force = memory.load()
+        self._committed = False
+        self.restore()
+
+    def restore(self) -> None:
+        """Start from the memory, unless something was remembered since (a source whose
+        memory can only be read once it is synced calls it then)."""
+        if self.memory is not None and not self._committed:
+            self._good, self.in_force = self.memory.load()
 
     def apply(self, result: ParseResult, *, commit: bool = True) -> Applied:
         """The clusters to serve, the held ones, and the result's errors saying which.
@@ -111,6 +117,7 @@ class LastGood:
                 self.memory.save(clusters, in_force)
             self._good = clusters
             self.in_force = in_force
+            self._committed = True
         return Applied(tuple(sorted(clusters.values())), tuple(errors), tuple(sorted(held)))
 
 

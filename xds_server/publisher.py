@@ -77,6 +77,8 @@ class SnapshotPublisher:
         who may hold an ADS stream. None until the first publish."""
         self._digests: dict[str, int] = {}
         self._config_total = 0
+        self._built: Topology | None = None
+        """The topology the published snapshots were built from."""
 
     def poke(self) -> None:
         """Rebuild even though the topology is unchanged (credentials or CA changed)."""
@@ -110,6 +112,11 @@ class SnapshotPublisher:
     def ready(self) -> bool:
         """Published at least once, and the last attempt succeeded."""
         return self.builds > 0 and self.last_error is None
+
+    @property
+    def pending(self) -> bool:
+        """A change was read and its snapshots are not published yet (debounce, build)."""
+        return self._first_pending is not None or self._topology is not self._built
 
     @property
     def config_version(self) -> str:
@@ -176,6 +183,7 @@ class SnapshotPublisher:
         else:
             changed = self.cache.apply(result.snapshots, result.changed, result.removed)
         self._last = result
+        self._built = topology
         self.builds += 1
         self.source_version = source_version
         self._account(result, changed)

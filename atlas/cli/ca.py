@@ -19,7 +19,7 @@ from atlas.cli.common import (
     source_value,
 )
 from atlas.config import Settings
-from atlas.errors import ConfigError
+from atlas.errors import ConfigError, PKIError
 from atlas.pki import CAState, Credential, subject_key_id
 from atlas.pki_store import CertificateManager, DirectoryStore
 
@@ -50,6 +50,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         )
         add_kube_args(c)
         c.set_defaults(func=func)
+        if name == "rotate":
+            c.add_argument(
+                "--force",
+                action="store_true",
+                help="rotate although the previous CA is still trusted (Envoys installed "
+                "before the last rotation are cut off at their next connection)",
+            )
         if name == "drop-previous":
             c.add_argument(
                 "--status-url",
@@ -82,7 +89,10 @@ def _init(args: argparse.Namespace) -> int:
 def _rotate(args: argparse.Namespace) -> int:
     if args.source == KUBERNETES:
         return _kube_rotate(args)
-    state = directory_pki(args.state_dir, Settings()).rotate_ca()
+    try:
+        state = directory_pki(args.state_dir, Settings()).rotate_ca(force=args.force)
+    except PKIError as err:
+        raise ConfigError(f"{err} with --force") from None
     print(
         f"new CA valid until {state.current.not_after:%Y-%m-%d}; "
         f"{len(state.previous)} previous CA(s) still trusted"
@@ -98,7 +108,8 @@ def _kube_rotate(args: argparse.Namespace) -> int:
 
     kube_pki(args, Settings())  # the CA must exist
     kube = connect(kubeconfig=args.kubeconfig, context=args.kube_context)
-    patch = {"metadata": {"annotations": {ANN_CA_ROTATE: "requested"}}}
+    request = "force" if args.force else "requested"
+    patch = {"metadata": {"annotations": {ANN_CA_ROTATE: request}}}
     kube.call(
         f"patch Secret {CA_SECRET}",
         kube.core.patch_namespaced_secret,

@@ -254,6 +254,11 @@ def test_ca_rotate_keeps_previous_until_dropped(tmp_path: Path) -> None:
     assert rotated.returncode == 0 and "1 previous CA(s) still trusted" in rotated.stdout
     values = _values(["observability", "values", "--state-dir", str(tmp_path)])
     assert values["certificates"]["ca.crt"].count("BEGIN CERTIFICATE") == 2  # type: ignore[index]
+    # A second rotation before the first is finished would cut off the Envoys still on the
+    # first CA's bootstrap (the bridge reaches one CA back): refused, unless forced.
+    again = run_atlas(["ca", "rotate", "--state-dir", str(tmp_path)])
+    assert again.returncode == 2 and "the previous CA is still trusted" in again.stderr
+    assert "--force" in again.stderr and len(again.stderr.splitlines()) == 1
     dropped = run_atlas(["ca", "drop-previous", "--state-dir", str(tmp_path), "--force"])
     assert dropped.returncode == 0, dropped.stderr
     values = _values(["observability", "values", "--state-dir", str(tmp_path)])

@@ -106,6 +106,17 @@ def test_lifetimes_and_renewal_window(ca: Credential) -> None:
     assert abs(boot.not_after - now - timedelta(days=365)) < timedelta(seconds=1)
 
 
+def test_a_short_leaf_is_not_due_for_renewal_as_it_is_issued(ca: Credential) -> None:
+    """Its lifetime counts from its issue, not from its start five minutes earlier (there for
+    lagging clocks): a 36 s leaf was renewed on every build, and in Kubernetes each write woke
+    the next build (found by the randomized run)."""
+    now = datetime.now(UTC)
+    leaf = issue(ca, cluster_uri("east"), lifetime=timedelta(seconds=36), now=now)
+    assert not leaf.needs_renewal(now + timedelta(seconds=1))
+    assert not leaf.needs_renewal(now + timedelta(seconds=23))
+    assert leaf.needs_renewal(now + timedelta(seconds=25))
+
+
 def test_leaf_never_outlives_its_ca() -> None:
     short_ca = create_ca(lifetime=timedelta(days=10))
     leaf = issue(short_ca, cluster_uri("east"), lifetime=timedelta(days=365))

@@ -63,6 +63,11 @@ class ServiceVIP:
                 pass
             finally:
                 done.set()
+                # One side gone (a killed pod): the other end sees it at once, as through a
+                # real Service VIP, where the connection is end to end and gets reset.
+                for s in (src, dst):
+                    with contextlib.suppress(OSError):
+                        s.shutdown(socket.SHUT_RDWR)
 
         threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
         pipe(client, upstream)

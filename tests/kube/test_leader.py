@@ -179,6 +179,27 @@ async def test_ca_rotation_through_the_annotation(admin: Kube, leader: Atlas) ->
 
     await until(reissued, within=10, what="east's leaf re-issued by the new CA")
 
+    # Asked again before the first rotation is finished: declined, with an Event saying why
+    # (the bridge reaches one CA back; a second rotation cuts off Envoys still on the first).
+    again = secret(admin, "atlas-ca") or {}
+    again["metadata"].setdefault("annotations", {})["goatlas.io/ca-rotate"] = "now"
+    admin.call("replace", admin.core.replace_namespaced_secret, "atlas-ca", NAMESPACE, again)
+
+    def declined() -> dict[str, Any] | None:
+        events = admin.call("list", admin.core.list_namespaced_event, NAMESPACE)["items"]
+        return next((e for e in events if e["reason"] == "CARotationDeclined"), None)
+
+    event = await until(declined, within=10, what="the declined rotation's Event")
+    assert event["involvedObject"] == {
+        **event["involvedObject"],
+        "kind": "Secret",
+        "name": "atlas-ca",
+    }
+    assert "the previous CA is still trusted" in event["message"]
+    current = secret(admin, "atlas-ca") or {}
+    assert data(current, "ca.crt") == data(after, "ca.crt"), "not rotated"
+    assert "goatlas.io/ca-rotate" not in (current["metadata"].get("annotations") or {})
+
 
 def _status(port: int) -> dict[str, Any]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=2) as r:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from atlas.manifests import parse_services
 from tests.watchers.test_files import manifest
-from watchers.memory import Memory
+from watchers.memory import FileMemory as Memory
 from watchers.source import LastGood
 
 
