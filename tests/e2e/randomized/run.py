@@ -521,13 +521,23 @@ class RandomRun:
         by_target: dict[str, list[Any]] = defaultdict(list)
         for call in calls:
             by_target[call.target].append(call)
-        for step in self.timeline.steps:
+        steps = self.timeline.steps
+        for k, step in enumerate(steps):
             kind = step.name.split()[0]
             worst = 0.0
             wanted = step.touch.targets if not step.touch.everything else step.after.targets()
             for target in wanted & step.after.targets():
-                # Until its first good answer after the step began, if it failed before that.
-                after = [c for c in by_target[target] if c.t >= step.t0]
+                # Until its first good answer after the step began, if it failed before that,
+                # and before a later step touched it again (then that one is measured).
+                end = next(
+                    (
+                        later.t0
+                        for later in steps[k + 1 :]
+                        if later.touch.everything or target in later.touch.targets
+                    ),
+                    float("inf"),
+                )
+                after = [c for c in by_target[target] if step.t0 <= c.t < end]
                 first_ok = next((c.t for c in after if c.code == "OK"), None)
                 if first_ok is not None and any(c.code != "OK" for c in after if c.t < first_ok):
                     worst = max(worst, first_ok - step.t0)
