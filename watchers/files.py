@@ -133,11 +133,22 @@ class DirectorySource:
     def _settled(self, path: Path, signature: tuple[int, int, int] | None, now: float) -> bool:
         """Whether ``path`` (``signature``, or None when it is gone) can be believed now.
 
-        An empty file must stay empty ``EMPTY_SETTLE`` times longer: it is what a writer
-        leaves between its truncate and its write, and a writer can be held up there for a
-        while (a loaded machine; seen at 50 ms and more in the randomized run)."""
-        settle = self.settle * (EMPTY_SETTLE if signature is not None and not signature[1] else 1)
-        if signature is not None and now - signature[0] / 1e9 >= settle:
+        A file whose modification time is ``settle`` old is believed at once, but for two
+        states a truncate leaves: an empty file, and a size that changed while the time did
+        not (the kernel sets a truncated file's size before its time: a stat in between was
+        seen in the randomized run). Those must be seen again, unchanged, ``settle`` later;
+        an empty one ``EMPTY_SETTLE`` times later (a writer can be held up between its
+        truncate and its write for a while on a loaded machine)."""
+        empty = signature is not None and not signature[1]
+        settle = self.settle * (EMPTY_SETTLE if empty else 1)
+        before = self._files.get(path)
+        torn = (
+            before is not None
+            and signature is not None
+            and before.signature[0] == signature[0]
+            and before.signature[1] != signature[1]
+        )
+        if signature is not None and not (empty or torn) and now - signature[0] / 1e9 >= settle:
             self._seen.pop(path, None)
             return True
         seen = self._seen.get(path)

@@ -212,10 +212,11 @@ def test_a_file_that_stays_empty_removes_its_clusters_once_settled(tmp_path: Pat
     source = DirectorySource(tmp_path, settle=0.05)
     source.scan()
     east.write_text("")
-    _age(east, 0.5)
-    assert _names(source.scan()) == ["east"], "empty for half a second: a writer held up"
-    _age(east, 2)
-    assert _names(source.scan()) == [], "emptied on purpose (for longer): believed"
+    _age(east, 5)  # its time says nothing: a truncate sets the size before the time
+    now = time.time()
+    assert _names(source.scan(now)) == ["east"], "empty when first seen: a writer held up?"
+    assert _names(source.scan(now + 0.5)) == ["east"], "still empty half a second later"
+    assert _names(source.scan(now + 1.1)) == [], "empty for longer: emptied on purpose"
 
 
 def test_a_file_moved_aside_by_an_editor_keeps_its_clusters_until_settled(
@@ -325,3 +326,19 @@ def test_a_file_rewritten_all_the_time_never_loses_its_cluster(tmp_path: Path) -
         stop.set()
         thread.join()
     assert scans > 1000 and lost == 0, f"east lost in {lost} of {scans} scans"
+
+
+def test_a_size_that_changed_while_the_time_did_not_is_looked_at_again(tmp_path: Path) -> None:
+    """Seen in the randomized run: a stat between a truncate's size change and its time
+    change found north.yaml empty with its old time, and north looked removed."""
+    east = tmp_path / "east.yaml"
+    east.write_text(manifest("east"))
+    _age(east, 10)
+    source = DirectorySource(tmp_path, settle=0.05)
+    assert _names(source.scan()) == ["east"]
+    before = east.stat().st_mtime
+    east.write_text(manifest("east", replicas="2") + "# a longer file\n")
+    os.utime(east, (before, before))  # the new size, the old time
+    now = time.time()
+    assert source.scan(now).topology.clusters[0].replicas == 1, "not believed at once"
+    assert source.scan(now + 0.06).topology.clusters[0].replicas == 2, "seen again: believed"
