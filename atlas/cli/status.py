@@ -23,8 +23,8 @@ import yaml
 
 from atlas import thanos
 from atlas.cli.common import Formatter
+from atlas.cli.status_report import ClusterRow, Probe, Report, build_report, sidecar_targets
 from atlas.model import SIDECARS_DOMAIN
-from atlas.status_report import ClusterRow, Probe, Report, build_report, sidecar_targets
 
 __all__ = ["add_parser"]
 
