@@ -1,26 +1,11 @@
-"""Prometheus metrics of the daemon itself (Kubernetes writes, leadership, rejected input)."""
+"""Prometheus metrics of the core: writes to the Kubernetes API."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter
 
-__all__ = ["KUBE_WRITES", "LEADER", "REJECTED_KINDS", "REJECTED_OBJECTS"]
+__all__ = ["KUBE_WRITES"]
 
 KUBE_WRITES = Counter(
     "atlas_kube_writes_total", "Writes to the Kubernetes API (attempts)", ["verb", "kind"]
 )
-LEADER = Gauge(
-    "atlas_leader",
-    "1 while this replica may write: it holds the Lease, or it runs alone on a directory",
-)
-REJECTED_OBJECTS = Gauge(
-    "atlas_rejected_objects",
-    "Objects of the sources rejected now (each named in /status errors and logged once): "
-    "kind Service (a cluster or Alertmanager Service), or file (a manifest file or document "
-    "that could not be read)",
-    ["kind"],
-)
-REJECTED_KINDS = ("Service", "file")
-"""Every kind is exported, at 0 too, so that an alert on it has a series from the start."""
-for _kind in REJECTED_KINDS:
-    REJECTED_OBJECTS.labels(_kind).set(0)

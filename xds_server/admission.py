@@ -5,7 +5,7 @@ starts (``refusal``, on the event loop: only a store read goes to a thread) and 
 whenever that node's snapshot changes (``still_member``), so a removed cluster's stream ends
 as soon as its snapshot is taken away. ``IdentityAdmission`` is the base rule (the node id must
 be the identity in the client certificate); Atlas's wiring adds membership and credential
-pinning (``atlas.admission``).
+pinning (``atlas.serve.admission``).
 
 ``StreamLimits`` bounds what one identity can make the server do: streams per node, and a
 token bucket per stream. A stream that keeps the bucket empty is slowed down (the server stops

@@ -7,9 +7,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from atlas.admission import PIN_SECONDS, MemberAdmission
 from atlas.pki import OBSERVABILITY_URI, cluster_uri
 from atlas.pki_store import CertificateManager, DirectoryStore
+from atlas.serve.admission import PIN_SECONDS, MemberAdmission
 
 
 def admission(

@@ -33,8 +33,8 @@ from prometheus_client import REGISTRY
 
 from atlas.cli import main
 from atlas.config import Settings
-from atlas.daemon import Atlas, ServeOptions
-from atlas.health import readiness
+from atlas.serve.daemon import Atlas, ServeOptions
+from atlas.serve.health import readiness
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "clusters"
 
@@ -180,7 +180,7 @@ def test_global_flags_also_follow_the_command(
     """`atlas serve --log-level debug` was a usage error."""
     levels: list[int] = []
     monkeypatch.setattr(
-        "atlas.daemon.run", lambda options: levels.append(logging.getLogger().level) or 0
+        "atlas.serve.daemon.run", lambda options: levels.append(logging.getLogger().level) or 0
     )
     (tmp_path / "clusters").mkdir()
     assert main(["serve", "--source", str(tmp_path / "clusters"), "--log-level", "debug"]) == 0
@@ -196,7 +196,7 @@ def test_the_config_file_namespace_applies_unless_the_flag_says_otherwise(
 
     seen: list[str] = []
     monkeypatch.setattr(
-        "atlas.daemon.run", lambda options: seen.append(options.settings.namespace) or 0
+        "atlas.serve.daemon.run", lambda options: seen.append(options.settings.namespace) or 0
     )
     config = tmp_path / "atlas.yaml"
     config.write_text("namespace: observability\n")

@@ -16,7 +16,7 @@ import dns.rcode
 import pytest
 import yaml
 
-from atlas.daemon import Atlas, ServeOptions
+from atlas.serve.daemon import Atlas, ServeOptions
 
 SRV_ALL = "_grpc._tcp.sidecars.thanos.atlas."
 

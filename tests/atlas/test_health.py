@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from atlas.daemon import Atlas
-from atlas.health import NodeMetrics, readiness
+from atlas.serve.daemon import Atlas
+from atlas.serve.health import NodeMetrics, readiness
 from tests.atlas.test_daemon import manifest, options
 
 

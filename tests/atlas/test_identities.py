@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from atlas.identities import NodeIdentities
 from atlas.pki import cluster_uri
 from atlas.pki_store import CertificateManager, DirectoryStore
+from atlas.serve.identities import NodeIdentities
 
 
 def test_unchanged_credentials_are_the_same_objects(tmp_path: Path) -> None:

@@ -258,9 +258,9 @@ def test_real_envoy_accepts_the_envoy_chart_rendered_with_atlas_cluster_values(
 
 def test_real_envoy_accepts_the_observability_envoy_of_the_atlas_chart(tmp_path: Path) -> None:
     """The chart's Envoy with the bootstrap Secret the Atlas leader writes from the chart's
-    own configuration (atlas.reconcile.bootstrap_files)."""
+    own configuration (atlas.serve.reconcile.bootstrap_files)."""
     from atlas.bootstrap import bootstrap_spec
-    from atlas.reconcile import bootstrap_files
+    from atlas.serve.reconcile import bootstrap_files
 
     docs = objects(render("atlas", {"envoy": {"certDir": str(tmp_path)}}))
     config = yaml.safe_load(find(docs, "ConfigMap", "atlas-config")["data"]["config.yaml"])

@@ -20,9 +20,9 @@ import yaml
 from cryptography import x509
 
 from atlas.config import LeaseSettings, Settings, WatchSettings
-from atlas.daemon import Atlas, ServeOptions
 from atlas.kube import Kube, KubeError
 from atlas.pki import uri_of
+from atlas.serve.daemon import Atlas, ServeOptions
 from tests.conftest import atlas_cmd, stop_process
 from tests.e2e.network import free_port
 from tests.kube.cluster import KubeCluster
@@ -312,7 +312,7 @@ async def test_a_leader_that_cannot_renew_stops_writing_at_once(
     import threading
 
     from atlas.kube import connect
-    from atlas.leader import LeaderElector
+    from atlas.serve.leader import LeaderElector
 
     kube = connect(kubeconfig=str(kube_cluster.kubeconfig), context="limited")
     elector = LeaderElector(kube, NAMESPACE, "lonely", LEASE)
@@ -346,8 +346,8 @@ async def test_injected_failures_in_leader_and_reconcile_recover(
     either is logged, counted, and the task runs again."""
     from prometheus_client import REGISTRY
 
-    from atlas.leader import LeaderElector
-    from atlas.reconcile import Reconciler
+    from atlas.serve.leader import LeaderElector
+    from atlas.serve.reconcile import Reconciler
 
     def fail_once(name: str, real: Callable[..., Any]) -> Callable[..., Any]:
         failed: list[bool] = []

@@ -14,9 +14,9 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from atlas import metrics
 from atlas.config import LeaseSettings
 from atlas.kube import Kube, KubeError, Outage
+from atlas.serve import metrics
 
 __all__ = ["LeaderElector"]
 

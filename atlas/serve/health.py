@@ -25,7 +25,7 @@ from atlas.pki import Credential, subject_key_id
 from xds_server.types import SHORT
 
 if TYPE_CHECKING:
-    from atlas.daemon import Atlas
+    from atlas.serve.daemon import Atlas
 
 __all__ = ["NodeMetrics", "leaf_expiry", "liveness", "readiness", "status_document"]
 

@@ -17,20 +17,20 @@ from typing import Any
 
 from prometheus_client import REGISTRY
 
-from atlas import metrics
-from atlas.admission import MemberAdmission
 from atlas.config import Settings
 from atlas.errors import AtlasError, ListenError, ManifestError
-from atlas.health import NodeMetrics, liveness, readiness, status_document
-from atlas.http_status import start_http
-from atlas.identities import NodeIdentities
 from atlas.kube import Kube, Outage, connect
-from atlas.leader import LeaderElector
 from atlas.names import is_ip
 from atlas.pki import CONTROL_PLANE_URI, CAState, Credential, issue
 from atlas.pki_kube import KubeSecretStore
 from atlas.pki_store import CertificateManager, DirectoryStore, bootstrap_name
-from atlas.reconcile import Reconciler
+from atlas.serve import metrics
+from atlas.serve.admission import MemberAdmission
+from atlas.serve.health import NodeMetrics, liveness, readiness, status_document
+from atlas.serve.http import start_http
+from atlas.serve.identities import NodeIdentities
+from atlas.serve.leader import LeaderElector
+from atlas.serve.reconcile import Reconciler
 from atlas.supervisor import Busy, Policy, Supervisor, run_thread
 from atlas.waiting import wait_event
 from dns_server.server import DnsServer
