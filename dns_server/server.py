@@ -66,6 +66,22 @@ class DnsServer:
         return True
 
     @property
+    def serial(self) -> int | None:
+        """The serial of the zone served; None before the first."""
+        zone = self.resolver.zone
+        return zone.serial if zone is not None else None
+
+    @property
+    def synced(self) -> bool:
+        """A zone is served (before that, every answer is SERVFAIL)."""
+        return self.resolver.synced
+
+    @property
+    def answer_error(self) -> str | None:
+        """Why an answer from the current zone last failed (SERVFAIL was sent instead)."""
+        return self.resolver.last_error
+
+    @property
     def addresses(self) -> tuple[str, ...]:
         """The observability Envoy's addresses the zone answers for every SRV target."""
         return self._last[1] if self._last is not None else ()

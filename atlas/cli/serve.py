@@ -78,8 +78,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
-    from atlas.serve.daemon import ServeOptions
     from atlas.serve.daemon import run as serve
+    from atlas.serve.options import ServeOptions
 
     for address in args.envoy_service_ip:
         if not is_ip(address):

@@ -11,32 +11,25 @@ import logging
 import os
 import signal
 import socket
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 from prometheus_client import REGISTRY
 
 from atlas.config import Settings
-from atlas.errors import AtlasError, ListenError, ManifestError
-from atlas.kube import Kube, Outage, connect
+from atlas.errors import ListenError, ManifestError
 from atlas.names import is_ip
 from atlas.pki import CONTROL_PLANE_URI, CAState, Credential, issue
-from atlas.pki_kube import KubeSecretStore
-from atlas.pki_store import CertificateManager, DirectoryStore, bootstrap_name
+from atlas.pki_store import bootstrap_name
 from atlas.serve import metrics
 from atlas.serve.admission import MemberAdmission
 from atlas.serve.health import NodeMetrics, liveness, readiness, status_document
 from atlas.serve.http import start_http
 from atlas.serve.identities import NodeIdentities
-from atlas.serve.leader import LeaderElector
-from atlas.serve.reconcile import Reconciler
-from atlas.supervisor import Busy, Policy, Supervisor, run_thread
-from atlas.waiting import wait_event
+from atlas.serve.modes import Mode, mode_for
+from atlas.serve.options import ServeOptions
+from atlas.supervisor import Policy, Supervisor
 from dns_server.server import DnsServer
-from watchers.files import DirectorySource
-from watchers.kube import KubeSource
-from watchers.memory import FileMemory
 from watchers.source import SourceState
 from xds_server.admission import StreamLimits
 from xds_server.cache import SnapshotCache
@@ -45,50 +38,17 @@ from xds_server.publisher import SnapshotPublisher
 from xds_server.server import AdsServicer, ServerOptions, TLSMaterial, start_server
 from xds_server.status import StatusBoard
 
-__all__ = ["Atlas", "ServeOptions", "TopologyLog", "run"]
+__all__ = ["Atlas", "TopologyLog", "run"]
 
 log = logging.getLogger("atlas")
-
-KUBERNETES = "kubernetes"
-"""``--source kubernetes``: watch the API instead of a manifests directory."""
 
 BUILD_STUCK_AFTER = 300.0
 """Seconds a build or reconcile pass may run before liveness calls it stuck (a cold build of
 100,000 clusters takes a few seconds)."""
 
-MEMORY_FILE = "last-good.json"
-"""In the state directory: the last good definition of every cluster (``watchers.memory``)."""
-
 CONTROL_PLANE_DNS = ("atlas",)
 """DNS SAN of Atlas's gRPC certificate: the SNI the bootstraps send, so that ordinary gRPC
 clients can verify the server by name as Envoy verifies it by URI SAN."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class ServeOptions:
-    source: str
-    state_dir: str
-    settings: Settings = field(default_factory=Settings)
-    dns_addresses: tuple[str, ...] = ()
-    """The observability Envoy's in-cluster address(es), answered as A/AAAA records."""
-    ads_listen: str = "0.0.0.0:18000"
-    ads_tls: bool = True
-    """Mutual TLS on the gRPC port, with the node id checked against the certificate."""
-    http_listen: str = "0.0.0.0:9180"
-    """Metrics and status; empty disables it."""
-    dns_listen: tuple[str, ...] = ("0.0.0.0:5353",)
-    """DNS (UDP and TCP) HOST:PORT; unprivileged by default, the container uses port 53."""
-    kubeconfig: str | None = None
-    kube_context: str | None = None
-    identity: str | None = None
-    """This replica's name in the Lease (default: hostname and pid)."""
-    control_plane_service: str | None = None
-    """HOST:PORT of Atlas's gRPC as the observability Envoy sees it (its Helm values)."""
-    debounce: float = 0.05
-    debounce_max: float = 0.5
-    refresh_interval: float = 300.0
-    """Seconds between rebuilds without a change, at most: leaves are renewed in a rebuild,
-    so it is also at most a sixth of the leaf lifetime (renewal starts with a third left)."""
 
 
 class TopologyLog:
@@ -166,24 +126,9 @@ class Atlas:
         self.supervisor = Supervisor(self._fatal)
         self.exit_code = 0
         self._stopping = asyncio.Event()
-        self.kube: Kube | None = None
-        self.leader: LeaderElector | None = None
-        self.reconciler: Reconciler | None = None
-        self.source: DirectorySource | KubeSource
-        if options.source == KUBERNETES:
-            self._init_kube(options)
-        else:
-            self.pki = CertificateManager(DirectoryStore(options.state_dir), settings.pki)
-            self.source = DirectorySource(
-                options.source,
-                namespace=settings.namespace,
-                alertmanager_selector=settings.alertmanager_selector,
-                observability_addresses=options.dns_addresses,
-                reserved=(settings.observability_node,),
-                poll_interval=settings.poll_interval,
-                settle=settings.manifest_settle,
-                memory=FileMemory(Path(options.state_dir) / MEMORY_FILE),
-            )
+        self.mode: Mode = mode_for(options, self.supervisor.watch_thread)
+        self.source = self.mode.source
+        self.pki = self.mode.pki
         self.cache = SnapshotCache()
         self.board = StatusBoard()
         self.identities = NodeIdentities(self.pki, settings.observability_node, self.may_write)
@@ -208,58 +153,25 @@ class Atlas:
         self.dns_ports: list[int] = []
         self.http_port = 0
         self._control_plane: tuple[Credential, bytes] | None = None
-        self._reconcile_wake = asyncio.Event()
-        self.reconcile_busy = Busy()
         self._servicer: AdsServicer | None = None
         self._collector: NodeMetrics | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    def _init_kube(self, options: ServeOptions) -> None:
-        settings = options.settings
-        self.kube = connect(kubeconfig=options.kubeconfig, context=options.kube_context)
-        source = KubeSource(
-            self.kube,
-            namespace=settings.namespace,
-            alertmanager_selector=settings.alertmanager_selector,
-            envoy_selector=settings.envoy_selector,
-            reserved=(settings.observability_node,),
-            settings=settings.watch,
-            on_thread=self.supervisor.watch_thread,
-        )
-        self.source = source
-        identity = options.identity or f"{socket.gethostname()}-{os.getpid()}"
-        self.leader = LeaderElector(self.kube, settings.namespace, identity, settings.lease)
-        self.store = KubeSecretStore(
-            self.kube,
-            settings.namespace,
-            cached=source.secret,
-            listed=lambda: list(source.secrets),
-            may_write=self.leader.is_leader,
-        )
-        self.pki = CertificateManager(self.store, settings.pki)
-        ads = options.control_plane_service or (
-            f"{settings.network.control_plane_address}:{settings.network.control_plane_port}"
-        )
-        self.reconciler = Reconciler(
-            self.kube, settings.namespace, self.pki, self.store, settings, ads_address=ads
-        )
 
     def may_write(self) -> bool:
         """The directory store is ours alone; in Kubernetes only the Lease holder writes."""
-        return self.leader is None or self.leader.is_leader()
+        return self.mode.may_write()
 
-    def _on_secrets(self) -> None:
-        """Secrets changed (credentials, CA, a rotation request): rebuild and reconcile."""
+    def poke(self) -> None:
+        """Rebuild now: credentials or the CA changed (``Wiring``)."""
         self.publisher.poke()
-        self._reconcile_wake.set()
 
-    def _on_state(self, state: SourceState) -> None:
+    def on_state(self, state: SourceState) -> None:
+        """A new state of the sources (``Wiring``): the log, the publisher, DNS, the mode."""
         self.state = state
         self._log(state)
         if state.synced:
             self.publisher.update(state.topology)
             self.dns.update(state.topology, self._dns_addresses(state))
-            self._reconcile_wake.set()
+            self.mode.changed()
 
     def _dns_addresses(self, state: SourceState) -> tuple[str, ...]:
         """Configured addresses, those the source found, or the observability address."""
@@ -296,96 +208,6 @@ class Atlas:
         # trusts only the previous CA must keep verifying Atlas when they reconnect.
         return cached[0].cert_pem + ca.cross_signed, cached[0].key_pem, ca.bundle_pem
 
-    async def _wait_for_ca(self) -> None:
-        """Kubernetes: the Secrets must be listed before deciding there is no CA, and only the
-        leader may create one; until then this replica waits."""
-        if self.kube is None:
-            await asyncio.to_thread(self.pki.ca)
-            return
-        assert isinstance(self.source, KubeSource)
-        while True:
-            if self.source.secrets_listed:
-                if self.pki.store.load_ca() is not None:
-                    return
-                if self.may_write():
-                    await asyncio.to_thread(self.pki.ca)
-                    return
-            await asyncio.sleep(0.1)
-
-    async def _watch_pki_files(self) -> None:
-        """Directory mode: ``atlas ca rotate`` (another process) changes the CA files; rebuild
-        at once so the new leaves and bundle reach every Envoy over SDS."""
-        assert isinstance(self.pki.store, DirectoryStore)
-        files = [self.pki.store.root / n for n in ("ca.crt", "ca-previous.pem")]
-
-        def signature() -> tuple[tuple[int, int], ...]:
-            result = []
-            for f in files:
-                try:
-                    st = f.stat()
-                    result.append((st.st_mtime_ns, st.st_size))
-                except FileNotFoundError:
-                    result.append((0, 0))
-            return tuple(result)
-
-        last = signature()
-        while True:
-            await asyncio.sleep(1.0)
-            current = signature()
-            if current != last:
-                last = current
-                log.info("CA files changed: re-issuing leaves and pushing the new bundle")
-                self.publisher.poke()
-
-    async def _reconcile_loop(self) -> None:
-        assert self.reconciler is not None and isinstance(self.source, KubeSource)
-        interval = self.options.settings.watch.reconcile_interval
-        outage = Outage("reconcile", log)
-        paused = False
-        while True:
-            await wait_event(self._reconcile_wake, interval)
-            self._reconcile_wake.clear()
-            state = self.state
-            if not self.may_write() or state is None or not state.synced:
-                continue
-            source = self.source
-            if not source.fresh:  # a watch failed and has not listed again: it may miss writes
-                if not paused:
-                    log.info("writes paused until Services and Secrets are listed again")
-                paused = True
-                continue
-            if paused:
-                log.info("writes resumed: Services and Secrets listed again")
-                paused = False
-            try:
-                with self.reconcile_busy.working():
-                    await asyncio.to_thread(
-                        self._reconcile_once, state, dict(source.services), dict(source.secrets)
-                    )
-                outage.ok()
-            except AtlasError as err:
-                outage.failed(err)
-
-    def _reconcile_once(
-        self, state: SourceState, services: dict[str, Any], secrets: dict[str, Any]
-    ) -> None:
-        assert self.reconciler is not None
-        if self.reconciler.rotate_ca_if_requested():
-            self._poke_from_thread()
-        self.reconciler.events(state.errors, services)
-        # Held clusters (invalid, no good definition known here) keep their values too.
-        self.reconciler.values(
-            (*state.topology.cluster_names, *state.topology.held),
-            secrets,
-            alertmanager_replicas=state.topology.alertmanager_replicas,
-        )
-        assert isinstance(self.source, KubeSource)
-        self.reconciler.memory(self.source.memory.pending, secrets)
-
-    def _poke_from_thread(self) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self.publisher.poke)
-
     def _fatal(self, task: str) -> None:
         """A task that must not fail did: stop, and exit non-zero so the pod is restarted."""
         self.exit_code = 1
@@ -396,6 +218,30 @@ class Atlas:
 
     def request_stop(self) -> None:
         self._stopping.set()
+
+    # -- what health reads (``health.Observed``) -------------------------------------------
+    @property
+    def settings(self) -> Settings:
+        return self.options.settings
+
+    def problems(self) -> list[str]:
+        return self.supervisor.problems()
+
+    def current_ca(self) -> CAState | None:
+        return self.pki.store.load_ca()
+
+    def source_version(self) -> str:
+        return self.source.version
+
+    def board_entries(self) -> list[dict[str, Any]]:
+        return self.board.snapshot()
+
+    def served_nodes(self) -> tuple[str, ...]:
+        return self.cache.nodes()
+
+    def served_versions(self, node: str) -> Mapping[str, str] | None:
+        snapshot = self.cache.snapshot(node)
+        return snapshot.versions if snapshot is not None else None
 
     def http_serving(self) -> bool:
         """The HTTP endpoint accepts connections (or is switched off)."""
@@ -416,16 +262,8 @@ class Atlas:
     async def start(self) -> None:
         opts = self.options
         sup = self.supervisor
-        self._loop = asyncio.get_running_loop()
-        if self.leader is not None:
-            sup.watch_thread(run_thread("leader", self.leader.run, self.leader.stop_event))
-        else:
-            metrics.LEADER.set(1)  # a directory has one writer: this daemon
-        if isinstance(self.source, KubeSource):
-            self.source.secret_listeners.append(self._on_secrets)
-            source = self.source
-            sup.start("source", lambda: source.run(self._on_state), Policy.RESTART)
-        await self._wait_for_ca()
+        self.mode.start(sup, self)
+        await self.mode.ca_ready()
         await asyncio.to_thread(self._control_plane_tls)
         ads = opts.settings.ads
         self._servicer = AdsServicer(
@@ -486,18 +324,6 @@ class Atlas:
             busy=self.publisher.busy,
             stuck_after=BUILD_STUCK_AFTER,
         )
-        if isinstance(self.source, DirectorySource):
-            directory = self.source
-            sup.start("source", lambda: directory.run(self._on_state), Policy.RESTART)
-            sup.start("pki-files", self._watch_pki_files, Policy.RESTART)
-        if self.reconciler is not None:
-            sup.start(
-                "reconcile",
-                self._reconcile_loop,
-                Policy.RESTART,
-                busy=self.reconcile_busy,
-                stuck_after=BUILD_STUCK_AFTER,
-            )
         sup.start("servers", self._watch_servers, Policy.EXIT)
         self._collector = NodeMetrics(self)
         REGISTRY.register(self._collector)
@@ -513,10 +339,7 @@ class Atlas:
         )
 
     async def stop(self) -> None:
-        if self.leader is not None:
-            self.leader.stop()
-        if isinstance(self.source, KubeSource):
-            self.source.stop()
+        self.mode.stop()
         # Streams end cleanly first (Envoys reconnect to another replica at once); then the
         # gRPC server stops with nothing left to cancel.
         if self._servicer is not None:

@@ -12,29 +12,102 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from cryptography import x509
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from atlas.pki import Credential, subject_key_id
+from atlas.config import Settings
+from atlas.pki import CAState, Credential, subject_key_id
+from watchers.source import SourceState
+from xds_server.builders import NodeCredentials
 from xds_server.types import SHORT
 
-if TYPE_CHECKING:
-    from atlas.serve.daemon import Atlas
+__all__ = [
+    "DnsView",
+    "NodeMetrics",
+    "Observed",
+    "PublisherView",
+    "leaf_expiry",
+    "liveness",
+    "readiness",
+    "status_document",
+]
 
-__all__ = ["NodeMetrics", "leaf_expiry", "liveness", "readiness", "status_document"]
+
+class PublisherView(Protocol):
+    """What health reads of the snapshot publisher."""
+
+    @property
+    def builds(self) -> int: ...
+    @property
+    def last_error(self) -> str | None: ...
+    @property
+    def last_build_at(self) -> float | None: ...
+    @property
+    def source_version(self) -> str: ...
+    @property
+    def config_version(self) -> str: ...
+    @property
+    def waiting(self) -> tuple[str, ...]: ...
+    @property
+    def pending(self) -> bool: ...
+    def credentials_of(self, node: str) -> NodeCredentials | None: ...
 
 
-def liveness(atlas: Atlas) -> list[str]:
-    return atlas.supervisor.problems()
+class DnsView(Protocol):
+    """What health reads of the DNS face."""
+
+    @property
+    def last_error(self) -> str | None: ...
+    def serving(self) -> bool: ...
+    @property
+    def answer_error(self) -> str | None: ...
+    @property
+    def synced(self) -> bool: ...
+    @property
+    def addresses(self) -> tuple[str, ...]: ...
+    @property
+    def serial(self) -> int | None: ...
 
 
-def readiness(atlas: Atlas) -> list[str]:
+class Observed(Protocol):
+    """Everything health reads of the daemon, one level deep: a narrow view, so the daemon
+    can change inside, and a test can hand in a stand-in."""
+
+    @property
+    def state(self) -> SourceState | None: ...
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def publisher(self) -> PublisherView: ...
+    @property
+    def dns(self) -> DnsView: ...
+
+    def problems(self) -> list[str]:
+        """Why a supervised task is not running (liveness)."""
+
+    def may_write(self) -> bool: ...
+    def http_serving(self) -> bool: ...
+    def current_ca(self) -> CAState | None: ...
+    def source_version(self) -> str: ...
+    def board_entries(self) -> list[dict[str, Any]]:
+        """What each node's Envoy holds, per the status board."""
+
+    def served_nodes(self) -> tuple[str, ...]: ...
+    def served_versions(self, node: str) -> Mapping[str, str] | None:
+        """Per type, the version of the node's snapshot; None when it has none."""
+
+
+def liveness(atlas: Observed) -> list[str]:
+    return atlas.problems()
+
+
+def readiness(atlas: Observed) -> list[str]:
     """Why this replica cannot do its job now: each face that cannot answer says so."""
     reasons = liveness(atlas)
     state = atlas.state
@@ -52,30 +125,30 @@ def readiness(atlas: Atlas) -> list[str]:
     return reasons
 
 
-def _dns_problems(atlas: Atlas, synced: bool) -> list[str]:
+def _dns_problems(atlas: Observed, synced: bool) -> list[str]:
     dns = atlas.dns
     reasons = []
     if not dns.serving():
         reasons.append("DNS listener stopped")
     if dns.last_error is not None:
         reasons.append(f"DNS zone not built (answering from the previous one): {dns.last_error}")
-    if dns.resolver.last_error is not None:
-        reasons.append(f"DNS answers failing (SERVFAIL sent): {dns.resolver.last_error}")
-    if synced and dns.resolver.synced and not dns.addresses:
+    if dns.answer_error is not None:
+        reasons.append(f"DNS answers failing (SERVFAIL sent): {dns.answer_error}")
+    if synced and dns.synced and not dns.addresses:
         reasons.append(
             "DNS: the SRV targets have no A/AAAA record (Thanos cannot dial them): give the "
             "observability Envoy's IP with --envoy-service-ip, or a Service matching "
-            f"envoy_selector {atlas.options.settings.envoy_selector!r}"
+            f"envoy_selector {atlas.settings.envoy_selector!r}"
         )
     return reasons
 
 
-def status_document(atlas: Atlas) -> dict[str, Any]:
+def status_document(atlas: Observed) -> dict[str, Any]:
     state = atlas.state
     publisher = atlas.publisher
     return {
         "synced": bool(state and state.synced),
-        "source_version": atlas.source.version,
+        "source_version": atlas.source_version(),
         "live": not liveness(atlas),
         "ready": not readiness(atlas),
         "problems": readiness(atlas),
@@ -92,9 +165,9 @@ def status_document(atlas: Atlas) -> dict[str, Any]:
         "errors": list(state.messages) if state else [],
         "warnings": list(state.warnings) if state else [],
         "leader": atlas.may_write(),
-        "observability_node": atlas.options.settings.observability_node,
+        "observability_node": atlas.settings.observability_node,
         "ca": _ca(atlas),
-        "dns": {"serial": atlas.dns.resolver.zone.serial if atlas.dns.resolver.zone else None},
+        "dns": {"serial": atlas.dns.serial},
         "observability": {"thanos_address": _thanos_address(atlas)},
         "publisher": {
             "generation": publisher.builds,
@@ -109,10 +182,10 @@ def status_document(atlas: Atlas) -> dict[str, Any]:
     }
 
 
-def _nodes(atlas: Atlas) -> list[dict[str, Any]]:
-    board = {n["node"]: n for n in atlas.board.snapshot()}
+def _nodes(atlas: Observed) -> list[dict[str, Any]]:
+    board = {n["node"]: n for n in atlas.board_entries()}
     result = []
-    for node in sorted(set(board) | set(atlas.cache.nodes())):
+    for node in sorted(set(board) | set(atlas.served_nodes())):
         entry = board.get(node) or {
             "node": node,
             "connected": False,
@@ -125,10 +198,10 @@ def _nodes(atlas: Atlas) -> list[dict[str, Any]]:
             "client_certificate": None,
             "last_refusal": None,
         }
-        snapshot = atlas.cache.snapshot(node)
+        versions = atlas.served_versions(node)
         serving = (
-            {SHORT.get(t, t): v for t, v in sorted(snapshot.versions.items())}
-            if snapshot is not None
+            {SHORT.get(t, t): v for t, v in sorted(versions.items())}
+            if versions is not None
             else {}
         )
         entry["serving"] = serving
@@ -144,14 +217,14 @@ def leaf_expiry(cert_pem: bytes) -> datetime:
     return x509.load_pem_x509_certificate(cert_pem).not_valid_after_utc
 
 
-def _leaf_expires(atlas: Atlas, node: str) -> str | None:
+def _leaf_expires(atlas: Observed, node: str) -> str | None:
     creds = atlas.publisher.credentials_of(node)
     return leaf_expiry(creds.cert_pem).isoformat() if creds is not None else None
 
 
-def _thanos_address(atlas: Atlas) -> str:
+def _thanos_address(atlas: Observed) -> str:
     """Where the observability Envoy takes Thanos StoreAPI calls, as seen from this host."""
-    settings = atlas.options.settings
+    settings = atlas.settings
     host = settings.network.observability_listen_address
     if host in ("0.0.0.0", "::", ""):
         host = "127.0.0.1"
@@ -164,7 +237,7 @@ class NodeMetrics(Collector):
     or not, and any node connected now; a removed cluster's Envoy drops out once it is gone,
     so no alert fires forever for a cluster that no longer exists."""
 
-    def __init__(self, atlas: Atlas) -> None:
+    def __init__(self, atlas: Observed) -> None:
         self.atlas = atlas
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
@@ -210,10 +283,10 @@ def _timestamp(iso: str) -> float:
     return datetime.fromisoformat(iso).timestamp()
 
 
-def _ca(atlas: Atlas) -> dict[str, Any] | None:
+def _ca(atlas: Observed) -> dict[str, Any] | None:
     """The key ids of the trusted CAs: a node's ``client_certificate.issuer_key_id`` among the
     previous ones still depends on them (``atlas ca drop-previous`` checks it)."""
-    ca = atlas.pki.store.load_ca()
+    ca = atlas.current_ca()
     if ca is None:
         return None
     return {

@@ -33,7 +33,8 @@ from prometheus_client import REGISTRY
 
 from atlas.cli import main
 from atlas.config import Settings
-from atlas.serve.daemon import Atlas, ServeOptions
+from atlas.serve.daemon import Atlas
+from atlas.serve.options import ServeOptions
 from atlas.serve.health import readiness
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "clusters"

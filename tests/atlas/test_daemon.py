@@ -16,7 +16,8 @@ import dns.rcode
 import pytest
 import yaml
 
-from atlas.serve.daemon import Atlas, ServeOptions
+from atlas.serve.daemon import Atlas
+from atlas.serve.options import ServeOptions
 
 SRV_ALL = "_grpc._tcp.sidecars.thanos.atlas."
 
@@ -179,6 +180,7 @@ async def _async(value: bool) -> bool:
 async def test_every_supervised_task_recovers_from_an_injected_failure(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from atlas.serve.modes import DirectoryMode
     from watchers.files import DirectorySource
     from xds_server.publisher import SnapshotPublisher
 
@@ -195,7 +197,9 @@ async def test_every_supervised_task_recovers_from_an_injected_failure(
 
     monkeypatch.setattr(DirectorySource, "run", fail_once("source", DirectorySource.run))
     monkeypatch.setattr(SnapshotPublisher, "run", fail_once("publisher", SnapshotPublisher.run))
-    monkeypatch.setattr(Atlas, "_watch_pki_files", fail_once("pki-files", Atlas._watch_pki_files))
+    monkeypatch.setattr(
+        DirectoryMode, "_watch_ca_files", fail_once("pki-files", DirectoryMode._watch_ca_files)
+    )
     before = {
         t: sample("atlas_task_failures_total", task=t) for t in ("source", "publisher", "pki-files")
     }

@@ -18,7 +18,8 @@ from prometheus_client import REGISTRY
 import atlas.model
 from atlas.cli import build_parser
 from atlas.config import DEFAULT_ADS_PORT, Settings
-from atlas.serve.daemon import Atlas, ServeOptions
+from atlas.serve.daemon import Atlas
+from atlas.serve.options import ServeOptions
 from atlas.serve.reconcile import ANN_BACKUP_OF
 from tests.atlas.test_cli import all_parsers
 from tests.atlas.test_daemon import manifest, options

@@ -30,11 +30,14 @@ class WebStub:
                 data = json.dumps(
                     {"status": "success", "server": outer.name, "path": self.path}
                 ).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except ConnectionError:  # the client (an Envoy reset) went away first
+                    pass
 
             def do_GET(self) -> None:
                 self._reply(b"")

@@ -22,7 +22,8 @@ from cryptography import x509
 from atlas.config import LeaseSettings, Settings, WatchSettings
 from atlas.kube import Kube, KubeError
 from atlas.pki import uri_of
-from atlas.serve.daemon import Atlas, ServeOptions
+from atlas.serve.daemon import Atlas
+from atlas.serve.options import ServeOptions
 from tests.conftest import atlas_cmd, stop_process
 from tests.e2e.network import free_port
 from tests.kube.cluster import KubeCluster
