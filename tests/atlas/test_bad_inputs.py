@@ -34,8 +34,8 @@ from prometheus_client import REGISTRY
 from atlas.cli import main
 from atlas.config import Settings
 from atlas.serve.daemon import Atlas
-from atlas.serve.options import ServeOptions
 from atlas.serve.health import readiness
+from atlas.serve.options import ServeOptions
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "clusters"
 
