@@ -28,10 +28,18 @@ __all__ = [
     "ACCESS_LOG_ALL",
     "ACCESS_LOG_ERRORS",
     "ACCESS_LOG_OFF",
+    "ALL_ADDRESSES",
     "BIND_ENVOY_ADDRESS",
+    "DEFAULT_ADS_LISTEN",
     "DEFAULT_ADS_PORT",
+    "DEFAULT_DNS_LISTEN",
+    "DEFAULT_DNS_PORT",
+    "DEFAULT_HTTP_LISTEN",
+    "DEFAULT_HTTP_PORT",
     "DEFAULT_NAMESPACE",
     "DEFAULT_OBSERVABILITY_NODE",
+    "LOCAL_STATUS_URL",
+    "LOOPBACK",
     "AdsSettings",
     "DNSSettings",
     "DownstreamPorts",
@@ -103,6 +111,17 @@ DEFAULT_OBSERVABILITY_NODE = "atlas"
 
 DEFAULT_ADS_PORT = 18000
 """Atlas's own gRPC (ADS) port. The observability Envoy's 10900 passes TLS through to it."""
+DEFAULT_HTTP_PORT = 9180
+"""Atlas's ``/metrics``, ``/status``, ``/healthz`` and ``/readyz``."""
+DEFAULT_DNS_PORT = 5353
+"""Atlas's DNS, unprivileged (the chart's Service maps 53 to it)."""
+ALL_ADDRESSES = "0.0.0.0"
+LOOPBACK = "127.0.0.1"
+DEFAULT_ADS_LISTEN = f"{ALL_ADDRESSES}:{DEFAULT_ADS_PORT}"
+DEFAULT_HTTP_LISTEN = f"{ALL_ADDRESSES}:{DEFAULT_HTTP_PORT}"
+DEFAULT_DNS_LISTEN = f"{ALL_ADDRESSES}:{DEFAULT_DNS_PORT}"
+LOCAL_STATUS_URL = f"http://{LOOPBACK}:{DEFAULT_HTTP_PORT}/status"
+"""Where ``atlas status`` and ``atlas ca drop-previous`` look by default."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -236,6 +255,14 @@ class AdsSettings:
     every resource it holds, about 2 MB."""
     max_streams_per_connection: Count = 8
     """HTTP/2 streams one connection may hold open."""
+    queued_requests: Count = 256
+    """Requests read but not yet handled (a client that floods without reading responses)."""
+
+    def streams_for(self, node: str, observability_node: str) -> int:
+        """The streams ``node`` may hold: every replica of the observability Envoy is one."""
+        if node == observability_node:
+            return self.streams_per_observability_node
+        return self.streams_per_node
 
 
 @dataclass(frozen=True, kw_only=True)

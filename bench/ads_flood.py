@@ -5,7 +5,7 @@ does) measure the one-cluster change → ACK latency twice: unloaded, then while
 holds cluster ``c0``'s identity and floods: it opens 1,000 streams at once, again and again, and
 sends as many requests as it can (aiming at 10,000 a second) on every stream it is admitted on,
 reconnecting whenever one is ended. The server runs with its default limits
-(``xds_server.admission.StreamLimits``), on loopback, plaintext (TLS would cost both phases the
+(``atlas.config.AdsSettings``), on loopback, plaintext (TLS would cost both phases the
 same; the limits do not depend on it).
 
     python bench/ads_flood.py [--clients 1000] [--changes 100] [--rounds 3]
@@ -28,10 +28,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from atlas.config import Settings
+from atlas.config import AdsSettings, Settings
 from bench.xds_scale import Publish, pct, run_clients, topology, wait_settled
 from xds_server import metrics
-from xds_server.admission import StreamLimits
 from xds_server.cache import SnapshotCache
 from xds_server.collector import tune_for_streams
 from xds_server.server import AdsServicer, start_server
@@ -91,13 +90,13 @@ def run_flooder(port: int, ready: Any, stop: Any, counts: Any) -> None:
         asyncio.run(main())
 
 
-NO_LIMITS = StreamLimits(
+NO_LIMITS = AdsSettings(
     streams_per_node=10**6, requests_per_second=1e9, request_burst=10**9, queued_requests=10**9
 )
 
 
 async def measure(
-    n: int, changes: int, flood: bool, limits: StreamLimits | None = None
+    n: int, changes: int, flood: bool, limits: AdsSettings | None = None
 ) -> dict[str, Any]:
     settings = Settings()
     cache, board = SnapshotCache(), StatusBoard()

@@ -16,7 +16,7 @@ from atlas.config import DNSSettings
 from atlas.model import Topology
 from dns_server.protocol import TcpHandler, UdpServer
 from dns_server.resolver import Resolver
-from dns_server.zone import build_zone
+from dns_server.zone import SRV_PORT, build_zone
 
 __all__ = ["DnsServer"]
 
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 class DnsServer:
-    def __init__(self, *, settings: DNSSettings | None = None, srv_port: int = 10901) -> None:
+    def __init__(self, *, settings: DNSSettings | None = None, srv_port: int = SRV_PORT) -> None:
         self.settings = settings or DNSSettings()
         self.srv_port = srv_port
         self.resolver = Resolver()

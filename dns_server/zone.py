@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from atlas.config import DNSSettings
+from atlas.config import DNSSettings, ObservabilityPorts
 from atlas.model import (
     SIDECARS_DOMAIN,
     SRV_SERVICE,
@@ -45,6 +45,9 @@ __all__ = [
     "Zone",
     "build_zone",
 ]
+
+SRV_PORT = ObservabilityPorts().thanos
+"""The port every SRV record names: the observability Envoy's StoreAPI listener."""
 
 SIDECARS = SIDECARS_DOMAIN + "."
 GROUPS = "groups.thanos." + ZONE
@@ -116,7 +119,7 @@ def build_zone(
     addresses: Iterable[str],
     serial: int,
     settings: DNSSettings | None = None,
-    port: int = 10901,
+    port: int = SRV_PORT,
 ) -> Zone:
     """The whole zone for ``topology``; ``addresses`` are the observability Envoy's IPs."""
     settings = settings or DNSSettings()

@@ -7,7 +7,7 @@ as soon as its snapshot is taken away. ``IdentityAdmission`` is the base rule (t
 be the identity in the client certificate); Atlas's wiring adds membership and credential
 pinning (``atlas.serve.admission``).
 
-``StreamLimits`` bounds what one identity can make the server do: streams per node, and a
+``atlas.config.AdsSettings`` bounds what one identity can make the server do: streams per node, and a
 token bucket per stream. A stream that keeps the bucket empty is slowed down (the server stops
 reading it, so HTTP/2 flow control pushes back on the client) and, if it keeps that up, ended
 with RESOURCE_EXHAUSTED. No limit depends on other streams: a flooding client slows only its
@@ -28,7 +28,6 @@ __all__ = [
     "Admission",
     "IdentityAdmission",
     "Refusal",
-    "StreamLimits",
     "TokenBucket",
     "expected_identity",
 ]
@@ -94,30 +93,6 @@ class IdentityAdmission:
 
     def still_member(self, node: str) -> bool:
         return True
-
-
-@dataclass(frozen=True, kw_only=True)
-class StreamLimits:
-    """Per-identity bounds; the defaults leave an Envoy far below every one of them."""
-
-    streams_per_node: int = 3
-    """An Envoy holds one ADS stream; a reconnect can briefly overlap the stream it replaces."""
-    streams_per_observability_node: int = 16
-    """Every replica of the observability Envoy connects as the same node."""
-    requests_per_second: float = 20.0
-    """Sustained DiscoveryRequests per stream: an Envoy sends one per type it subscribes to
-    and one ACK per response, a handful per change."""
-    request_burst: int = 200
-    """Requests a stream may send at once (a reconnecting Envoy subscribes to every type)."""
-    throttled_for: float = 10.0
-    """Seconds a stream may keep its bucket empty before it is ended."""
-    queued_requests: int = 256
-    """Requests read but not yet handled (a client that floods without reading responses)."""
-
-    def streams_for(self, node: str, observability_node: str) -> int:
-        if node == observability_node:
-            return self.streams_per_observability_node
-        return self.streams_per_node
 
 
 class TokenBucket:

@@ -5,7 +5,7 @@ the identity in the client certificate, and Atlas adds that the node is a curren
 holding its current credential. A refused stream ends with PERMISSION_DENIED before anything is
 sent; an admitted node that stops being a member has its stream ended the same way as soon as
 its snapshot is taken away. Each refusal is counted by reason and logged once per node and
-reason (a refused Envoy retries every few seconds). ``StreamLimits`` bound streams per node and
+reason (a refused Envoy retries every few seconds). ``AdsSettings`` (``atlas.config``) bound streams per node and
 requests per stream.
 """
 
@@ -16,19 +16,19 @@ import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import grpc
 from cryptography import x509
 from envoy.service.discovery.v3 import ads_pb2, ads_pb2_grpc, discovery_pb2
 
+from atlas.config import AdsSettings
 from xds_server import delta, metrics, sotw
 from xds_server.admission import (
     Admission,
     IdentityAdmission,
     Refusal,
-    StreamLimits,
     TokenBucket,
     expected_identity,
 )
@@ -76,7 +76,7 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ign
         observability_node: str,
         check_identity: bool = True,
         admission: Admission | None = None,
-        limits: StreamLimits | None = None,
+        limits: AdsSettings | None = None,
     ) -> None:
         self.cache = cache
         self.board = board
@@ -84,11 +84,11 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ign
         self.admission: Admission = admission or IdentityAdmission(
             observability_node, check_identity=check_identity
         )
-        self.limits = limits or StreamLimits()
+        self.limits = limits or AdsSettings()
         self._queues: set[asyncio.Queue[Any]] = set()
         """Every open stream's queue: ``shutdown`` ends them cleanly."""
         self._open: dict[str, int] = {}
-        """Admitted streams per node (``StreamLimits.streams_per_node``)."""
+        """Admitted streams per node (``AdsSettings.streams_per_node``)."""
         self._logged: dict[str, set[str]] = {}
         """Per node, the refusal reasons already logged; forgotten when the node is admitted."""
         self._logged_pairs = 0
@@ -290,7 +290,7 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ign
 _REVOKED = Refusal("revoked", "this cluster was removed from Atlas: its credentials are revoked")
 
 
-def _too_fast(limits: StreamLimits) -> Refusal:
+def _too_fast(limits: AdsSettings) -> Refusal:
     return Refusal(
         "request_rate",
         f"more than {limits.requests_per_second:g} requests/s for {limits.throttled_for:g} s",
@@ -351,13 +351,11 @@ def _handler(servicer: AdsServicer) -> grpc.GenericRpcHandler:
 class ServerOptions:
     """The gRPC server's own limits, set on purpose rather than left to gRPC's defaults."""
 
-    max_receive_bytes: int = 8 * 1024 * 1024
-    """Largest request. An Envoy's are small, except a delta reconnect of the observability
-    Envoy, which lists every resource it holds (about 2 MB at 10,000 clusters)."""
+    ads: AdsSettings = field(default_factory=AdsSettings)
+    """The largest request (``max_request_bytes``) and the streams one connection may hold
+    (``max_streams_per_connection``)."""
     max_send_bytes: int = 64 * 1024 * 1024
     """Largest response: a state-of-the-world CDS response at 10,000 clusters is about 15 MB."""
-    max_concurrent_streams: int = 8
-    """Streams one HTTP/2 connection may hold open (an Envoy uses one)."""
     keepalive_time_ms: int = 30_000
     """Atlas pings an idle connection this often, so a dead peer's stream is noticed."""
     keepalive_timeout_ms: int = 10_000
@@ -385,9 +383,9 @@ class ServerOptions:
 
     def grpc_options(self) -> list[tuple[str, int]]:
         return [
-            ("grpc.max_receive_message_length", self.max_receive_bytes),
+            ("grpc.max_receive_message_length", self.ads.max_request_bytes),
             ("grpc.max_send_message_length", self.max_send_bytes),
-            ("grpc.max_concurrent_streams", self.max_concurrent_streams),
+            ("grpc.max_concurrent_streams", self.ads.max_streams_per_connection),
             ("grpc.keepalive_time_ms", self.keepalive_time_ms),
             ("grpc.keepalive_timeout_ms", self.keepalive_timeout_ms),
             ("grpc.keepalive_permit_without_calls", 1),

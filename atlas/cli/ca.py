@@ -18,14 +18,14 @@ from atlas.cli.common import (
     kube_pki,
     source_value,
 )
-from atlas.config import Settings
+from atlas.config import DEFAULT_HTTP_PORT, LOCAL_STATUS_URL, Settings
 from atlas.errors import ConfigError, PKIError
 from atlas.pki import CAState, Credential, subject_key_id
 from atlas.pki_store import CertificateManager, DirectoryStore
 
 __all__ = ["add_parser"]
 
-DEFAULT_STATUS_URL = "http://127.0.0.1:9180/status"
+DEFAULT_STATUS_URL = LOCAL_STATUS_URL
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -162,7 +162,7 @@ def _refuse_while_in_use(args: argparse.Namespace, state: CAState, *, kube: bool
         raise ConfigError(
             "cannot tell which downstream Envoys still connect with a bootstrap credential "
             "from the previous CA: pass --status-url for every Atlas replica (for example "
-            f"`kubectl -n {args.namespace} port-forward pod/<replica> 9180` and "
+            f"`kubectl -n {args.namespace} port-forward pod/<replica> {DEFAULT_HTTP_PORT}` and "
             f"{DEFAULT_STATUS_URL}), or --force"
         )
     if blockers:

@@ -12,13 +12,24 @@ from atlas.cli.common import (
     load_settings,
     parse_hostport,
 )
-from atlas.config import DEFAULT_ADS_PORT, Settings, check_settings
+from atlas.config import (
+    DEFAULT_ADS_LISTEN,
+    DEFAULT_ADS_PORT,
+    DEFAULT_DNS_LISTEN,
+    DEFAULT_DNS_PORT,
+    DEFAULT_HTTP_LISTEN,
+    LOOPBACK,
+    NetworkSettings,
+    ObservabilityPorts,
+    Settings,
+    check_settings,
+)
 from atlas.errors import ConfigError
 from atlas.names import is_hostname, is_ip
 
 __all__ = ["add_parser"]
 
-DEFAULT_DNS_LISTEN = "0.0.0.0:5353"
+PORTS = ObservabilityPorts()
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -41,17 +52,16 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument(
         "--observability-address",
-        help="where downstream Envoys reach the observability Envoy: their ADS target (10900) "
-        "and their alert relay's (10903) (default: the config file's, 127.0.0.1)",
+        help="where downstream Envoys reach the observability Envoy: their ADS target "
+        f"({PORTS.ads}) and their alert relay's ({PORTS.alert_intake}) (default: the config "
+        f"file's, {NetworkSettings().observability_address})",
     )
     p.add_argument(
         "--control-plane-address",
         help="HOST:PORT where the observability Envoy reaches Atlas's gRPC port "
-        f"(default: the config file's, 127.0.0.1:{DEFAULT_ADS_PORT})",
+        f"(default: the config file's, {LOOPBACK}:{DEFAULT_ADS_PORT})",
     )
-    p.add_argument(
-        "--ads-listen", default=f"0.0.0.0:{DEFAULT_ADS_PORT}", help="gRPC (ADS) HOST:PORT"
-    )
+    p.add_argument("--ads-listen", default=DEFAULT_ADS_LISTEN, help="gRPC (ADS) HOST:PORT")
     p.add_argument("--identity", help="this replica's name in the leader Lease (default: host-pid)")
     p.add_argument(
         "--control-plane-service",
@@ -69,10 +79,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default=None,
         metavar="HOST:PORT",
         help=f"DNS over UDP and TCP (repeatable; default {DEFAULT_DNS_LISTEN}; the container "
-        "uses 5353 too, its Service maps 53)",
+        f"uses {DEFAULT_DNS_PORT} too, its Service maps 53)",
     )
     p.add_argument(
-        "--http-listen", default="0.0.0.0:9180", help="metrics and status HOST:PORT ('' disables)"
+        "--http-listen",
+        default=DEFAULT_HTTP_LISTEN,
+        help="metrics and status HOST:PORT ('' disables)",
     )
     p.set_defaults(func=run)
 

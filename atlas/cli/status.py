@@ -24,13 +24,14 @@ import yaml
 from atlas import thanos
 from atlas.cli.common import Formatter
 from atlas.cli.status_report import ClusterRow, Probe, Report, build_report, sidecar_targets
+from atlas.config import DEFAULT_HTTP_PORT, LOCAL_STATUS_URL
 from atlas.model import SIDECARS_DOMAIN
 
 __all__ = ["add_parser"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_URL = "http://127.0.0.1:9180/status"
+DEFAULT_URL = LOCAL_STATUS_URL
 HEALTHY, DEGRADED, UNREACHABLE = 0, 1, 3
 
 
@@ -151,7 +152,10 @@ def render_table(report: Report) -> str:
         lines += [f"  problem: {p}" for p in replica["problems"]]
         lines += [f"  rejected: {e}" for e in replica["rejected"]]
     if not any(r["reachable"] for r in report.replicas.values()):
-        lines.append("no Atlas replica answered: check --url (each replica's HTTP port, 9180)")
+        lines.append(
+            "no Atlas replica answered: check --url (each replica's HTTP port, "
+            f"{DEFAULT_HTTP_PORT})"
+        )
         return "\n".join(lines) + "\n"
     header = ("CLUSTER", "ENVOY", "CONFIG", "SIDECARS", "LEAF", "BOOTSTRAP")
     table = [header]

@@ -14,8 +14,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from atlas.config import DEFAULT_ADS_PORT, DEFAULT_NAMESPACE, DownstreamPorts, ObservabilityPorts
-from atlas.model import ALERTMANAGER_POD_SELECTOR_KEY, LABEL_CLUSTER, LABEL_REPLICAS
+from atlas.config import (
+    DEFAULT_ADS_PORT,
+    DEFAULT_DNS_PORT,
+    DEFAULT_HTTP_PORT,
+    DEFAULT_NAMESPACE,
+    DownstreamPorts,
+    EnvoySettings,
+    ObservabilityPorts,
+)
+from atlas.model import (
+    ALERTMANAGER_POD_SELECTOR_KEY,
+    DEFAULT_ALERTMANAGER,
+    DEFAULT_PROMETHEUS,
+    DEFAULT_THANOS,
+    LABEL_CLUSTER,
+    LABEL_REPLICAS,
+    STOREAPI_PORT,
+)
 
 __all__ = [
     "ADMIN_PORT",
@@ -28,8 +44,13 @@ __all__ = [
 ]
 
 CLUSTER_NAMES = ("east", "west", "north", "south", "central", "alpha", "beta", "gamma")
-DNS_PORT, HTTP_PORT = 5353, 9180
-SIDECAR_PORT, PROMETHEUS_PORT, ALERTMANAGER_PORT, ADMIN_PORT = 10901, 9090, 9093, 9901
+DNS_PORT, HTTP_PORT = DEFAULT_DNS_PORT, DEFAULT_HTTP_PORT
+SIDECAR_PORT, PROMETHEUS_PORT, ALERTMANAGER_PORT = (
+    DEFAULT_THANOS.port,
+    DEFAULT_PROMETHEUS.port,
+    DEFAULT_ALERTMANAGER.port,
+)
+ADMIN_PORT = EnvoySettings().admin_port
 DEMO_ALERT = "AtlasDemoAlert"
 
 
@@ -76,7 +97,10 @@ class ClusterLayout:
                 "labels": {LABEL_CLUSTER: "true", LABEL_REPLICAS: "1", "goatlas.io/group": "demo"},
                 "annotations": annotations,
             },
-            "spec": {"externalIPs": [self.envoy], "ports": [{"name": "thanos", "port": 10901}]},
+            "spec": {
+                "externalIPs": [self.envoy],
+                "ports": [{"name": "thanos", "port": STOREAPI_PORT}],
+            },
         }
 
 

@@ -31,7 +31,6 @@ from atlas.serve.options import ServeOptions
 from atlas.supervisor import Policy, Supervisor
 from dns_server.server import DnsServer
 from watchers.source import SourceState
-from xds_server.admission import StreamLimits
 from xds_server.cache import SnapshotCache
 from xds_server.collector import tune_for_streams
 from xds_server.publisher import SnapshotPublisher
@@ -277,13 +276,7 @@ class Atlas:
                 published=self.publisher.published,
                 bootstrap=lambda node: self.pki.store.load(bootstrap_name(node)),
             ),
-            limits=StreamLimits(
-                streams_per_node=ads.streams_per_node,
-                streams_per_observability_node=ads.streams_per_observability_node,
-                requests_per_second=ads.requests_per_second,
-                request_burst=ads.request_burst,
-                throttled_for=ads.throttled_for,
-            ),
+            limits=ads,
         )
         tls = TLSMaterial(self._control_plane_tls) if opts.ads_tls else None
         _bindable("ADS (gRPC)", opts.ads_listen)
@@ -292,10 +285,7 @@ class Atlas:
                 self._servicer,
                 opts.ads_listen,
                 tls=tls,
-                options=ServerOptions(
-                    max_receive_bytes=ads.max_request_bytes,
-                    max_concurrent_streams=ads.max_streams_per_connection,
-                ),
+                options=ServerOptions(ads=ads),
             )
         except RuntimeError as err:  # grpc's "Failed to bind to address"
             raise ListenError("ADS (gRPC)", opts.ads_listen, _bind_reason(err)) from None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from atlas.config import Settings
+from atlas.config import DEFAULT_ADS_LISTEN, DEFAULT_DNS_LISTEN, DEFAULT_HTTP_LISTEN, Settings
 
 __all__ = ["ServeOptions"]
 
@@ -16,12 +16,12 @@ class ServeOptions:
     settings: Settings = field(default_factory=Settings)
     dns_addresses: tuple[str, ...] = ()
     """The observability Envoy's in-cluster address(es), answered as A/AAAA records."""
-    ads_listen: str = "0.0.0.0:18000"
+    ads_listen: str = DEFAULT_ADS_LISTEN
     ads_tls: bool = True
     """Mutual TLS on the gRPC port, with the node id checked against the certificate."""
-    http_listen: str = "0.0.0.0:9180"
+    http_listen: str = DEFAULT_HTTP_LISTEN
     """Metrics and status; empty disables it."""
-    dns_listen: tuple[str, ...] = ("0.0.0.0:5353",)
+    dns_listen: tuple[str, ...] = (DEFAULT_DNS_LISTEN,)
     """DNS (UDP and TCP) HOST:PORT; unprivileged by default, the container uses port 53."""
     kubeconfig: str | None = None
     kube_context: str | None = None

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from xds_server.admission import StreamLimits, TokenBucket
+from atlas.config import AdsSettings
+from xds_server.admission import TokenBucket
 
 
 def test_a_burst_then_the_rate() -> None:
@@ -25,6 +26,6 @@ def test_waiting_as_told_keeps_a_flood_at_the_rate() -> None:
 
 
 def test_the_observability_node_may_hold_more_streams() -> None:
-    limits = StreamLimits()
+    limits = AdsSettings()
     assert limits.streams_for("east", "atlas") == 3
     assert limits.streams_for("atlas", "atlas") == 16
