@@ -7,8 +7,8 @@ as soon as its snapshot is taken away. ``IdentityAdmission`` is the base rule (t
 be the identity in the client certificate); Atlas's wiring adds membership and credential
 pinning (``atlas.serve.admission``).
 
-``atlas.config.AdsSettings`` bounds what one identity can make the server do: streams per node, and a
-token bucket per stream. A stream that keeps the bucket empty is slowed down (the server stops
+``atlas.config.AdsSettings`` bounds what one identity can make the server do: streams per node,
+and a token bucket per stream. A stream that keeps the bucket empty is slowed down (the server stops
 reading it, so HTTP/2 flow control pushes back on the client) and, if it keeps that up, ended
 with RESOURCE_EXHAUSTED. No limit depends on other streams: a flooding client slows only its
 own stream.

@@ -5,8 +5,8 @@ the identity in the client certificate, and Atlas adds that the node is a curren
 holding its current credential. A refused stream ends with PERMISSION_DENIED before anything is
 sent; an admitted node that stops being a member has its stream ended the same way as soon as
 its snapshot is taken away. Each refusal is counted by reason and logged once per node and
-reason (a refused Envoy retries every few seconds). ``AdsSettings`` (``atlas.config``) bound streams per node and
-requests per stream.
+reason (a refused Envoy retries every few seconds). ``AdsSettings`` (``atlas.config``) bound
+streams per node and requests per stream.
 """
 
 from __future__ import annotations
