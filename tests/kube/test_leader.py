@@ -20,11 +20,11 @@ import yaml
 from cryptography import x509
 
 from atlas.config import LeaseSettings, Settings, WatchSettings
+from atlas.demo.processes import stop_child
 from atlas.kube import Kube, KubeError
 from atlas.pki import uri_of
 from atlas.serve.daemon import Atlas
 from atlas.serve.options import ServeOptions
-from tests.conftest import atlas_cmd, stop_process
 from tests.e2e.network import free_port
 from tests.kube.cluster import KubeCluster
 from tests.kube.conftest import NAMESPACE, service
@@ -239,26 +239,14 @@ async def test_two_replicas_only_the_leader_writes_and_the_lease_moves(
             log = (tmp_path / f"{name}.log").open("wb")
             procs[name] = (
                 subprocess.Popen(
-                    [
-                        *atlas_cmd(),
-                        "serve",
-                        "--source",
-                        "kubernetes",
-                        "--kubeconfig",
-                        str(kube_cluster.kubeconfig),
-                        "--kube-context",
-                        user,
-                        "--identity",
-                        name,
-                        "--config",
-                        str(config),
-                        "--ads-listen",
-                        "127.0.0.1:0",
-                        "--dns-listen",
-                        "127.0.0.1:0",
-                        "--http-listen",
-                        f"127.0.0.1:{port}",
-                    ],
+                    kube_cluster.replica_argv(
+                        user=user,
+                        identity=name,
+                        config=config,
+                        ads_listen="127.0.0.1:0",
+                        http_listen=f"127.0.0.1:{port}",
+                        dns_listen="127.0.0.1:0",
+                    ),
                     stdout=log,
                     stderr=subprocess.STDOUT,
                 ),
@@ -304,7 +292,7 @@ async def test_two_replicas_only_the_leader_writes_and_the_lease_moves(
         print(f"lease handed over {took:.1f}s after SIGKILL (lease duration 3 s)")
     finally:
         for proc, _ in procs.values():
-            stop_process(proc)
+            stop_child(proc)
 
 
 async def test_a_leader_that_cannot_renew_stops_writing_at_once(

@@ -22,9 +22,9 @@ import pytest
 import yaml
 from cryptography import x509
 
+from atlas.demo.processes import Process
 from atlas.kube import Kube
-from tests.conftest import atlas_cmd
-from tests.e2e.network import Envoy, Process, free_port, listener_ports, wait_until
+from tests.e2e.network import Envoy, free_port, listener_ports, wait_until
 from tests.fakes.thanos import Sidecar, info
 from tests.fakes.vip import ServiceVIP
 from tests.kube.cluster import KubeCluster
@@ -87,32 +87,16 @@ class Fleet:
         config = self.root / "atlas.yaml"
         config.write_text(yaml.safe_dump(self.config()))
         ip = self.replica_ip[name]
-        replica = Process(
-            f"atlas-{name}",
-            [
-                *atlas_cmd(),
-                "serve",
-                "--source",
-                "kubernetes",
-                "--kubeconfig",
-                str(self.kube.kubeconfig),
-                "--kube-context",
-                user,
-                "--identity",
-                f"replica-{name}",
-                "--config",
-                str(config),
-                "--ads-listen",
-                f"{ip}:{self.ads[name]}",
-                "--dns-listen",
-                f"{ip}:0",
-                "--http-listen",
-                f"{ip}:{self.http[name]}",
-                "--control-plane-service",
-                f"{self.vip_address[0]}:{self.vip_address[1]}",
-            ],
-            self.root / f"atlas-{name}.log",
+        argv = self.kube.replica_argv(
+            user=user,
+            identity=f"replica-{name}",
+            config=config,
+            ads_listen=f"{ip}:{self.ads[name]}",
+            http_listen=f"{ip}:{self.http[name]}",
+            dns_listen=f"{ip}:0",
+            service=self.vip_address,
         )
+        replica = Process(f"atlas-{name}", argv, self.root / f"atlas-{name}.log")
         self.replicas[name] = replica
         replica.start_and_wait(lambda: self.status(name), within=20, what=f"replica {name}")
 

@@ -24,9 +24,9 @@ from typing import Any, ClassVar
 
 import yaml
 
+from atlas.demo.processes import Process
 from atlas.kube import Kube, KubeError
-from tests.conftest import atlas_cmd
-from tests.e2e.network import Envoy, Process, free_port, wait_until
+from tests.e2e.network import Envoy, free_port, wait_until
 from tests.e2e.randomized.checks import Touch, Violation
 from tests.e2e.randomized.model import CLUSTERS, Cluster, Model, Wanted
 from tests.e2e.randomized.network import RandomNetwork
@@ -105,32 +105,16 @@ class KubeNetwork(RandomNetwork):
         config.write_text(yaml.safe_dump(self.settings()))
         ip, ports = self.replica_ip[name], self.replica_ports[name]
         user = user or ("limited" if name == "a" else "limited2")
-        replica = Process(
-            f"atlas-{name}",
-            [
-                *atlas_cmd(),
-                "serve",
-                "--source",
-                "kubernetes",
-                "--kubeconfig",
-                str(self.kube.kubeconfig),
-                "--kube-context",
-                user,
-                "--identity",
-                f"replica-{name}",
-                "--config",
-                str(config),
-                "--ads-listen",
-                f"{ip}:{ports['ads']}",
-                "--dns-listen",
-                f"{ip}:{ports['dns']}",
-                "--http-listen",
-                f"{ip}:{ports['http']}",
-                "--control-plane-service",
-                f"{self.vip_address[0]}:{self.vip_address[1]}",
-            ],
-            self.root / f"atlas-{name}.log",
+        argv = self.kube.replica_argv(
+            user=user,
+            identity=f"replica-{name}",
+            config=config,
+            ads_listen=f"{ip}:{ports['ads']}",
+            http_listen=f"{ip}:{ports['http']}",
+            dns_listen=f"{ip}:{ports['dns']}",
+            service=self.vip_address,
         )
+        replica = Process(f"atlas-{name}", argv, self.root / f"atlas-{name}.log")
         self.replicas[name] = replica
         replica.start_and_wait(lambda: self.replica_status(name), within=20, what=f"replica {name}")
 
