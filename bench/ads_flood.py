@@ -8,7 +8,7 @@ reconnecting whenever one is ended. The server runs with its default limits
 (``atlas.config.AdsSettings``), on loopback, plaintext (TLS would cost both phases the
 same; the limits do not depend on it).
 
-    python bench/ads_flood.py [--clients 1000] [--changes 100] [--rounds 3]
+    python -m bench.ads_flood [--clients 1000] [--changes 100] [--rounds 3]
 
 Prints the p50/p99 of both phases and their ratio, and writes them to docs/BENCHMARKS.md.
 """
@@ -21,12 +21,8 @@ import contextlib
 import multiprocessing
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from atlas.config import AdsSettings, Settings
 from bench.xds_scale import Publish, pct, run_clients, topology, wait_settled

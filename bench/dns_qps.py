@@ -4,7 +4,7 @@ dnsperf (Debian) sends the same SRV query file to each server for the same time;
 prints both query rates and their ratio, and writes them to docs/BENCHMARKS.md. Atlas runs
 as ``atlas serve`` (the real daemon, manifests directory source); Knot from Debian's knot.
 
-    python bench/dns_qps.py [--seconds 10] [--clusters 10]
+    python -m bench.dns_qps [--seconds 10] [--clusters 10]
 
 Needs: apt-get install dnsperf knot
 """
@@ -23,12 +23,11 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from atlas.model import DownstreamCluster, Topology
+from bench.report import write_section
+from dns_server.zone import AAAA, NS, SOA, SRV, A, build_zone
 
-from atlas.model import DownstreamCluster, Topology  # noqa: E402
-from bench.report import write_section  # noqa: E402
-from dns_server.zone import AAAA, NS, SOA, SRV, A, build_zone  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 ENVOY_IP = "127.0.0.1"
 

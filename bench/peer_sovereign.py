@@ -18,7 +18,7 @@ the client in this process:
 sovereign is installed into its own virtual environment (``~/.cache/atlas-bench/sovereign``,
 from PyPI) so that its dependencies never meet Atlas's.
 
-    python bench/peer_sovereign.py [--clusters 1000] [--requests 50]
+    python -m bench.peer_sovereign [--clusters 1000] [--requests 50]
 """
 
 from __future__ import annotations
@@ -35,11 +35,10 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from atlas.config import Settings
+from atlas.demo.ports import free_port
+from atlas.demo.processes import wait_for
 from bench.xds_scale import creds, pct, topology
-from tests.e2e.network import free_port, wait_until
 from xds_server.builders import build
 from xds_server.cache import SnapshotCache
 from xds_server.server import AdsServicer, start_server
@@ -205,7 +204,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="atlas-sovereign-") as tmp:
         proc, port = start_sovereign(Path(tmp), n)
         try:
-            wait_until(lambda: sovereign_cds(port), within=120, what="sovereign answers CDS")
+            wait_for(lambda: sovereign_cds(port), within=120, what="sovereign answers CDS")
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
             sov_samples = []
             for _ in range(args.requests):

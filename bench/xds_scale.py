@@ -14,7 +14,7 @@ Build and parse times are measured in a child process, so the server's RSS is it
 The clients run in a child process (their own event loop and core), each one gRPC stream with
 its own node id that subscribes to all four types and ACKs every response, as Envoy does.
 
-    python bench/xds_scale.py [--clients 100,1000] [--changes 20] [--builds 1000,10000]
+    python -m bench.xds_scale [--clients 100,1000] [--changes 20] [--builds 1000,10000]
 
 (``--builds 100000`` measures the builder alone at 100,000 clusters: about 3 GB.)
 """
@@ -29,12 +29,9 @@ import functools
 import gc
 import multiprocessing
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from atlas.config import Settings
 from atlas.manifests import ParseMemo, parse_services

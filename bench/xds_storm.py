@@ -29,7 +29,7 @@ observability node):
   stream: per reconnecting stream (the storm) and per push and its ACK (the trust-bundle
   changes, their builds excluded).
 
-    python bench/xds_storm.py [--clients 1000,10000] [--protocols sotw,delta] [--procs 4]
+    python -m bench.xds_storm [--clients 1000,10000] [--protocols sotw,delta] [--procs 4]
 """
 
 from __future__ import annotations
@@ -43,13 +43,10 @@ import multiprocessing
 import os
 import statistics
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from atlas.config import Settings
 from bench.cpu import machine_cpu, process_cpu, self_cpu

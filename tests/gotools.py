@@ -6,17 +6,13 @@ missing binary fails the test with the command that builds it.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
-BUILD = Path(__file__).resolve().parent / "go" / "build.sh"
+from bench.gotools import BUILD, go_tool_path
 
 
 def go_tool(name: str) -> str:
-    home = Path(os.environ.get("ATLAS_GO_HOME", Path.home() / ".cache" / "atlas-go"))
-    path = home / "bin" / name
+    path = go_tool_path(name)
     if not path.is_file():
         pytest.fail(f"{path} is missing: build the Go test tools with `bash {BUILD}`")
     return str(path)

@@ -60,3 +60,61 @@ def test_the_contract_is_kept() -> None:
     )
     assert run.returncode == 0, run.stdout[-3000:]
     assert "1 kept, 0 broken" in run.stdout
+
+
+def import_cycles() -> list[list[str]]:
+    """Groups of modules that import each other, directly or around a loop (Tarjan's strongly
+    connected components over grimp's graph, which counts imports under TYPE_CHECKING too)."""
+    import grimp
+
+    graph = grimp.build_graph("atlas", "watchers", "xds_server", "dns_server")
+    edges = {m: graph.find_modules_directly_imported_by(m) for m in graph.modules}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        for other in edges[module]:
+            if other not in index:
+                visit(other)
+                low[module] = min(low[module], low[other])
+            elif other in stack:
+                low[module] = min(low[module], index[other])
+        if low[module] == index[module]:
+            group = []
+            while (top := stack.pop()) != module:
+                group.append(top)
+            if group:
+                cycles.append(sorted([module, *group]))
+
+    for module in sorted(edges):
+        if module not in index:
+            visit(module)
+    return cycles
+
+
+def test_no_module_imports_itself_around_a_loop() -> None:
+    assert import_cycles() == []
+
+
+def test_the_benchmarks_stand_on_their_own() -> None:
+    """``bench/`` imports the package and its own helpers, never the tests, and runs as
+    ``python -m bench.<name>`` without editing ``sys.path``."""
+    import ast
+
+    for path in sorted((ROOT / "bench").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                assert node.module.split(".")[0] != "tests", f"{path.name} imports {node.module}"
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    assert alias.name.split(".")[0] != "tests", f"{path.name} imports tests"
+            if isinstance(node, ast.Attribute) and node.attr == "path":
+                value = node.value
+                assert not (isinstance(value, ast.Name) and value.id == "sys"), (
+                    f"{path.name} uses sys.path"
+                )

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from atlas import thanos
-from tests.e2e.network import free_port
+from atlas.demo.ports import free_port
 from tests.fakes.thanos import Sidecar, modules
 
 names = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=12)

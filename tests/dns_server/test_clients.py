@@ -16,9 +16,10 @@ import dns.query
 import dns.rcode
 import pytest
 
+from atlas.demo.ports import free_port
 from atlas.demo.processes import stop_child
 from tests.dns_server.live import LiveDns, fleet
-from tests.e2e.network import free_port, wait_until
+from tests.e2e.network import wait_until
 
 pytestmark = pytest.mark.e2e
 

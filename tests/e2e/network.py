@@ -14,49 +14,15 @@ from typing import Any
 
 import yaml
 
-from atlas.demo.launch import atlas_command, envoy_argv, serve_argv, write_local_bootstrap
+from atlas.demo.envoy import Envoy
+from atlas.demo.launch import atlas_command, serve_argv
+from atlas.demo.ports import free_port, listener_ports
 from atlas.demo.processes import Process, wait_for
 from atlas.pki import OBSERVABILITY_URI, cluster_uri
 from atlas.pki_store import CertificateManager, DirectoryStore, bootstrap_name
 from tests.fakes.thanos import Sidecar
 from tests.fakes.web import WebStub
 from tests.gotools import go_tool
-
-_HANDED_OUT: set[int] = set()
-"""Ports ``free_port`` returned in this process: the kernel may offer a just-released port
-again, and two listeners of one Envoy on the same port make it reject the second."""
-
-
-def free_port(*hosts: str) -> int:
-    """A port free on every host given (bind, read, release), never one returned before."""
-    for _ in range(200):
-        with socket.socket() as s:
-            s.bind((hosts[0], 0))
-            port = int(s.getsockname()[1])
-        ok = port not in _HANDED_OUT
-        for host in hosts[1:]:
-            with socket.socket() as s:
-                try:
-                    s.bind((host, port))
-                except OSError:
-                    ok = False
-        if ok:
-            _HANDED_OUT.add(port)
-            return port
-    raise RuntimeError("no free port")
-
-
-def listener_ports(*hosts: str) -> tuple[dict[str, int], dict[str, int]]:
-    """Free ports for the observability Envoy's listeners and every downstream Envoy's, each
-    free on all ``hosts`` (the Envoys' loopback addresses), named as in ``atlas.config``."""
-    observability = {
-        k: free_port(*hosts)
-        for k in ("ads", "thanos", "alertmanager_ui", "alert_intake", "prometheus_ui")
-    }
-    downstream = {
-        k: free_port(*hosts) for k in ("thanos", "alertmanager", "alert_relay", "prometheus")
-    }
-    return observability, downstream
 
 
 def wait_until(
@@ -86,99 +52,6 @@ class GoSidecar(Process):
     def accepted(self) -> int:
         """Connections the sidecar accepted so far (each one is logged)."""
         return self.log.read_text(errors="replace").count("accepted connection")
-
-
-class Envoy(Process):
-    def __init__(
-        self,
-        name: str,
-        workdir: Path,
-        bootstrap: dict[str, Any],
-        admin: tuple[str, int] | None = None,
-    ) -> None:
-        """``admin`` None: the bootstrap's admin port is 0 and Envoy writes the address it
-        picked to ``admin.txt``. Envoy runs in ``workdir``, where relative certificate paths
-        of a bootstrap (Helm values with ``certDir: certs``) resolve."""
-        self._admin = admin
-        workdir.mkdir(parents=True, exist_ok=True)
-        path = workdir / "bootstrap.json"
-        path.write_text(json.dumps(bootstrap))
-        self._admin_file = workdir / "admin.txt"
-        argv = envoy_argv(path, admin_address_path=self._admin_file)
-        super().__init__(name, argv, workdir / "envoy.log", cwd=workdir)
-
-    @classmethod
-    def for_node(
-        cls,
-        pki: CertificateManager,
-        workdir: Path,
-        node: str,
-        ip: str,
-        ads: tuple[str, int],
-        uri: str,
-        *,
-        credential: str | None = None,
-        api_type: str = "GRPC",
-        runtime: dict[str, Any] | None = None,
-    ) -> Envoy:
-        """``node``'s Envoy as an operator bootstraps it: its bootstrap credential (identity
-        ``uri``; stored as ``credential``, else the node's own name for it) installed under
-        ``workdir/certs``, ADS at ``ads``, admin on ``ip``; ``runtime`` overrides Envoy's
-        runtime flags (a static layer), as an operator may."""
-        admin = (ip, free_port(ip))
-        path = write_local_bootstrap(
-            pki,
-            workdir,
-            node=node,
-            uri=uri,
-            ads=ads,
-            admin=admin,
-            credential=credential,
-            api_type=api_type,
-            runtime=runtime,
-        )
-        return cls(node, workdir, json.loads(path.read_text()), admin)
-
-    @classmethod
-    def from_values(cls, name: str, workdir: Path, values: dict[str, Any]) -> Envoy:
-        """An Envoy exactly as ``atlas cluster values`` (or a values Secret) configures it:
-        the chart's certificate files under ``certDir`` and the bootstrap as it is."""
-        certs = workdir / values["certDir"]
-        certs.mkdir(parents=True, exist_ok=True)
-        for file, text in values["certificates"].items():
-            (certs / file).write_text(text)
-        envoy = cls(name, workdir, values["bootstrap"])
-        envoy.start()
-        return envoy
-
-    @property
-    def admin(self) -> tuple[str, int]:
-        if self._admin is None:
-            host, _, port = wait_until(
-                lambda: self._admin_file.exists() and self._admin_file.read_text().strip(),
-                within=10,
-                what=f"{self.name}'s admin address",
-            ).rpartition(":")
-            self._admin = (host, int(port))
-        return self._admin
-
-    def admin_get(self, path: str) -> str:
-        url = f"http://{self.admin[0]}:{self.admin[1]}{path}"
-        with urllib.request.urlopen(url, timeout=3) as response:
-            return str(response.read().decode())
-
-    def route_versions(self) -> dict[str, str]:
-        """Per route table Envoy holds, the version of the response that last changed it."""
-        dump = json.loads(self.admin_get("/config_dump?resource=dynamic_route_configs"))
-        return {c["route_config"]["name"]: c["version_info"] for c in dump.get("configs", [])}
-
-    def stats(self, prefix: str = "") -> dict[str, int]:
-        result: dict[str, int] = {}
-        for line in self.admin_get(f"/stats?filter={prefix}").splitlines():
-            name, _, value = line.partition(": ")
-            if value.strip().lstrip("-").isdigit():
-                result[name] = int(value)
-        return result
 
 
 class AtlasNetwork:

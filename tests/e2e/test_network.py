@@ -17,10 +17,11 @@ import pytest
 from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
+from atlas.demo.envoy import Envoy
 from atlas.demo.launch import atlas_command
 from atlas.pki import OBSERVABILITY_URI, cluster_uri, create_ca, issue
 from tests.e2e.clients import Traffic, connected, http, refused, thanos, tls_get
-from tests.e2e.network import AtlasNetwork, Envoy, wait_until
+from tests.e2e.network import AtlasNetwork, wait_until
 from tests.fakes.thanos import label_names, label_values, series, store_info
 from xds_server.types import SECRET
 

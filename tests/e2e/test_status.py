@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from atlas.demo.ports import free_port
 from tests.conftest import run_atlas
 from tests.e2e.conftest import running_network
-from tests.e2e.network import AtlasNetwork, free_port, wait_until
+from tests.e2e.network import AtlasNetwork, wait_until
 from tests.fakes.thanos import Sidecar, info
 
 pytestmark = pytest.mark.e2e

@@ -27,10 +27,12 @@ import dns.query
 import pytest
 import yaml
 
+from atlas.demo.envoy import Envoy
+from atlas.demo.ports import free_port, listener_ports
 from atlas.kube import Kube
 from tests.charts.render import find, objects, render
 from tests.containers.podman import podman, require_image, version
-from tests.e2e.network import Envoy, free_port, listener_ports, wait_until
+from tests.e2e.network import wait_until
 from tests.fakes.thanos import Sidecar, info
 from tests.kube.cluster import KubeCluster
 from tests.kube.conftest import NAMESPACE, cluster_service

@@ -20,12 +20,12 @@ import yaml
 from cryptography import x509
 
 from atlas.config import LeaseSettings, Settings, WatchSettings
+from atlas.demo.ports import free_port
 from atlas.demo.processes import stop_child
 from atlas.kube import Kube, KubeError
 from atlas.pki import uri_of
 from atlas.serve.daemon import Atlas
 from atlas.serve.options import ServeOptions
-from tests.e2e.network import free_port
 from tests.kube.cluster import KubeCluster
 from tests.kube.conftest import NAMESPACE, service
 

@@ -22,9 +22,11 @@ import pytest
 import yaml
 from cryptography import x509
 
+from atlas.demo.envoy import Envoy
+from atlas.demo.ports import free_port, listener_ports
 from atlas.demo.processes import Process
 from atlas.kube import Kube
-from tests.e2e.network import Envoy, free_port, listener_ports, wait_until
+from tests.e2e.network import wait_until
 from tests.fakes.thanos import Sidecar, info
 from tests.fakes.vip import ServiceVIP
 from tests.kube.cluster import KubeCluster

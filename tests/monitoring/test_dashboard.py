@@ -19,9 +19,10 @@ import grpc
 import pytest
 import yaml
 
+from atlas.demo.ports import free_port
 from tests.conftest import ROOT
 from tests.e2e.conftest import running_network
-from tests.e2e.network import AtlasNetwork, free_port, wait_until
+from tests.e2e.network import AtlasNetwork, wait_until
 from tests.e2e.real import PROMETHEUS, RealPrometheus
 from tests.fakes.thanos import info
 from tests.monitoring.promql import exported_names, metric_names

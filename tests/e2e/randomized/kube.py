@@ -24,9 +24,11 @@ from typing import Any, ClassVar
 
 import yaml
 
+from atlas.demo.envoy import Envoy
+from atlas.demo.ports import free_port
 from atlas.demo.processes import Process
 from atlas.kube import Kube, KubeError
-from tests.e2e.network import Envoy, free_port, wait_until
+from tests.e2e.network import wait_until
 from tests.e2e.randomized.checks import Touch, Violation
 from tests.e2e.randomized.model import CLUSTERS, Cluster, Model, Wanted
 from tests.e2e.randomized.network import RandomNetwork

@@ -14,7 +14,8 @@ from typing import Any
 
 import yaml
 
-from tests.e2e.network import AtlasNetwork, GoSidecar, free_port, listener_ports
+from atlas.demo.ports import free_port, listener_ports
+from tests.e2e.network import AtlasNetwork, GoSidecar
 from tests.e2e.randomized.model import CLUSTERS, MAX_REPLICAS, Wanted
 from tests.fakes.web import WebStub
 
