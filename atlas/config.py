@@ -230,9 +230,8 @@ class EnvoySettings:
     """How the observability Envoy's bootstrap subscribes: ``GRPC`` (state of the world) or
     ``DELTA_GRPC``. Beyond a few thousand clusters use delta: under state of the world a
     cluster added or removed sends it the whole cluster list again (about 15 MB at 10,000
-    clusters); route tables go only when changed either way, and a one-cluster change
-    reaches it with a p99 of 15-44 ms (state of the world) or 16-23 ms (delta)
-    (bench/xds_storm.py, docs/BENCHMARKS.md)."""
+    clusters); route tables go only when changed either way. How fast a one-cluster change
+    reaches it under each: docs/BENCHMARKS.md, "xDS reconnect storm"."""
 
 
 @dataclass(frozen=True, kw_only=True)

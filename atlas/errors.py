@@ -10,6 +10,7 @@
     ├── ListenError            a server could not listen on its address (in use, not local)
     ├── WatchError             a watch broke; the watcher reconnects
     │   └── ResourceExpired    410 Gone: the watcher lists again
+    ├── KubeError              a Kubernetes API call failed (HTTP status, 0 for no response)
     ├── SnapshotInconsistent   a snapshot references a missing resource
     └── PKIError               certificates or keys could not be made, read or stored
 
@@ -23,6 +24,7 @@ __all__ = [
     "AtlasError",
     "ConfigError",
     "DuplicateCluster",
+    "KubeError",
     "ListenError",
     "ManifestError",
     "PKIError",
@@ -159,3 +161,11 @@ class SnapshotInconsistent(AtlasError):
 
 class PKIError(AtlasError):
     """Certificates or keys could not be created, loaded or stored."""
+
+
+class KubeError(AtlasError):
+    """An API call failed; ``status`` is the HTTP status (0 for transport failures)."""
+
+    def __init__(self, action: str, status: int, reason: str) -> None:
+        self.status = status
+        super().__init__(f"{action}: {status or 'no response'} {reason}".strip())

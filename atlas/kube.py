@@ -20,19 +20,11 @@ from kubernetes.client.exceptions import ApiException
 
 from atlas import metrics
 from atlas.documents import yaml_problem
-from atlas.errors import AtlasError, ConfigError
+from atlas.errors import ConfigError, KubeError
 
 __all__ = ["Kube", "KubeError", "Outage", "connect", "status_of"]
 
 _WRITES = frozenset({"create", "replace", "update", "patch", "delete"})
-
-
-class KubeError(AtlasError):
-    """An API call failed; ``status`` is the HTTP status (0 for transport failures)."""
-
-    def __init__(self, action: str, status: int, reason: str) -> None:
-        self.status = status
-        super().__init__(f"{action}: {status or 'no response'} {reason}".strip())
 
 
 class Outage:

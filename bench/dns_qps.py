@@ -18,11 +18,11 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
 
+from atlas.demo.processes import wait_for
 from atlas.model import DownstreamCluster, Topology
 from bench.report import write_section
 from dns_server.zone import AAAA, NS, SOA, SRV, A, build_zone
@@ -102,27 +102,13 @@ def dnsperf(port: int, query_file: Path, seconds: int) -> float:
 
 
 def wait_dns(port: int) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        out = subprocess.run(
-            [
-                "dig",
-                "@127.0.0.1",
-                "-p",
-                str(port),
-                "+time=1",
-                "+tries=1",
-                "_grpc._tcp.sidecars.thanos.atlas.",
-                "SRV",
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout
-        if "status: NOERROR" in out:
-            return
-        time.sleep(0.2)
-    raise RuntimeError(f"no NOERROR answer on port {port}")
+    def answers() -> bool:
+        argv = ["dig", "@127.0.0.1", "-p", str(port), "+time=1", "+tries=1"]
+        argv += ["_grpc._tcp.sidecars.thanos.atlas.", "SRV"]
+        out = subprocess.run(argv, capture_output=True, text=True, check=False).stdout
+        return "status: NOERROR" in out
+
+    wait_for(answers, within=20, what=f"a NOERROR answer on port {port}", interval=0.2)
 
 
 def main() -> None:

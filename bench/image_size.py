@@ -20,6 +20,10 @@ ROOT = Path(__file__).resolve().parent.parent
 CONF = Path(os.environ.get("ATLAS_PODMAN_HOME", Path.home() / ".cache" / "atlas-podman"))
 
 
+def mb(n: int | str) -> str:
+    return f"{int(n) / 1e6:.0f} MB"
+
+
 def podman(*args: str) -> str:
     env = {**os.environ, "CONTAINERS_CONF": str(CONF / "containers.conf")}
     return subprocess.run(
@@ -45,7 +49,6 @@ def main() -> None:
         "-c",
         "du -sb /opt/atlas/lib/python3*/site-packages/* | sort -rn | head -5",
     )
-    mb = lambda n: f"{int(n) / 1e6:.0f} MB"  # noqa: E731
     rows = [
         ("the image (`localhost/atlas`, on the debootstrap base)", mb(total)),
         ("its base: Debian bookworm minbase + python3, python3-venv", mb(base_size)),

@@ -47,6 +47,11 @@ def main() -> int:
     return code
 
 
+def _mapping(value: object) -> dict[str, float]:
+    """A per-kind figure of a run's JSON, or nothing when the run did not get that far."""
+    return dict(value) if isinstance(value, dict) else {}
+
+
 def _table(runs: list[dict[str, object]]) -> str:
     lines = [
         "| protocol | seed | actions | violations | calls / resolutions / alerts judged | time |",
@@ -60,7 +65,7 @@ def _table(runs: list[dict[str, object]]) -> str:
             f"{r.get('calls', '-')} / {r.get('resolutions', '-')} / {r.get('alerts', '-')} | "
             f"{r['seconds']} s |"
         )
-    kinds = sorted({k for r in runs for k in dict(r.get("unroutable") or {})})
+    kinds = sorted({k for r in runs for k in _mapping(r.get("unroutable"))})
     if kinds:
         lines += ["", "Longest time a replica an action touched was not routable, per kind:", ""]
         lines.append("| action | " + " | ".join(str(r["api_type"]) for r in runs) + " |")
@@ -68,8 +73,8 @@ def _table(runs: list[dict[str, object]]) -> str:
         for kind in kinds:
             cells = []
             for r in runs:
-                value = dict(r.get("unroutable") or {}).get(kind)
-                count = dict(r.get("kinds") or {}).get(kind, 0)
+                value = _mapping(r.get("unroutable")).get(kind)
+                count = _mapping(r.get("kinds")).get(kind, 0)
                 cells.append(f"{value:.2f} s ({count}x)" if value is not None else "-")
             lines.append(f"| {kind} | " + " | ".join(cells) + " |")
     lines += [

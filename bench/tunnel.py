@@ -56,10 +56,14 @@ CLUSTER = "far"
 class Tunnel:
     """Atlas, both Envoys, the sidecar and the delay proxies; ``stop`` ends them all."""
 
-    def __init__(self, root: Path, frames: int, chunk: int, rtt_ms: float, envoy: dict[str, Any]):
+    def ip(self, last: int) -> str:
+        return f"127.{self.net}.0.{last}"
+
+    def __init__(
+        self, root: Path, frames: int, chunk: int, rtt_ms: float, envoy: dict[str, Any]
+    ) -> None:
         self.root = root
-        net = random.randint(100, 250)
-        self.ip = lambda last: f"127.{net}.0.{last}"
+        self.net = random.randint(100, 250)
         self.atlas_ip, self.obs_ip = self.ip(5), self.ip(10)
         self.listen_ip, self.proxy_ip = self.ip(13), self.ip(12)
         """The downstream Envoy listens on listen_ip; the proxy in front of it on proxy_ip."""

@@ -24,6 +24,24 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ["PATH"] = scripts + os.pathsep + os.environ.get("PATH", "")
 
 
+REAL_SERVERS = frozenset({"kube_cluster", "network", "go_network", "net", "scraped", "unbound"})
+"""Fixtures that start a real server (kube-apiserver, Envoys, Prometheus, unbound): a test
+using one runs only with the end-to-end tests, so that ``-m "not e2e"`` stays a unit run."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    unmarked = [
+        item.nodeid
+        for item in items
+        if REAL_SERVERS & set(getattr(item, "fixturenames", ()))
+        and item.get_closest_marker("e2e") is None
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            "tests that start real servers must be marked e2e: " + ", ".join(unmarked)
+        )
+
+
 def run_atlas(
     args: Sequence[str],
     *,

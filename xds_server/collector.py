@@ -22,14 +22,14 @@ __all__ = ["STREAM_THRESHOLDS", "collector_paused", "tune_for_streams"]
 
 STREAM_THRESHOLDS = (50_000, 5, 400)
 """Allocations before a young collection, young collections before a middle one, middle ones
-before an old one; Python's are (700, 10, 10). A 10,000-stream reconnect storm: 12.4-14.2 s
-of the new replica's CPU with Python's, 9.4 s with (50,000, 20, 100). Every stream leaves
-about 124 tracked objects (most of them gRPC's and asyncio's), which a middle collection
-walks once: with a middle one every 20 young, the storm's came at about 9,000 streams and
-held the event loop (DNS, every other stream) for 450-490 ms; every 5, three of them take
-about 150 ms each (bench/xds_storm.py reports the longest). Old collections stay as rare,
-every 2,000 young ones. The cost is cyclic garbage living a little longer: at most about
-50,000 objects between young collections."""
+before an old one; Python's are (700, 10, 10). A reconnect storm costs the new replica much
+less CPU with these. Every stream leaves about 124 tracked objects (most of them gRPC's and
+asyncio's), which a middle collection walks once: with a middle one every 20 young, one long
+collection came late in the storm and held the event loop (DNS, every other stream); every 5,
+a few short ones take its place (docs/BENCHMARKS.md, "xDS reconnect storm", measures both
+and the longest pause). Old collections stay as rare, every 2,000 young ones. The cost is
+cyclic garbage living a little longer: at most about 50,000 objects between young
+collections."""
 
 
 def tune_for_streams() -> None:

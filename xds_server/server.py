@@ -370,16 +370,16 @@ class ServerOptions:
     call is a few KB; the per-node stream limit still bounds what one identity holds."""
     max_pending_seconds: int = 300
     """How long a stream may wait to be picked up before gRPC cancels it (gRPC's default,
-    30 s). A fleet of 10,000 reconnecting to one replica takes about 15 s to pick up on two
-    cores, a fleet twice that size about twice as long; a cancelled Envoy only retries later,
-    at the back of the same queue."""
+    30 s). A fleet of 10,000 reconnecting to one replica takes seconds to pick up on two
+    cores (docs/BENCHMARKS.md, "xDS reconnect storm"), a fleet twice that size about twice
+    as long; a cancelled Envoy only retries later, at the back of the same queue."""
 
     bdp_probe: bool = False
     """gRPC's bandwidth-delay probing, which pings a connection as data arrives to size its
     receive window. Atlas receives only small requests (the largest, a delta reconnect of
     the observability Envoy, comes over the cluster's own network), so the pings are pure
-    cost: off, a 10,000-node cold connect took 18-19 s instead of 22-24 s
-    (bench/xds_storm.py)."""
+    cost: off, a 10,000-node cold connect is faster (docs/BENCHMARKS.md, "xDS reconnect
+    storm")."""
 
     def grpc_options(self) -> list[tuple[str, int]]:
         return [

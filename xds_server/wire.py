@@ -1,9 +1,10 @@
 """Protobuf wire encoding for the messages built once per cluster, and for ADS responses.
 
 At 10,000 clusters the observability node holds 30,000 upstreams, 20,000 virtual hosts and
-20,000 prefix routes. Building each as a protobuf object costs 10-20 µs; writing its few fields
-directly costs about 1 µs. The same holds for a response carrying 30,000 resources: wrapping
-each in an ``Any`` object took 300 ms, joining their bytes takes a few.
+20,000 prefix routes. Writing their few fields directly costs a small fraction of building
+each as a protobuf object, and joining the bytes of a response carrying 30,000 resources a
+small fraction of wrapping each in an ``Any`` (docs/BENCHMARKS.md, "xDS builders, before
+and after").
 
 Only small, flat messages are written here, field by field in field-number order with proto3
 defaults left out, which is exactly what deterministic serialization produces

@@ -86,7 +86,9 @@ class Envoy(Process):
     def admin(self) -> tuple[str, int]:
         if self._admin is None:
             host, _, port = wait_for(
-                lambda: self._admin_file.exists() and self._admin_file.read_text().strip(),
+                lambda: (
+                    (self._admin_file.exists() and self._admin_file.read_text().strip()) or None
+                ),
                 within=10,
                 what=f"{self.name}'s admin address",
             ).rpartition(":")

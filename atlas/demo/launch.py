@@ -8,10 +8,12 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from atlas.bootstrap import local_bootstrap
 from atlas.pki_store import CertificateManager, bootstrap_name
@@ -22,6 +24,7 @@ __all__ = [
     "find_envoy",
     "missing_envoy_message",
     "serve_argv",
+    "serve_directory_argv",
     "write_local_bootstrap",
 ]
 
@@ -67,6 +70,32 @@ def serve_argv(
     for address in dns_listen:
         argv += ["--dns-listen", address]
     return argv + list(extra)
+
+
+def serve_directory_argv(
+    root: Path,
+    settings: Mapping[str, Any],
+    *,
+    ip: str,
+    ads_port: int,
+    http_port: int,
+    dns_listen: Sequence[str],
+    atlas: Sequence[str] | None = None,
+) -> list[str]:
+    """``atlas serve`` as the demo and the end-to-end tests run it: manifests in
+    ``root/clusters``, state in ``root/state``, ``settings`` written to ``root/atlas.yaml``,
+    ADS and HTTP on ``ip``."""
+    config = root / "atlas.yaml"
+    config.write_text(yaml.safe_dump(dict(settings)))
+    return serve_argv(
+        source=root / "clusters",
+        config=config,
+        state_dir=root / "state",
+        ads_listen=f"{ip}:{ads_port}",
+        http_listen=f"{ip}:{http_port}",
+        dns_listen=dns_listen,
+        atlas=atlas,
+    )
 
 
 def envoy_argv(bootstrap: Path, *, admin_address_path: Path | None = None) -> list[str]:

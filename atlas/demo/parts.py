@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from atlas.config import DEFAULT_ADS_PORT, ObservabilityPorts, PKISettings
-from atlas.demo.launch import envoy_argv, find_envoy, serve_argv, write_local_bootstrap
+from atlas.demo.launch import envoy_argv, find_envoy, serve_directory_argv, write_local_bootstrap
 from atlas.demo.layout import ADMIN_PORT, DNS_PORT, HTTP_PORT, ClusterLayout, Layout
 from atlas.demo.processes import ProcessGroup, wait_for
 from atlas.demo.sidecar import DemoSidecar
@@ -62,15 +62,13 @@ class Parts:
         (self.source / "alertmanager.yaml").write_text(
             yaml.safe_dump(self.layout.alertmanager_manifest())
         )
-        config = self.root / "atlas.yaml"
-        config.write_text(yaml.safe_dump(self.layout.settings()))
         ip = self.layout.atlas
-        argv = serve_argv(
-            source=self.source,
-            config=config,
-            state_dir=self.state,
-            ads_listen=f"{ip}:{DEFAULT_ADS_PORT}",
-            http_listen=f"{ip}:{HTTP_PORT}",
+        argv = serve_directory_argv(
+            self.root,
+            self.layout.settings(),
+            ip=ip,
+            ads_port=DEFAULT_ADS_PORT,
+            http_port=HTTP_PORT,
             dns_listen=[f"{ip}:{DNS_PORT}"],
             atlas=[sys.executable, "-m", "atlas.cli"],
         )

@@ -16,12 +16,16 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = ["Process", "ProcessGroup", "stop_child", "wait_for"]
 
+T = TypeVar("T")
 
-def wait_for(check: Callable[[], Any], *, within: float, what: str, interval: float = 0.1) -> Any:
+
+def wait_for(
+    check: Callable[[], T | None], *, within: float, what: str, interval: float = 0.1
+) -> T:
     """``check()``'s first truthy result; raises TimeoutError naming ``what`` and the last
     exception ``check`` raised."""
     deadline = time.monotonic() + within

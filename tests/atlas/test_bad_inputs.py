@@ -21,7 +21,7 @@ import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import dns.asyncquery
 import dns.message
@@ -35,7 +35,8 @@ from atlas.cli import main
 from atlas.config import Settings
 from atlas.serve.daemon import Atlas
 from atlas.serve.health import readiness
-from atlas.serve.options import ServeOptions
+from tests.atlas.serve.daemons import options
+from tests.polling import until
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "clusters"
 
@@ -175,13 +176,22 @@ def test_a_bad_setting_stops_serve_with_one_line(
     assert not (tmp_path / ".atlas").exists(), "nothing started, nothing created"
 
 
+T = TypeVar("T")
+
+
+def _record(into: list[T], value: T) -> int:
+    """Stands in for ``atlas.serve.daemon.run``: notes what it was started with, exits 0."""
+    into.append(value)
+    return 0
+
+
 def test_global_flags_also_follow_the_command(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`atlas serve --log-level debug` was a usage error."""
     levels: list[int] = []
     monkeypatch.setattr(
-        "atlas.serve.daemon.run", lambda options: levels.append(logging.getLogger().level) or 0
+        "atlas.serve.daemon.run", lambda options: _record(levels, logging.getLogger().level)
     )
     (tmp_path / "clusters").mkdir()
     assert main(["serve", "--source", str(tmp_path / "clusters"), "--log-level", "debug"]) == 0
@@ -197,7 +207,7 @@ def test_the_config_file_namespace_applies_unless_the_flag_says_otherwise(
 
     seen: list[str] = []
     monkeypatch.setattr(
-        "atlas.serve.daemon.run", lambda options: seen.append(options.settings.namespace) or 0
+        "atlas.serve.daemon.run", lambda options: _record(seen, options.settings.namespace)
     )
     config = tmp_path / "atlas.yaml"
     config.write_text("namespace: observability\n")
@@ -461,31 +471,14 @@ async def daemon(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Daem
         (src / name).write_text((EXAMPLES / name).read_text())
     for path in src.iterdir():
         os.utime(path, (0, 0))  # settled long ago
-    atlas = Atlas(
-        ServeOptions(
-            source=str(src),
-            state_dir=str(root / "state"),
-            settings=Settings(poll_interval=0.02, manifest_settle=0.0),
-            ads_listen="127.0.0.1:0",
-            ads_tls=False,
-            http_listen="127.0.0.1:0",
-            dns_listen=("127.0.0.1:0",),
-            dns_addresses=("10.0.0.7",),
-            debounce=0.01,
-        )
-    )
+    settings = Settings(poll_interval=0.02, manifest_settle=0.0)
+    atlas = Atlas(options(root, source=str(src), settings=settings))
     await atlas.start()
     try:
-        await _until(lambda: atlas.cache.snapshot("west") is not None)
+        await until(lambda: atlas.cache.snapshot("west") is not None, within=5, what="west served")
         yield Daemon(atlas, src)
     finally:
         await atlas.stop()
-
-
-async def _until(check: Any, within: float = 5.0) -> None:
-    async with asyncio.timeout(within):
-        while not check():
-            await asyncio.sleep(0.01)
 
 
 def _rejected(kind: str) -> float:
@@ -543,6 +536,18 @@ class Bad:
     """A cluster Service of the namespace with a usable name: the message says it is held."""
 
 
+def _held(id: str, field: str, says: str, **changes: Any) -> Bad:
+    """A row for the cluster Service ``north`` with ``changes`` made, which is held."""
+    text = _yaml(_service("north", **changes))
+    return Bad(id, text, f"Service monitoring/north: {field}: {says}", held=True)
+
+
+def _north(id: str, where: str, key: str, value: object, says: str) -> Bad:
+    """A row for ``north`` with one label or annotation wrong."""
+    field = "labels" if where == LBL else "annotations"
+    return _held(id, f"metadata.{field}[{key}]", says, **{f"{where}__{key}": value})
+
+
 HELD = (
     " (no earlier good definition is known: it is not routed, but keeps its membership and "
     "credentials until fixed or deleted)"
@@ -583,82 +588,68 @@ MANIFESTS: list[Bad] = [
         "Service monitoring/north: spec.externalIPs[0]: '192.0.2.999' is not an IP address",
         held=True,
     ),
-    Bad(
-        "replicas a word",
-        _yaml(_service("north", **{f"{LBL}__goatlas.io/replicas": "two"})),
-        "Service monitoring/north: metadata.labels[goatlas.io/replicas]: 'two' is not a whole "
-        "number 1..64",
-        held=True,
+    _north(
+        "replicas a word", LBL, "goatlas.io/replicas", "two", "'two' is not a whole number 1..64"
     ),
-    Bad(
-        "replicas zero",
-        _yaml(_service("north", **{f"{LBL}__goatlas.io/replicas": "0"})),
-        "Service monitoring/north: metadata.labels[goatlas.io/replicas]: '0' is not a whole "
-        "number 1..64",
-        held=True,
+    _north("replicas zero", LBL, "goatlas.io/replicas", "0", "'0' is not a whole number 1..64"),
+    _north(
+        "replicas too many", LBL, "goatlas.io/replicas", "65", "'65' is not a whole number 1..64"
     ),
-    Bad(
-        "replicas too many",
-        _yaml(_service("north", **{f"{LBL}__goatlas.io/replicas": "65"})),
-        "Service monitoring/north: metadata.labels[goatlas.io/replicas]: '65' is not a whole "
-        "number 1..64",
-        held=True,
-    ),
-    Bad(
+    _north(
         "replicas unquoted",
-        _yaml(_service("north", **{f"{LBL}__goatlas.io/replicas": 2})),
-        "Service monitoring/north: metadata.labels[goatlas.io/replicas]: must be a string "
-        "(quote it in YAML), got int",
-        held=True,
-    ),
-    Bad(
-        "cluster label yes",
-        _yaml(_service("north", **{f"{LBL}__goatlas.io/cluster": "yes"})),
-        'Service monitoring/north: metadata.labels[goatlas.io/cluster]: must be "true" (or '
-        '"false" to opt out)',
-        held=True,
-    ),
-    Bad(
-        "group not a label",
-        _yaml(_service("north", **{f"{LBL}__goatlas.io/group": "Prod Team"})),
-        "Service monitoring/north: metadata.labels[goatlas.io/group]: 'Prod Team' is not a "
-        "DNS-1123 label",
-        held=True,
-    ),
-    Bad(
-        "sidecar host not a name",
-        _yaml(_service("north", **{f"{ANN}__goatlas.io/thanos-service": "not a host"})),
-        "Service monitoring/north: metadata.annotations[goatlas.io/thanos-service]: 'not a "
-        "host' is not a DNS name or IP",
-        held=True,
-    ),
-    Bad(
-        "sidecar port too high",
-        _yaml(_service("north", **{f"{ANN}__goatlas.io/thanos-service-port": "70000"})),
-        "Service monitoring/north: metadata.annotations[goatlas.io/thanos-service-port]: '70000' "
-        "is not a port number 1..65535",
-        held=True,
-    ),
-    Bad(
-        "prometheus port a word",
-        _yaml(_service("north", **{f"{ANN}__goatlas.io/prometheus-service-port": "http"})),
-        "Service monitoring/north: metadata.annotations[goatlas.io/prometheus-service-port]: "
-        "'http' is not a port number 1..65535",
-        held=True,
-    ),
-    Bad(
-        "replica template without {i}",
-        _yaml(_service("north", **{f"{ANN}__goatlas.io/thanos-replica-service": "prom.svc"})),
-        "Service monitoring/north: metadata.annotations[goatlas.io/thanos-replica-service]: "
-        "'prom.svc' must contain the replica placeholder {i}",
-        held=True,
-    ),
-    Bad(
-        "annotation a number",
-        _yaml(_service("north", **{f"{ANN}__goatlas.io/alertmanager-service-port": 9093})),
-        "Service monitoring/north: metadata.annotations[goatlas.io/alertmanager-service-port]: "
+        LBL,
+        "goatlas.io/replicas",
+        2,
         "must be a string (quote it in YAML), got int",
-        held=True,
+    ),
+    _north(
+        "cluster label yes",
+        LBL,
+        "goatlas.io/cluster",
+        "yes",
+        'must be "true" (or "false" to opt out)',
+    ),
+    _north(
+        "group not a label",
+        LBL,
+        "goatlas.io/group",
+        "Prod Team",
+        "'Prod Team' is not a DNS-1123 label",
+    ),
+    _north(
+        "sidecar host not a name",
+        ANN,
+        "goatlas.io/thanos-service",
+        "not a host",
+        "'not a host' is not a DNS name or IP",
+    ),
+    _north(
+        "sidecar port too high",
+        ANN,
+        "goatlas.io/thanos-service-port",
+        "70000",
+        "'70000' is not a port number 1..65535",
+    ),
+    _north(
+        "prometheus port a word",
+        ANN,
+        "goatlas.io/prometheus-service-port",
+        "http",
+        "'http' is not a port number 1..65535",
+    ),
+    _north(
+        "replica template without {i}",
+        ANN,
+        "goatlas.io/thanos-replica-service",
+        "prom.svc",
+        "'prom.svc' must contain the replica placeholder {i}",
+    ),
+    _north(
+        "annotation a number",
+        ANN,
+        "goatlas.io/alertmanager-service-port",
+        9093,
+        "must be a string (quote it in YAML), got int",
     ),
     Bad(
         "labels a list",
@@ -670,12 +661,11 @@ MANIFESTS: list[Bad] = [
         _yaml(_service("north", metadata__namespace="default")),
         "Service default/north: metadata.namespace: must be the Atlas namespace 'monitoring'",
     ),
-    Bad(
+    _held(
         "port name not a name",
-        _yaml(_service("north", spec__ports=[{"name": "Bad_Name", "port": 10901}])),
-        "Service monitoring/north: spec.ports[0].name: 'Bad_Name' is not a port name "
-        "(IANA_SVC_NAME)",
-        held=True,
+        "spec.ports[0].name",
+        "'Bad_Name' is not a port name (IANA_SVC_NAME)",
+        spec__ports=[{"name": "Bad_Name", "port": 10901}],
     ),
     Bad(
         "every problem of one object at once",
@@ -784,15 +774,19 @@ async def test_a_bad_manifest_is_named_and_loses_nothing(daemon: Daemon, bad: Ba
         assert atlas.status()["ready"] is True
     finally:
         path.unlink()
-        await _until(lambda: atlas.state is not None and not atlas.state.messages)
+        await until(
+            lambda: atlas.state is not None and not atlas.state.messages,
+            within=5,
+            what="no problems",
+        )
     assert _rejected(bad.kind) == 0.0
     assert atlas.status()["errors"] == []
 
 
 async def _settle(check: Any, within: float = 3.0) -> None:
     """Wait for ``check``; on time-out return, so the assertion after it shows the diff."""
-    with contextlib.suppress(TimeoutError):
-        await _until(check, within)
+    with contextlib.suppress(AssertionError):
+        await until(check, within=within, what="the expected state")
 
 
 @pytest.mark.asyncio(loop_scope="module")
@@ -807,7 +801,11 @@ async def test_an_unknown_goatlas_key_is_a_warning_with_a_did_you_mean(daemon: D
     )
     path.write_text(_yaml(service))
     try:
-        await _until(lambda: atlas.state is not None and len(atlas.state.warnings) == 2)
+        await until(
+            lambda: atlas.state is not None and len(atlas.state.warnings) == 2,
+            within=5,
+            what="two warnings",
+        )
         assert sorted(atlas.status()["warnings"]) == [
             f"{path}#0: Service monitoring/north: metadata.annotations[goatlas.io/thanos-servce]: "
             "unknown key, ignored (did you mean goatlas.io/thanos-service?)",
@@ -817,7 +815,9 @@ async def test_an_unknown_goatlas_key_is_a_warning_with_a_did_you_mean(daemon: D
         assert "north-0" in await _srv_targets(atlas), "accepted: a warning, not an error"
     finally:
         path.unlink()
-    await _until(lambda: atlas.state is not None and not atlas.state.warnings)
+    await until(
+        lambda: atlas.state is not None and not atlas.state.warnings, within=5, what="no warnings"
+    )
 
 
 @pytest.mark.asyncio(loop_scope="module")
@@ -831,7 +831,11 @@ async def test_a_served_cluster_made_invalid_keeps_its_last_good_definition_and_
     with caplog.at_level(logging.INFO, logger="atlas"):
         path.write_text(good.replace('goatlas.io/replicas: "2"', 'goatlas.io/replicas: "two"'))
         try:
-            await _until(lambda: atlas.state is not None and atlas.state.messages)
+            await until(
+                lambda: atlas.state is not None and atlas.state.messages,
+                within=5,
+                what="a problem reported",
+            )
             message = (
                 f"{path}#0: Service monitoring/east: metadata.labels[goatlas.io/replicas]: 'two' "
                 "is not a whole number 1..64 (its last good definition stays in force until "
@@ -843,7 +847,11 @@ async def test_a_served_cluster_made_invalid_keeps_its_last_good_definition_and_
             assert atlas.state.topology.cluster("east").replicas == 2  # type: ignore[union-attr]
         finally:
             path.write_text(good)
-        await _until(lambda: atlas.state is not None and not atlas.state.messages)
+        await until(
+            lambda: atlas.state is not None and not atlas.state.messages,
+            within=5,
+            what="no problems",
+        )
     lines = [r.getMessage() for r in caplog.records if "east" in r.getMessage()]
     assert lines.count(f"rejected: {message}") == 1, lines
     assert lines.count(f"resolved: {message}") == 1, lines
@@ -859,7 +867,11 @@ async def test_a_duplicate_cannot_take_over_a_served_cluster(daemon: Daemon) -> 
     dup = daemon.src / "dup-east.yaml"  # sorts before east.yaml: order must not decide
     dup.write_text(_yaml(_service("east", spec__externalIPs=["192.0.2.99"])))
     try:
-        await _until(lambda: atlas.state is not None and atlas.state.messages)
+        await until(
+            lambda: atlas.state is not None and atlas.state.messages,
+            within=5,
+            what="a problem reported",
+        )
         assert list(atlas.state.messages) == [  # type: ignore[union-attr]
             f"{dup}#0: Service monitoring/east: metadata.name: duplicate cluster 'east': "
             f"{east}#0 defines it and stays in force; this definition is ignored until one of "
@@ -876,13 +888,19 @@ async def test_a_duplicate_cannot_take_over_a_served_cluster(daemon: Daemon) -> 
         # The served file made invalid: the newcomer still does not take over.
         good = east.read_text()
         east.write_text(good.replace('goatlas.io/replicas: "2"', 'goatlas.io/replicas: "x"'))
-        await _until(lambda: atlas.state is not None and len(atlas.state.messages) == 2, within=2)
+        await until(
+            lambda: atlas.state is not None and len(atlas.state.messages) == 2,
+            within=2,
+            what="two problems",
+        )
         served = atlas.state.topology.cluster("east")  # type: ignore[union-attr]
         assert served is not None and served.envoy_address == "192.0.2.10"
         east.write_text(good)
     finally:
         dup.unlink()
-    await _until(lambda: atlas.state is not None and not atlas.state.messages)
+    await until(
+        lambda: atlas.state is not None and not atlas.state.messages, within=5, what="no problems"
+    )
 
 
 def test_at_a_restart_the_older_of_two_definitions_is_the_one_served(tmp_path: Path) -> None:

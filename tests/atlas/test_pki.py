@@ -90,8 +90,9 @@ def test_openssl_verifies_chain_and_purpose(ca: Credential, tmp_path: Path) -> N
 def test_rsa_keys(tmp_path: Path) -> None:
     ca = create_ca(key_type="rsa")
     leaf = issue(ca, cluster_uri("west"), key_type="rsa")
-    assert isinstance(leaf.certificate.public_key(), rsa.RSAPublicKey)
-    assert leaf.certificate.public_key().key_size == 3072
+    key = leaf.certificate.public_key()
+    assert isinstance(key, rsa.RSAPublicKey)
+    assert key.key_size == 3072
     assert openssl_verify(tmp_path, ca.cert_pem, leaf.cert_pem, "sslserver").returncode == 0
 
 

@@ -20,19 +20,19 @@ from atlas.config import settings_from_mapping
 from atlas.pki import OBSERVABILITY_URI, CAState, create_ca, issue
 from tests.charts.render import (
     CHARTS,
-    ROOT,
     cluster_values,
     envoy_validate,
     find,
     objects,
     render,
 )
+from tests.conftest import ROOT
 
 KUBE_VERSIONS = ("1.30.0", kubernetes_validate.latest_version())
 CRD_GROUPS = ("monitoring.coreos.com/",)
 """prometheus-operator's kinds: kubernetes-validate has no schema for custom resources."""
 
-ATLAS_VARIANTS = {
+ATLAS_VARIANTS: dict[str, dict[str, Any]] = {
     "defaults": {},
     "network-policy-off": {"networkPolicy": {"enabled": False}},
     "fixed-dns-cluster-ip": {"dns": {"service": {"clusterIP": "10.96.0.53"}}},

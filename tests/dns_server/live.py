@@ -6,11 +6,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 from atlas.model import DownstreamCluster, Topology
 from dns_server.server import DnsServer
 
 ADDRESSES = ("127.0.0.1", "::1")
+T = TypeVar("T")
+
+
+class _Recorder(logging.Handler):
+    """Keeps the records it is handed (the DNS server's errors, which a test must not see)."""
+
+    def __init__(self, into: list[logging.LogRecord]) -> None:
+        super().__init__()
+        self.into = into
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.into.append(record)
 
 
 def fleet(n: int, replicas: int = 2) -> Topology:
@@ -32,13 +46,12 @@ class LiveDns:
         self.server = DnsServer()
         self.port = self.call(self.server.start("127.0.0.1", 0))
         self.failures: list[logging.LogRecord] = []
-        handler = logging.Handler()
-        handler.emit = self.failures.append  # type: ignore[method-assign]
+        handler = _Recorder(self.failures)
         handler.setLevel(logging.ERROR)
         logging.getLogger("dns_server").addHandler(handler)
         self._handler = handler
 
-    def call(self, coro):  # type: ignore[no-untyped-def]
+    def call(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)
 
     def update(self, topology: Topology, addresses: tuple[str, ...] = ADDRESSES) -> None:

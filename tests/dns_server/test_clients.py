@@ -19,7 +19,7 @@ import pytest
 from atlas.demo.ports import free_port
 from atlas.demo.processes import stop_child
 from tests.dns_server.live import LiveDns, fleet
-from tests.e2e.network import wait_until
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -21,8 +21,8 @@ from atlas.config import DEFAULT_ADS_PORT, Settings
 from atlas.serve.daemon import Atlas
 from atlas.serve.options import ServeOptions
 from atlas.serve.reconcile import ANN_BACKUP_OF
-from tests.atlas.test_cli import all_parsers
-from tests.atlas.test_daemon import manifest, options
+from tests.atlas.cli.test_cli import all_parsers
+from tests.atlas.serve.daemons import manifest, options
 from tests.conftest import ROOT
 
 PAGE = (ROOT / "docs/reference.md").read_text()

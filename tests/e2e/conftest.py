@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -10,7 +11,7 @@ from tests.e2e.network import AtlasNetwork
 
 
 @contextmanager
-def running_network(root: Path, **options: str) -> Iterator[AtlasNetwork]:
+def running_network(root: Path, **options: Any) -> Iterator[AtlasNetwork]:
     """Start an AtlasNetwork; print every part's log tail if anything fails; always stop it."""
     net = AtlasNetwork(root, **options)
     try:

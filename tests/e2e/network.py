@@ -8,31 +8,21 @@ import json
 import random
 import socket
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from atlas.demo.envoy import Envoy
-from atlas.demo.launch import atlas_command, serve_argv
+from atlas.demo.launch import atlas_command, serve_directory_argv
 from atlas.demo.ports import free_port, listener_ports
-from atlas.demo.processes import Process, wait_for
+from atlas.demo.processes import Process
+from atlas.demo.stub import WebStandIn
 from atlas.pki import OBSERVABILITY_URI, cluster_uri
 from atlas.pki_store import CertificateManager, DirectoryStore, bootstrap_name
 from tests.fakes.thanos import Sidecar
-from tests.fakes.web import WebStub
 from tests.gotools import go_tool
-
-
-def wait_until(
-    check: Callable[[], Any], *, within: float, what: str, interval: float = 0.05
-) -> Any:
-    """``atlas.demo.processes.wait_for``, failing the test (AssertionError) on time-out."""
-    try:
-        return wait_for(check, within=within, what=what, interval=interval)
-    except TimeoutError as err:
-        raise AssertionError(str(err)) from None
+from tests.polling import wait_until
 
 
 class GoSidecar(Process):
@@ -71,13 +61,12 @@ class AtlasNetwork:
         self.sidecar_kind = sidecars
         """``python`` (tests/fakes/thanos.py) or ``go`` (tests/go, grpc-go's server)."""
         self.real_prometheus = real_prometheus
-        self.extra_settings = settings or {}
-        """More top-level keys for Atlas's settings file (``ads`` limits, say)."""
         """East's Prometheus and the observability Alertmanager are Debian's real ones
         (tests/e2e/real.py); Atlas's DNS also listens on port 53 for Prometheus."""
+        self.extra_settings = settings or {}
+        """More top-level keys for Atlas's settings file (``ads`` limits, say)."""
         self.net = random.randint(100, 250)
-        ip = lambda last, third=0: f"127.{self.net}.{third}.{last}"  # noqa: E731
-        self.ip = ip
+        ip = self.ip
         self.atlas_ip, self.obs_ip = ip(5), ip(10)
         self.envoy_ips = {"east": ip(11), "west": ip(12), "north": ip(13)}
         envoy_hosts = [self.obs_ip, *self.envoy_ips.values()]
@@ -92,11 +81,15 @@ class AtlasNetwork:
         self.parts: list[Any] = []
         self.envoys: dict[str, Envoy] = {}
         self.sidecars: dict[str, Sidecar | GoSidecar] = {}
-        self.webs: dict[str, WebStub] = {}
+        self.webs: dict[str, WebStandIn] = {}
         self.prometheus: Any = None
         self.alertmanager: Any = None
         self.atlas: Process | None = None
         self.pki = CertificateManager(DirectoryStore(self.state))
+
+    def ip(self, last: int, third: int = 0) -> str:
+        """This network's loopback address ``127.<net>.<third>.<last>``."""
+        return f"127.{self.net}.{third}.{last}"
 
     # -- configuration ------------------------------------------------------------------
     def manifest(self, name: str, index: int, replicas: int = 1) -> dict[str, Any]:
@@ -191,7 +184,7 @@ class AtlasNetwork:
             self._start_real_parts()
             stubs = [(n, last) for n, last in stubs if n not in ("prom-east", "am-obs")]
         for name, last in stubs:
-            self.webs[name] = WebStub(self.ip(last), self.web_port, name)
+            self.webs[name] = WebStandIn(self.ip(last), self.web_port, name)
         self.start_atlas()
         self.start_observability_envoy()
         for name in ("east", "west"):
@@ -310,17 +303,15 @@ class AtlasNetwork:
         return atlas_command()
 
     def start_atlas(self, **downstream_overrides: int) -> None:
-        config = self.root / "atlas.yaml"
-        config.write_text(yaml.safe_dump(self.settings(**downstream_overrides)))
         dns = [f"{self.atlas_ip}:{self.dns_port}"]
         if self.real_prometheus:
             dns.append(f"{self.dns_53}:53")
-        argv = serve_argv(
-            source=self.source,
-            config=config,
-            state_dir=self.state,
-            ads_listen=f"{self.atlas_ip}:{self.ads_port}",
-            http_listen=f"{self.atlas_ip}:{self.http_port}",
+        argv = serve_directory_argv(
+            self.root,
+            self.settings(**downstream_overrides),
+            ip=self.atlas_ip,
+            ads_port=self.ads_port,
+            http_port=self.http_port,
             dns_listen=dns,
             atlas=self.atlas_argv(),
         )

@@ -50,7 +50,7 @@ class _WebPart(Process):
 
     def ready(self) -> bool:
         with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as response:
-            return response.status == 200
+            return bool(response.status == 200)
 
 
 class RealPrometheus(_WebPart):

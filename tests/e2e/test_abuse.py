@@ -18,7 +18,8 @@ from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
 from tests.e2e.clients import Traffic, thanos
 from tests.e2e.conftest import running_network
-from tests.e2e.network import AtlasNetwork, wait_until
+from tests.e2e.network import AtlasNetwork
+from tests.polling import wait_until
 from xds_server.types import CLUSTER, SECRET
 
 pytestmark = pytest.mark.e2e

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from atlas.demo.launch import atlas_command
-from tests.e2e.network import wait_until
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -121,7 +121,9 @@ def test_the_demo_does_what_it_says(demo: Demo) -> None:
 
     status = next(c for c in commands if " status --url " in c)
     result = wait_until(
-        lambda: (r := run_printed(status)).returncode == 0 and r, within=30, what="healthy"
+        lambda: r if (r := run_printed(status)).returncode == 0 else None,
+        within=30,
+        what="healthy",
     )
     assert "east-0 cluster=east,replica=0" in result.stdout
     assert "west-0 cluster=west,replica=0" in result.stdout

@@ -21,8 +21,9 @@ from atlas.demo.envoy import Envoy
 from atlas.demo.launch import atlas_command
 from atlas.pki import OBSERVABILITY_URI, cluster_uri, create_ca, issue
 from tests.e2e.clients import Traffic, connected, http, refused, thanos, tls_get
-from tests.e2e.network import AtlasNetwork, wait_until
+from tests.e2e.network import AtlasNetwork
 from tests.fakes.thanos import label_names, label_values, series, store_info
+from tests.polling import wait_until
 from xds_server.types import SECRET
 
 pytestmark = pytest.mark.e2e
@@ -370,7 +371,7 @@ def test_ca_rotation_under_traffic_drops_nothing_and_needs_no_restart(
         assert rotated.returncode == 0, rotated.stderr
         for node in ("atlas", "east", "west"):
             wait_until(
-                lambda node=node: _identity_serial(network.envoys[node]) - before[node],
+                lambda n=node: _identity_serial(network.envoys[n]) - before[n],  # type: ignore[misc]
                 within=15,
                 what=f"{node} holds a certificate from the new CA",
             )

@@ -10,12 +10,14 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from html.parser import HTMLParser
+from typing import Any
 
 import pytest
 
 from tests.e2e.conftest import running_network
-from tests.e2e.network import AtlasNetwork, wait_until
+from tests.e2e.network import AtlasNetwork
 from tests.e2e.real import require_real_parts
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -114,7 +116,7 @@ def test_alerts_sent_with_the_go_charts_host_reach_the_observability_alertmanage
     Service goatlas.io/atlas's envoy chart made; its Envoy relays over mutual TLS."""
     assert net.alertmanager is not None
 
-    def arrived() -> list[dict[str, object]]:
+    def arrived() -> list[dict[str, Any]]:
         assert net.alertmanager is not None
         return [a for a in net.alertmanager.alerts() if a["labels"].get("alertname") == "AtlasE2E"]
 

@@ -14,7 +14,8 @@ import grpc
 import pytest
 
 from tests.e2e.clients import Traffic, ads_attempt, connected, http, refused, thanos, tls_get
-from tests.e2e.network import AtlasNetwork, wait_until
+from tests.e2e.network import AtlasNetwork
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -7,17 +7,21 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
+from atlas.demo.launch import atlas_command
 from atlas.demo.ports import free_port
 from tests.conftest import run_atlas
 from tests.e2e.conftest import running_network
-from tests.e2e.network import AtlasNetwork, wait_until
+from tests.e2e.network import AtlasNetwork
 from tests.fakes.thanos import Sidecar, info
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -45,7 +49,7 @@ def row(output: str, name: str) -> str:
 
 def settled(net: AtlasNetwork) -> tuple[int, str]:
     return wait_until(
-        lambda: (r := status(net))[0] == 0 and r, within=20, what="healthy", interval=0.3
+        lambda: r if (r := status(net))[0] == 0 else None, within=20, what="healthy", interval=0.3
     )
 
 
@@ -91,7 +95,9 @@ def test_a_disconnected_envoy(net: AtlasNetwork) -> None:
     east.kill(signal.SIGKILL)
     try:
         _, out = wait_until(
-            lambda: (r := status(net))[0] == 1 and "DISCONNECTED" in row(r[1], "east") and r,
+            lambda: (
+                r if (r := status(net))[0] == 1 and "DISCONNECTED" in row(r[1], "east") else None
+            ),
             within=10,
             what="east disconnected",
         )
@@ -112,7 +118,7 @@ def test_a_rejected_update(net: AtlasNetwork) -> None:
         net.atlas.stop()
         net.start_atlas(alert_relay=blocker.getsockname()[1])  # west cannot bind it: NACK
         _, out = wait_until(
-            lambda: (r := status(net))[0] == 1 and "NACK" in row(r[1], "west") and r,
+            lambda: r if (r := status(net))[0] == 1 and "NACK" in row(r[1], "west") else None,
             within=20,
             what="west's NACK",
         )
@@ -146,7 +152,9 @@ def test_an_envoy_refused_by_atlas_says_why(net: AtlasNetwork) -> None:
         # First "revoked" (its stream ended as it was removed), then, at the Envoy's retry,
         # the reason it stays out.
         _, out = wait_until(
-            lambda: (r := status(net))[0] == 1 and "_credential)" in row(r[1], "west") and r,
+            lambda: (
+                r if (r := status(net))[0] == 1 and "_credential)" in row(r[1], "west") else None
+            ),
             within=20,
             what="west refused for its credential",
         )
@@ -170,26 +178,22 @@ def test_an_unreachable_daemon(tmp_path: Path) -> None:
 
 
 def test_watch_repeats_until_interrupted(net: AtlasNetwork) -> None:
-    import subprocess
-    import time
-
-    from atlas.demo.launch import atlas_command
-
+    url = f"http://{net.atlas_ip}:{net.http_port}"
     proc = subprocess.Popen(
-        [
-            *atlas_command(),
-            "status",
-            "--url",
-            f"http://{net.atlas_ip}:{net.http_port}",
-            "--watch",
-            "0.2",
-        ],
+        [*atlas_command(), "status", "--url", url, "--watch", "0.2"],
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
         text=True,
     )
-    time.sleep(2.0)
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=10)
+    lines: list[str] = []
+    output = proc.stdout
+    assert output is not None
+    reader = threading.Thread(target=lambda: lines.extend(iter(output.readline, "")))
+    reader.start()
+    try:
+        wait_until(lambda: lines.count("healthy\n") >= 2, within=20, what="two reports")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(10)
+        reader.join(10)
     assert proc.returncode == 0
-    assert out.count("healthy\n") >= 2

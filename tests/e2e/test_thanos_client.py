@@ -19,9 +19,10 @@ from typing import Any
 import grpc
 import pytest
 
-from tests.e2e.network import AtlasNetwork, GoSidecar, wait_until
+from tests.e2e.network import AtlasNetwork, GoSidecar
 from tests.fakes.thanos import info, series
 from tests.gotools import go_tool
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -59,10 +60,13 @@ def healthy(results: dict[str, dict[str, Any]]) -> bool:
     )
 
 
+EAST_ONLY = "dnssrvnoa+_grpc._tcp.east.sidecars.thanos.atlas."
+
+
 def test_thanos_query_reaches_every_sidecar_replica(go_network: AtlasNetwork) -> None:
     net = go_network
     results = wait_until(
-        lambda: (r := thanos_query(net)) and healthy(r) and len(r) == 3 and r,
+        lambda: r if healthy(r := thanos_query(net)) and len(r) == 3 else None,
         within=30,
         what="Thanos Query finds three healthy endpoints",
         interval=0.2,
@@ -83,12 +87,7 @@ def test_thanos_query_reaches_every_sidecar_replica(go_network: AtlasNetwork) ->
 
 def test_one_clusters_name_finds_only_its_replicas(go_network: AtlasNetwork) -> None:
     results = wait_until(
-        lambda: (
-            healthy(
-                r := thanos_query(go_network, "dnssrvnoa+_grpc._tcp.east.sidecars.thanos.atlas.")
-            )
-            and r
-        ),
+        lambda: r if healthy(r := thanos_query(go_network, EAST_ONLY)) else None,
         within=30,
         what="east's endpoints",
     )

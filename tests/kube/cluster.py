@@ -9,6 +9,7 @@ The API server can be stopped and started again while etcd keeps the data.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -16,14 +17,24 @@ import ssl
 import subprocess
 import time
 import urllib.request
+from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from atlas.demo.launch import serve_argv
-from atlas.demo.processes import stop_child
+from atlas.demo.processes import Process, stop_child
 
 HERE = Path(__file__).resolve().parent
+
+
+def replica_status(ip: str, port: int) -> dict[str, Any]:
+    """A replica's /status."""
+    with urllib.request.urlopen(f"http://{ip}:{port}/status", timeout=2) as response:
+        return dict(json.loads(response.read()))
 
 
 def binary() -> str:
@@ -75,6 +86,36 @@ class KubeCluster:
             dns_listen=[dns_listen],
             extra=extra,
         )
+
+    def start_replica(
+        self,
+        name: str,
+        *,
+        user: str,
+        settings: Mapping[str, Any],
+        ip: str,
+        ports: Mapping[str, int],
+        service: tuple[str, int],
+        root: Path,
+    ) -> Process:
+        """Replica ``replica-<name>`` as its own process: ``settings`` written to
+        ``root/atlas.yaml``, listening on ``ip`` (``ports``: ads, http, dns; 0 for any),
+        logging to ``root/atlas-<name>.log``; returned once its /status answers."""
+        config = root / "atlas.yaml"
+        config.write_text(yaml.safe_dump(dict(settings)))
+        argv = self.replica_argv(
+            user=user,
+            identity=f"replica-{name}",
+            config=config,
+            ads_listen=f"{ip}:{ports['ads']}",
+            http_listen=f"{ip}:{ports['http']}",
+            dns_listen=f"{ip}:{ports.get('dns', 0)}",
+            service=service,
+        )
+        replica = Process(f"atlas-{name}", argv, root / f"atlas-{name}.log")
+        status = partial(replica_status, ip, ports["http"])
+        replica.start_and_wait(status, within=20, what=f"replica {name}")
+        return replica
 
     def _certs(self) -> None:
         p = self.pki

@@ -19,6 +19,7 @@ import json
 import random
 import urllib.request
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +33,11 @@ from atlas.demo.ports import free_port, listener_ports
 from atlas.kube import Kube
 from tests.charts.render import find, objects, render
 from tests.containers.podman import podman, require_image, version
-from tests.e2e.network import wait_until
 from tests.fakes.thanos import Sidecar, info
 from tests.kube.cluster import KubeCluster
 from tests.kube.conftest import NAMESPACE, cluster_service
-from tests.kube.test_leader import secret
-from tests.kube.test_replicas_e2e import values_of
+from tests.kube.objects import secret, values_of
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -162,7 +162,7 @@ def _exercise(admin: Kube, root: Path, n: Net, envoys: dict[str, Envoy]) -> None
     def ready() -> bool:
         url = f"http://{atlas_ip}:{ports['http']}/readyz"
         with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
+            return bool(response.status == 200)
 
     for name in ("east", "west"):
         admin.call(
@@ -185,9 +185,7 @@ def _exercise(admin: Kube, root: Path, n: Net, envoys: dict[str, Envoy]) -> None
     envoys["atlas"] = Envoy("atlas", obs_dir, json.loads(files["bootstrap.json"]))
     envoys["atlas"].start()
     for name in ("east", "west"):
-        values = wait_until(
-            lambda n=name: values_of(admin, f"{n}-envoy-values"), within=30, what=name
-        )
+        values = wait_until(partial(values_of, admin, f"{name}-envoy-values"), within=30, what=name)
         envoys[name] = Envoy.from_values(name, root / f"envoy-{name}", values)
 
     port = n.obs_ports["thanos"]

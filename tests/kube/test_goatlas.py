@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -19,7 +20,11 @@ from atlas.kube import Kube
 from tests.atlas.test_pki import openssl_verify
 from tests.kube.cluster import KubeCluster
 from tests.kube.conftest import NAMESPACE, service
-from tests.kube.test_leader import data, running_leader, secret, until
+from tests.kube.objects import data, secret
+from tests.kube.test_leader import running_leader
+from tests.polling import until
+
+pytestmark = pytest.mark.e2e
 
 GO_CA_LABELS = {
     "atlas.ekristen.github.com/ca": "true",
@@ -121,17 +126,26 @@ async def test_goatlas_secrets_are_adopted_and_kept(
 
 async def _check_adoption(admin: Kube, ca_pem: bytes, key_pem: bytes, tmp_path: Path) -> None:
     go_ca = x509.load_pem_x509_certificate(ca_pem)
-    node = await until(lambda: secret(admin, "atlas-node-east"), 10, "east's leaf")
+    node = await until(
+        lambda: secret(admin, "atlas-node-east"), within=10, what="east's leaf", blocking=True
+    )
     leaf = x509.load_pem_x509_certificate(data(node, "tls.crt"))
     leaf.verify_directly_issued_by(go_ca)  # the Go project's CA signs Atlas's leaves
     for purpose in ("sslclient", "sslserver"):
         verified = openssl_verify(tmp_path, ca_pem, data(node, "tls.crt"), purpose)
         assert verified.returncode == 0, verified.stdout + verified.stderr
 
-    backup = await until(lambda: secret(admin, "east-envoy-values-goatlas"), 10, "kept values")
+    backup = await until(
+        lambda: secret(admin, "east-envoy-values-goatlas"),
+        within=10,
+        what="kept values",
+        blocking=True,
+    )
     assert data(backup, "values.yaml").decode() == GO_VALUES
     assert backup["metadata"]["annotations"]["goatlas.io/backup-of"] == "east-envoy-values"
-    obs_backup = await until(lambda: secret(admin, "atlas-envoy-values-goatlas"), 10, "kept")
+    obs_backup = await until(
+        lambda: secret(admin, "atlas-envoy-values-goatlas"), within=10, what="kept", blocking=True
+    )
     assert data(obs_backup, "values.yaml").decode() == GO_VALUES
 
     def atlas_values() -> dict[str, Any] | None:
@@ -139,7 +153,12 @@ async def _check_adoption(admin: Kube, ca_pem: bytes, key_pem: bytes, tmp_path: 
         labels = (obj or {}).get("metadata", {}).get("labels") or {}
         return obj if labels.get("goatlas.io/managed-by") == "atlas" else None
 
-    values = yaml.safe_load(data(await until(atlas_values, 10, "Atlas's values"), "values.yaml"))
+    values = yaml.safe_load(
+        data(
+            await until(atlas_values, within=10, what="Atlas's values", blocking=True),
+            "values.yaml",
+        )
+    )
     assert values["nodeId"] == "east"
     assert values["certificates"]["ca.crt"].encode() == ca_pem, "downstream trust continues"
 
@@ -157,7 +176,7 @@ async def _check_adoption(admin: Kube, ca_pem: bytes, key_pem: bytes, tmp_path: 
         obj = secret(admin, "atlas-ca")
         return obj if obj and "ca.crt" in obj["data"] else None
 
-    after = await until(rotated, 10, "rotation")
+    after = await until(rotated, within=10, what="rotation", blocking=True)
     assert data(after, "ca.pem") == ca_pem and data(after, "ca-key.pem") == key_pem
     assert data(after, "ca-previous.pem") == ca_pem, "the Go CA stays trusted"
     labels = after["metadata"]["labels"]
@@ -219,8 +238,13 @@ async def test_a_kube_prometheus_stack_install_raises_no_error(
             state = atlas.state
             return bool(state and state.synced and len(state.topology.alertmanagers) == 2)
 
-        await until(synced, 10, "both replicas")
-        await until(lambda: secret(admin, "east-envoy-values"), 10, "a reconcile pass")
+        await until(synced, within=10, what="both replicas", blocking=True)
+        await until(
+            lambda: secret(admin, "east-envoy-values"),
+            within=10,
+            what="a reconcile pass",
+            blocking=True,
+        )
         assert atlas.state is not None and atlas.state.messages == ()
         events = admin.call("list", admin.core.list_namespaced_event, NAMESPACE)["items"]
         assert [e for e in events if e["type"] == "Warning"] == []

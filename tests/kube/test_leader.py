@@ -4,7 +4,6 @@ Secrets, CA rotation through the annotation, and the Lease handed over when the 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import signal
@@ -22,31 +21,19 @@ from cryptography import x509
 from atlas.config import LeaseSettings, Settings, WatchSettings
 from atlas.demo.ports import free_port
 from atlas.demo.processes import stop_child
-from atlas.kube import Kube, KubeError
+from atlas.kube import Kube
 from atlas.pki import uri_of
 from atlas.serve.daemon import Atlas
 from atlas.serve.options import ServeOptions
 from tests.kube.cluster import KubeCluster
 from tests.kube.conftest import NAMESPACE, service
+from tests.kube.objects import data, secret
+from tests.polling import until
 
 pytestmark = pytest.mark.e2e
 
 LEASE = LeaseSettings(lease_duration=3.0, renew_deadline=2.0, retry_period=0.3)
 WATCH = WatchSettings(backoff_initial=0.1, backoff_max=0.5, reconcile_interval=0.5)
-
-
-async def until(check: Callable[[], Any], within: float, what: str) -> Any:
-    start = time.monotonic()
-    while True:
-        try:
-            result = await asyncio.to_thread(check)
-        except KubeError:
-            result = None
-        if result:
-            return result
-        if time.monotonic() - start > within:
-            raise AssertionError(f"{what}: not within {within}s")
-        await asyncio.sleep(0.1)
 
 
 @contextlib.asynccontextmanager
@@ -67,7 +54,7 @@ async def running_leader(kube_cluster: KubeCluster) -> AsyncIterator[Atlas]:
     )
     await atlas.start()
     try:
-        await until(atlas.may_write, within=10, what="leadership")
+        await until(atlas.may_write, within=10, what="leadership", blocking=True)
         yield atlas
     finally:
         await atlas.stop()
@@ -77,19 +64,6 @@ async def running_leader(kube_cluster: KubeCluster) -> AsyncIterator[Atlas]:
 async def leader(kube_cluster: KubeCluster, admin: Kube) -> AsyncIterator[Atlas]:
     async with running_leader(kube_cluster) as atlas:
         yield atlas
-
-
-def secret(admin: Kube, name: str) -> dict[str, Any] | None:
-    try:
-        return dict(admin.call("get", admin.core.read_namespaced_secret, name, NAMESPACE))
-    except KubeError as err:
-        if err.status == 404:
-            return None
-        raise
-
-
-def data(obj: dict[str, Any], key: str) -> bytes:
-    return base64.b64decode(obj["data"][key])
 
 
 async def test_invalid_services_produce_events_and_others_keep_working(
@@ -103,7 +77,7 @@ async def test_invalid_services_produce_events_and_others_keep_working(
         events = admin.call("list", admin.core.list_namespaced_event, NAMESPACE)["items"]
         return next((e for e in events if e["involvedObject"]["name"] == "west"), None)
 
-    event = await until(warning, within=10, what="an Event on the invalid Service")
+    event = await until(warning, within=10, what="an Event on the invalid Service", blocking=True)
     assert event["type"] == "Warning" and event["reason"] == "InvalidClusterService"
     assert event["involvedObject"]["kind"] == "Service"
     assert event["message"].startswith("metadata.labels[goatlas.io/replicas]: 'two'")
@@ -113,9 +87,18 @@ async def test_invalid_services_produce_events_and_others_keep_working(
 async def test_values_secrets_follow_the_clusters(admin: Kube, leader: Atlas) -> None:
     admin.call("create", admin.core.create_namespaced_service, NAMESPACE, service("east"))
     admin.call("create", admin.core.create_namespaced_service, NAMESPACE, service("west"))
-    east = await until(lambda: secret(admin, "east-envoy-values"), 10, "east values")
-    await until(lambda: secret(admin, "west-envoy-values"), 10, "west values")
-    obs = await until(lambda: secret(admin, "atlas-envoy-values"), 10, "observability values")
+    east = await until(
+        lambda: secret(admin, "east-envoy-values"), within=10, what="east values", blocking=True
+    )
+    await until(
+        lambda: secret(admin, "west-envoy-values"), within=10, what="west values", blocking=True
+    )
+    obs = await until(
+        lambda: secret(admin, "atlas-envoy-values"),
+        within=10,
+        what="observability values",
+        blocking=True,
+    )
     values = yaml.safe_load(data(east, "values.yaml"))
     assert values["nodeId"] == "east" and values["bootstrap"]["node"]["id"] == "east"
     cert = x509.load_pem_x509_certificate(values["certificates"]["tls.crt"].encode())
@@ -140,23 +123,37 @@ async def test_values_secrets_follow_the_clusters(admin: Kube, leader: Atlas) ->
 
     def relays_both() -> bool:
         current = secret(admin, "east-envoy-values")
-        return bool(current) and (
-            yaml.safe_load(data(current, "values.yaml")).get("alertmanagerReplicas") == 2
-        )
+        if not current:
+            return False
+        return bool(yaml.safe_load(data(current, "values.yaml")).get("alertmanagerReplicas") == 2)
 
-    await until(relays_both, 10, "east's values relaying to both Alertmanagers")
+    await until(
+        relays_both, within=10, what="east's values relaying to both Alertmanagers", blocking=True
+    )
     assert "alertmanagerReplicas" not in yaml.safe_load(
         data(secret(admin, "atlas-envoy-values") or {}, "values.yaml")
     ), "the observability Envoy relays nothing"
     admin.call("delete", admin.core.delete_namespaced_service, "west", NAMESPACE)
-    await until(lambda: secret(admin, "west-envoy-values") is None, 10, "stale values removed")
+    await until(
+        lambda: secret(admin, "west-envoy-values") is None,
+        within=10,
+        what="stale values removed",
+        blocking=True,
+    )
     assert secret(admin, "east-envoy-values") is not None
 
 
 async def test_ca_rotation_through_the_annotation(admin: Kube, leader: Atlas) -> None:
     admin.call("create", admin.core.create_namespaced_service, NAMESPACE, service("east"))
-    before = await until(lambda: secret(admin, "atlas-ca"), 10, "the CA Secret")
-    node = await until(lambda: secret(admin, "atlas-node-east"), 10, "east's leaf Secret")
+    before = await until(
+        lambda: secret(admin, "atlas-ca"), within=10, what="the CA Secret", blocking=True
+    )
+    node = await until(
+        lambda: secret(admin, "atlas-node-east"),
+        within=10,
+        what="east's leaf Secret",
+        blocking=True,
+    )
     old_ca = data(before, "ca.crt")
     body = dict(before)
     body["metadata"].setdefault("annotations", {})["goatlas.io/ca-rotate"] = "now"
@@ -166,7 +163,7 @@ async def test_ca_rotation_through_the_annotation(admin: Kube, leader: Atlas) ->
         obj = secret(admin, "atlas-ca")
         return obj if obj and data(obj, "ca.crt") != old_ca else None
 
-    after = await until(rotated, within=10, what="CA rotated")
+    after = await until(rotated, within=10, what="CA rotated", blocking=True)
     assert data(after, "ca-previous.pem") == old_ca, "the old CA stays trusted"
     assert "goatlas.io/ca-rotate" not in (after["metadata"].get("annotations") or {})
     new_ca = x509.load_pem_x509_certificate(data(after, "ca.crt"))
@@ -178,7 +175,7 @@ async def test_ca_rotation_through_the_annotation(admin: Kube, leader: Atlas) ->
         x509.load_pem_x509_certificate(data(obj, "tls.crt")).verify_directly_issued_by(new_ca)
         return True
 
-    await until(reissued, within=10, what="east's leaf re-issued by the new CA")
+    await until(reissued, within=10, what="east's leaf re-issued by the new CA", blocking=True)
 
     # Asked again before the first rotation is finished: declined, with an Event saying why
     # (the bridge reaches one CA back; a second rotation cuts off Envoys still on the first).
@@ -190,7 +187,7 @@ async def test_ca_rotation_through_the_annotation(admin: Kube, leader: Atlas) ->
         events = admin.call("list", admin.core.list_namespaced_event, NAMESPACE)["items"]
         return next((e for e in events if e["reason"] == "CARotationDeclined"), None)
 
-    event = await until(declined, within=10, what="the declined rotation's Event")
+    event = await until(declined, within=10, what="the declined rotation's Event", blocking=True)
     assert event["involvedObject"] == {
         **event["involvedObject"],
         "kind": "Secret",
@@ -264,11 +261,21 @@ async def test_two_replicas_only_the_leader_writes_and_the_lease_moves(
                     pass
             return found
 
-        first = (await until(lambda: leaders() if len(leaders()) == 1 else None, 20, "one leader"))[
-            0
-        ]
+        first = (
+            await until(
+                lambda: leaders() if len(leaders()) == 1 else None,
+                within=20,
+                what="one leader",
+                blocking=True,
+            )
+        )[0]
         follower = next(n for n in procs if n != first)
-        await until(lambda: secret(admin, "east-envoy-values"), 15, "the leader's values Secret")
+        await until(
+            lambda: secret(admin, "east-envoy-values"),
+            within=15,
+            what="the leader's values Secret",
+            blocking=True,
+        )
         await asyncio.sleep(1.5)
         assert leaders() == [first], "exactly one replica leads"
         lead_writes, follow_writes = _writes(procs[first][1]), _writes(procs[follower][1])
@@ -282,12 +289,22 @@ async def test_two_replicas_only_the_leader_writes_and_the_lease_moves(
         killed_at = time.monotonic()
         procs[first][0].send_signal(signal.SIGKILL)
         procs[first][0].wait(10)
-        await until(lambda: leaders() == [follower], within=3.0 + 2.0, what="the Lease handed over")
+        await until(
+            lambda: leaders() == [follower],
+            within=3.0 + 2.0,
+            what="the Lease handed over",
+            blocking=True,
+        )
         took = time.monotonic() - killed_at
         lease = admin.call("get", admin.coordination.read_namespaced_lease, "atlas", NAMESPACE)
         assert lease["spec"]["holderIdentity"] == follower
         admin.call("create", admin.core.create_namespaced_service, NAMESPACE, service("west"))
-        await until(lambda: secret(admin, "west-envoy-values"), 10, "the new leader writes")
+        await until(
+            lambda: secret(admin, "west-envoy-values"),
+            within=10,
+            what="the new leader writes",
+            blocking=True,
+        )
         assert _writes(procs[follower][1]).get("Secret", 0) > 0
         print(f"lease handed over {took:.1f}s after SIGKILL (lease duration 3 s)")
     finally:
@@ -308,7 +325,7 @@ async def test_a_leader_that_cannot_renew_stops_writing_at_once(
     thread = threading.Thread(target=elector.run, daemon=True)
     thread.start()
     try:
-        await until(elector.is_leader, within=10, what="leadership")
+        await until(elector.is_leader, within=10, what="leadership", blocking=True)
         kube_cluster.stop_apiserver()
         cut_off = time.monotonic()
         try:
@@ -316,6 +333,7 @@ async def test_a_leader_that_cannot_renew_stops_writing_at_once(
                 lambda: not elector.is_leader(),
                 within=LEASE.renew_deadline + 1,
                 what="stepping down",
+                blocking=True,
             )
             stepped_down = time.monotonic() - cut_off
             assert stepped_down <= LEASE.renew_deadline + 0.5
@@ -357,7 +375,17 @@ async def test_injected_failures_in_leader_and_reconcile_recover(
     monkeypatch.setattr(Reconciler, "values", fail_once("reconcile", Reconciler.values))
     admin.call("create", admin.core.create_namespaced_service, NAMESPACE, service("east"))
     async with running_leader(kube_cluster) as atlas:
-        await until(lambda: secret(admin, "east-envoy-values"), 15, "values after the restart")
-        await until(lambda: not atlas.supervisor.problems(), 10, "every task running")
+        await until(
+            lambda: secret(admin, "east-envoy-values"),
+            within=15,
+            what="values after the restart",
+            blocking=True,
+        )
+        await until(
+            lambda: not atlas.supervisor.problems(),
+            within=10,
+            what="every task running",
+            blocking=True,
+        )
     assert failures("leader") == before["leader"] + 1
     assert failures("reconcile") == before["reconcile"] + 1

@@ -14,24 +14,24 @@ import subprocess
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
-import yaml
 from cryptography import x509
 
 from atlas.demo.envoy import Envoy
 from atlas.demo.ports import free_port, listener_ports
 from atlas.demo.processes import Process
 from atlas.kube import Kube
-from tests.e2e.network import wait_until
 from tests.fakes.thanos import Sidecar, info
 from tests.fakes.vip import ServiceVIP
-from tests.kube.cluster import KubeCluster
+from tests.kube.cluster import KubeCluster, replica_status
 from tests.kube.conftest import NAMESPACE, cluster_service
-from tests.kube.test_leader import secret
+from tests.kube.objects import secret, values_of
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -86,26 +86,18 @@ class Fleet:
         return cluster_service(name, envoy, host, self.sidecar_port, **annotations)
 
     def start_replica(self, name: str, user: str) -> None:
-        config = self.root / "atlas.yaml"
-        config.write_text(yaml.safe_dump(self.config()))
-        ip = self.replica_ip[name]
-        argv = self.kube.replica_argv(
+        self.replicas[name] = self.kube.start_replica(
+            name,
             user=user,
-            identity=f"replica-{name}",
-            config=config,
-            ads_listen=f"{ip}:{self.ads[name]}",
-            http_listen=f"{ip}:{self.http[name]}",
-            dns_listen=f"{ip}:0",
+            settings=self.config(),
+            ip=self.replica_ip[name],
+            ports={"ads": self.ads[name], "http": self.http[name]},
             service=self.vip_address,
+            root=self.root,
         )
-        replica = Process(f"atlas-{name}", argv, self.root / f"atlas-{name}.log")
-        self.replicas[name] = replica
-        replica.start_and_wait(lambda: self.status(name), within=20, what=f"replica {name}")
 
     def status(self, name: str) -> dict[str, Any]:
-        url = f"http://{self.replica_ip[name]}:{self.http[name]}/status"
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return dict(json.loads(response.read()))
+        return replica_status(self.replica_ip[name], self.http[name])
 
     def metrics(self, name: str) -> str:
         url = f"http://{self.replica_ip[name]}:{self.http[name]}/metrics"
@@ -118,13 +110,19 @@ class Fleet:
         except OSError:
             return set()
 
+    def reaches(self, node: str) -> bool:
+        """``node``'s Envoy is connected to one of the replicas."""
+        return node in self.connected("a") | self.connected("b")
+
     def thanos(self, target: str) -> dict[str, str]:
         port = self.obs_ports["thanos"]
         return info(f"{self.obs}:{port}", f"{target}.sidecars.thanos.atlas.:{port}")
 
     def stop(self) -> None:
-        for part in [*self.envoys.values(), *self.replicas.values(), *self.sidecars.values()]:
-            part.stop()
+        for process in [*self.envoys.values(), *self.replicas.values()]:
+            process.stop()
+        for sidecar in self.sidecars.values():
+            sidecar.stop()
         if self.vip is not None:
             self.vip.close()
 
@@ -132,13 +130,6 @@ class Fleet:
         parts = [f"--- {p.name} ---\n{p.tail(60)}" for p in self.replicas.values()]
         parts += [f"--- envoy {n} ---\n{e.tail(20)}" for n, e in self.envoys.items()]
         return "\n".join(parts)
-
-
-def values_of(admin: Kube, name: str) -> dict[str, Any] | None:
-    obj = secret(admin, name)
-    if obj is None:
-        return None
-    return dict(yaml.safe_load(base64.b64decode(obj["data"]["values.yaml"])))
 
 
 def leaf_serials(envoy: Envoy) -> set[int]:
@@ -183,7 +174,7 @@ def test_rotation_leader_loss_and_changes_with_envoys_on_both_replicas(
     wait_until(lambda: f.status("a")["leader"], within=15, what="replica a leads")
     f.start_replica("b", "limited2")
     values = {
-        node: wait_until(lambda s=secret_name: values_of(admin, s), within=20, what=secret_name)
+        node: wait_until(partial(values_of, admin, secret_name), within=20, what=secret_name)
         for node, secret_name in (
             ("atlas", "atlas-envoy-values"),
             ("east", "east-envoy-values"),
@@ -193,9 +184,7 @@ def test_rotation_leader_loss_and_changes_with_envoys_on_both_replicas(
     # The observability Envoy connects first (VIP: a), east through it (b), west (a).
     for node in ("atlas", "east", "west"):
         f.envoys[node] = Envoy.from_values(node, f.root / f"envoy-{node}", values[node])
-        wait_until(
-            lambda n=node: n in f.connected("a") | f.connected("b"), within=20, what=f"{node} up"
-        )
+        wait_until(partial(f.reaches, node), within=20, what=f"{node} up")
     wait_until(lambda: f.thanos("east-0") and f.thanos("west-0"), within=20, what="traffic")
     on_a, on_b = f.connected("a"), f.connected("b")
     assert on_a and on_b, f"Envoys spread over both replicas: a={on_a}, b={on_b}"

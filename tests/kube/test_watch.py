@@ -15,6 +15,7 @@ from atlas.config import WatchSettings
 from atlas.kube import Kube
 from tests.kube.cluster import KubeCluster
 from tests.kube.conftest import NAMESPACE, service
+from tests.polling import until
 from watchers.kube import KubeSource, _KindWatch
 from watchers.source import SourceState
 
@@ -84,9 +85,7 @@ async def test_sync_then_every_change_within_a_second(admin: Kube, watching: Wat
     admin.call("replace Service", admin.core.replace_namespaced_service, "west", NAMESPACE, body)
     took.append(
         await watching.until(
-            lambda s: (
-                s.topology.cluster("west") is not None and s.topology.cluster("west").replicas == 3
-            ),  # type: ignore[union-attr]
+            lambda s: getattr(s.topology.cluster("west"), "replicas", None) == 3,
             within=1,
         )
     )
@@ -293,21 +292,18 @@ async def test_a_failed_watch_is_stale_until_it_has_listed_again(
     outage a new leader deleted a cluster's values Secret before its watch worked again."""
     create(admin, service("east"))
     await watching.until(lambda s: s.synced, within=10)
-    deadline = time.monotonic() + 5
-    while not watching.source.fresh:
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.02)
+    await until(lambda: watching.source.fresh, within=5, what="a fresh view")
     relists = [w.relists for w in watching.source._watches]
     kube_cluster.stop_apiserver()
     try:
-        deadline = time.monotonic() + 10
-        while watching.source.fresh:
-            assert time.monotonic() < deadline, "a broken watch must make the view stale"
-            await asyncio.sleep(0.05)
+        await until(
+            lambda: not watching.source.fresh,
+            within=10,
+            what="a broken watch makes the view stale",
+        )
     finally:
         await asyncio.to_thread(kube_cluster.start_apiserver)
-    deadline = time.monotonic() + 20
-    while not watching.source.fresh:
-        assert time.monotonic() < deadline, "fresh again once both kinds are listed"
-        await asyncio.sleep(0.05)
+    await until(
+        lambda: watching.source.fresh, within=20, what="fresh again once both kinds are listed"
+    )
     assert all(w.relists > n for w, n in zip(watching.source._watches, relists, strict=True))

@@ -22,10 +22,11 @@ import yaml
 from atlas.demo.ports import free_port
 from tests.conftest import ROOT
 from tests.e2e.conftest import running_network
-from tests.e2e.network import AtlasNetwork, wait_until
+from tests.e2e.network import AtlasNetwork
 from tests.e2e.real import PROMETHEUS, RealPrometheus
 from tests.fakes.thanos import info
 from tests.monitoring.promql import exported_names, metric_names
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -176,7 +177,10 @@ def test_the_overview_says_what_atlas_status_says(scraped: tuple[AtlasNetwork, A
     connected = sorted(n["node"] for n in status["nodes"] if n["connected"])
     assert {"atlas", "east", "west"} <= set(connected)
     by_title = {p["title"]: p for p in panels()}
-    overview = lambda title: value(prometheus, by_title[title]["targets"][0]["expr"])  # noqa: E731
+
+    def overview(title: str) -> float:
+        return value(prometheus, by_title[title]["targets"][0]["expr"])
+
     assert overview("Replicas ready") == 1
     assert overview("Leader") == 1
     assert overview("Sources synced") == 1

@@ -43,7 +43,7 @@ def expected(uris: list[str]) -> bytes:
     table.typed_per_filter_config[RBAC_FILTER].CopyFrom(
         wire.packed(rbac_http.RBACPerRoute(rbac=rbac_http.RBAC(rules=rules)))
     )
-    return table.SerializeToString(deterministic=True)
+    return bytes(table.SerializeToString(deterministic=True))
 
 
 def test_the_allow_list_is_byte_for_byte_what_protobuf_writes() -> None:

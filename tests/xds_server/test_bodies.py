@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from envoy.service.discovery.v3 import discovery_pb2
 
 from xds_server import delta, sotw
 from xds_server.bodies import LARGE, Bodies
-from xds_server.resources import content_version, resource_from_bytes
+from xds_server.resources import Resource, content_version, resource_from_bytes
 from xds_server.stream import Push
 from xds_server.types import CLUSTER
 
 
-def _resources(n: int, tag: str = "") -> dict[str, object]:
-    out = {}
+def _resources(n: int, tag: str = "") -> dict[str, Resource]:
+    out: dict[str, Resource] = {}
     for i in range(n):
         r = resource_from_bytes(CLUSTER, f"up-{i:05d}", f"body-{i}{tag}".encode() * 3)
         out[r.name] = r
     return out
 
 
-def _push(target: dict, nonce: str, updated: tuple = (), removed: tuple = ()) -> Push:
-    return Push(CLUSTER, content_version(target.values()), nonce, target, updated, removed)  # type: ignore[arg-type]
+def _push(
+    target: dict[str, Resource],
+    nonce: str,
+    updated: tuple[Resource, ...] = (),
+    removed: tuple[str, ...] = (),
+) -> Push:
+    return Push(CLUSTER, content_version(target.values()), nonce, target, updated, removed)
 
 
 def test_sotw_streams_share_the_body_and_keep_their_own_nonce() -> None:
@@ -33,7 +40,7 @@ def test_sotw_streams_share_the_body_and_keep_their_own_nonce() -> None:
     parsed = discovery_pb2.DiscoveryResponse.FromString(second)
     assert parsed.nonce == "7"
     assert len(parsed.resources) == LARGE
-    assert parsed.version_info == content_version(target.values())  # type: ignore[arg-type]
+    assert parsed.version_info == content_version(target.values())
 
 
 def test_a_new_version_is_joined_again() -> None:
@@ -69,7 +76,7 @@ def test_delta_shares_only_whole_set_responses() -> None:
 def test_the_cache_holds_a_few_versions_only() -> None:
     bodies = Bodies(entries=2)
     for k in range(3):
-        bodies.get(k, lambda k=k: bytes([k]))
+        bodies.get(k, partial(bytes, [k]))
     assert bodies.get(0, lambda: b"again") == b"again"  # the oldest was dropped
     assert bodies.get(2, lambda: b"never") == bytes([2])
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from atlas.model import DownstreamCluster, Topology
+from tests.polling import wait_until
 from tests.xds_server.fixtures import EAST, snapshots
 from xds_server.cache import SnapshotCache
 from xds_server.server import AdsServicer, start_server
@@ -220,10 +220,7 @@ def test_fuzzed_delta_requests_end_cleanly(served: Served, requests: list[Any]) 
 def test_a_well_behaved_stream_is_not_disturbed_by_fuzzing(served: Served) -> None:
     west = WellBehaved(served.port)
     try:
-        deadline = time.monotonic() + 5
-        while not west.responses:
-            assert time.monotonic() < deadline, "west's first response"
-            time.sleep(0.01)
+        wait_until(lambda: west.responses, within=5, what="west's first response")
         first = west.responses[0]
         for _ in range(20):  # streams on east that NACK their first response with 2 MB
             ask = discovery_pb2.DiscoveryRequest(node=base_pb2.Node(id="east"), type_url=CLUSTER)
@@ -236,10 +233,7 @@ def test_a_well_behaved_stream_is_not_disturbed_by_fuzzing(served: Served) -> No
         assert len(east["last_nack"]["message"]) < 2100, "but its text is bounded"
         bigger = snapshots(Topology((EAST, DownstreamCluster("west", "192.0.2.99", replicas=2))))
         served.loop.call_soon_threadsafe(served.cache.set_snapshot, "west", bigger["west"])
-        deadline = time.monotonic() + 3
-        while len(west.responses) < 2:
-            assert time.monotonic() < deadline, "west's push after a change"
-            time.sleep(0.01)
+        wait_until(lambda: len(west.responses) >= 2, within=3, what="west's push after a change")
         assert west.responses[1].version_info != first.version_info
     finally:
         west.close()

@@ -7,11 +7,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from xds_server.resource_set import DuplicateName, ResourceSet
-from xds_server.resources import content_version, refs, resource_from_bytes
+from xds_server.resources import Resource, content_version, refs, resource_from_bytes
 from xds_server.types import CLUSTER, ROUTE, SECRET
 
 
-def route(name: str, body: bytes, clusters: frozenset[str] = frozenset()) -> object:
+def route(name: str, body: bytes, clusters: frozenset[str] = frozenset()) -> Resource:
     return resource_from_bytes(ROUTE, name, body, refs((CLUSTER, clusters)))
 
 

@@ -13,6 +13,7 @@ from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
 from atlas.pki import CONTROL_PLANE_URI, cluster_uri, create_ca, issue
+from tests.polling import until
 from tests.xds_server.fixtures import snapshots
 from xds_server.cache import SnapshotCache
 from xds_server.server import AdsServicer, TLSMaterial, start_server
@@ -67,9 +68,16 @@ async def test_sotw_ack_and_push_on_change(served: tuple[SnapshotCache, StatusBo
                 type_url=CLUSTER, version_info=first.version_info, response_nonce=first.nonce
             )
         )
-        await asyncio.sleep(0.1)
-        status = {n["node"]: n for n in board.snapshot()}["east"]
-        assert status["connected"] and status["acked"]["cluster"] == first.version_info
+
+        def east() -> dict[str, Any]:
+            return dict({n["node"]: n for n in board.snapshot()}["east"])
+
+        await until(
+            lambda: east()["acked"].get("cluster") == first.version_info,
+            within=5,
+            what="the ACK recorded",
+        )
+        assert east()["connected"]
         from atlas.model import DownstreamCluster, Topology
         from tests.xds_server.fixtures import WEST
 

@@ -15,7 +15,6 @@ directory run checks them.
 
 from __future__ import annotations
 
-import base64
 import signal
 import time
 from collections.abc import Callable
@@ -28,13 +27,14 @@ from atlas.demo.envoy import Envoy
 from atlas.demo.ports import free_port
 from atlas.demo.processes import Process
 from atlas.kube import Kube, KubeError
-from tests.e2e.network import wait_until
 from tests.e2e.randomized.checks import Touch, Violation
 from tests.e2e.randomized.model import CLUSTERS, Cluster, Model, Wanted
 from tests.e2e.randomized.network import RandomNetwork
 from tests.e2e.randomized.run import RandomRun
 from tests.fakes.vip import ServiceVIP
-from tests.kube.cluster import KubeCluster
+from tests.kube.cluster import KubeCluster, replica_status
+from tests.kube.objects import secret, values_of
+from tests.polling import wait_until
 
 NAMESPACE = "monitoring"
 REPLICAS = ("a", "b")
@@ -75,10 +75,10 @@ class KubeNetwork(RandomNetwork):
         return settings
 
     def start(self) -> None:
+        from atlas.demo.stub import WebStandIn
         from tests.e2e.network import GoSidecar
         from tests.e2e.randomized.model import MAX_REPLICAS
         from tests.e2e.randomized.network import INDEX
-        from tests.fakes.web import WebStub
 
         for c in CLUSTERS:
             for i in range(MAX_REPLICAS):
@@ -92,7 +92,7 @@ class KubeNetwork(RandomNetwork):
                 )
             for kind, last in (("prom", 30), ("am", 40)):
                 stub = f"{kind}-{c}"
-                self.webs[stub] = WebStub(self.ip(last + INDEX[c]), self.web_port, stub)
+                self.webs[stub] = WebStandIn(self.ip(last + INDEX[c]), self.web_port, stub)
         backends = [(self.replica_ip[r], self.replica_ports[r]["ads"]) for r in REPLICAS]
         self.vip = ServiceVIP(*self.vip_address, backends=backends)
         for replica, user in (("a", "limited"), ("b", "limited2")):
@@ -103,48 +103,25 @@ class KubeNetwork(RandomNetwork):
         self.envoys["atlas"] = Envoy.from_values("atlas", self.root / "envoy-atlas", values)
 
     def start_replica(self, name: str, user: str | None = None) -> None:
-        config = self.root / "atlas.yaml"
-        config.write_text(yaml.safe_dump(self.settings()))
-        ip, ports = self.replica_ip[name], self.replica_ports[name]
-        user = user or ("limited" if name == "a" else "limited2")
-        argv = self.kube.replica_argv(
-            user=user,
-            identity=f"replica-{name}",
-            config=config,
-            ads_listen=f"{ip}:{ports['ads']}",
-            http_listen=f"{ip}:{ports['http']}",
-            dns_listen=f"{ip}:{ports['dns']}",
+        self.replicas[name] = self.kube.start_replica(
+            name,
+            user=user or ("limited" if name == "a" else "limited2"),
+            settings=self.settings(),
+            ip=self.replica_ip[name],
+            ports=self.replica_ports[name],
             service=self.vip_address,
+            root=self.root,
         )
-        replica = Process(f"atlas-{name}", argv, self.root / f"atlas-{name}.log")
-        self.replicas[name] = replica
-        replica.start_and_wait(lambda: self.replica_status(name), within=20, what=f"replica {name}")
 
     def replica_status(self, name: str) -> dict[str, Any]:
-        import json
-        import urllib.request
+        return replica_status(self.replica_ip[name], self.replica_ports[name]["http"])
 
-        ip, ports = self.replica_ip[name], self.replica_ports[name]
-        with urllib.request.urlopen(f"http://{ip}:{ports['http']}/status", timeout=2) as r:
-            return dict(json.loads(r.read()))
+    def values(self, name: str) -> dict[str, Any] | None:
+        return values_of(self.admin, name)
 
-    def values(self, secret: str) -> dict[str, Any] | None:
-        try:
-            obj = self.admin.call("get", self.admin.core.read_namespaced_secret, secret, NAMESPACE)
-        except KubeError as err:
-            if err.status == 404:
-                return None
-            raise
-        return dict(yaml.safe_load(base64.b64decode(obj["data"]["values.yaml"])))
-
-    def values_uid(self, secret: str) -> str | None:
-        try:
-            obj = self.admin.call("get", self.admin.core.read_namespaced_secret, secret, NAMESPACE)
-        except KubeError as err:
-            if err.status == 404:
-                return None
-            raise
-        return str(obj["metadata"]["uid"])
+    def values_uid(self, name: str) -> str | None:
+        obj = secret(self.admin, name)
+        return None if obj is None else str(obj["metadata"]["uid"])
 
     def restart_observability_envoy(self, runtime: dict[str, Any] | None = None) -> Envoy:
         """Stopped and started again with the bootstrap it was installed with."""
@@ -175,6 +152,7 @@ def _annotated(wanted: Wanted) -> Wanted:
 class KubeRun(RandomRun):
     """``RandomRun`` with its source, its faults and its status over two replicas."""
 
+    net: KubeNetwork
     ACTIONS: ClassVar[dict[str, int]] = {
         "scale": 20,
         "add": 6,
@@ -242,7 +220,7 @@ class KubeRun(RandomRun):
         before = self.installed.get(name)
 
         def fresh() -> dict[str, Any] | None:
-            values = self.net.values(f"{name}-envoy-values")  # type: ignore[attr-defined]
+            values = self.net.values(f"{name}-envoy-values")
             if values and values["certificates"]["tls.crt"] != before:
                 return values
             return None
@@ -277,7 +255,7 @@ class KubeRun(RandomRun):
     def _leader(self) -> str | None:
         for name in REPLICAS:
             try:
-                if self.net.replica_status(name)["leader"]:  # type: ignore[attr-defined]
+                if self.net.replica_status(name)["leader"]:
                     return name
             except OSError:
                 continue
@@ -287,9 +265,9 @@ class KubeRun(RandomRun):
         leader = self._leader() or "a"
 
         def finish() -> None:
-            self.net.replicas[leader].kill(signal.SIGKILL)  # type: ignore[attr-defined]
+            self.net.replicas[leader].kill(signal.SIGKILL)
             time.sleep(self.rng.uniform(0, 1))
-            self.net.start_replica(leader)  # type: ignore[attr-defined]
+            self.net.start_replica(leader)
             wait_until(lambda: self._leader() is not None, within=15, what="a leader")
             self._wait_connected(["atlas", *sorted(set(self.model.clusters) - self.revoked)])
 
@@ -301,7 +279,7 @@ class KubeRun(RandomRun):
         its lists are fresh again."""
 
         def finish() -> None:
-            kube = self.net.kube  # type: ignore[attr-defined]
+            kube = self.net.kube
             kube.stop_apiserver()
             time.sleep(self.rng.uniform(0.2, 3))
             kube.start_apiserver()
@@ -323,7 +301,7 @@ class KubeRun(RandomRun):
         documents = []
         for name in REPLICAS:
             try:
-                documents.append(self.net.replica_status(name))  # type: ignore[attr-defined]
+                documents.append(self.net.replica_status(name))
             except OSError:
                 continue
         if not documents:
@@ -342,7 +320,7 @@ class KubeRun(RandomRun):
     def _disagreements(self, status: dict[str, Any]) -> list[str]:
         problems = super()._disagreements(status)
         for name in sorted(self.model.clusters):
-            uid = self.net.values_uid(f"{name}-envoy-values")  # type: ignore[attr-defined]
+            uid = self.net.values_uid(f"{name}-envoy-values")
             known = self.uids.setdefault(name, uid) if uid else None
             if uid is None:
                 problems.append(f"{name}-envoy-values missing")
@@ -362,7 +340,7 @@ class KubeRun(RandomRun):
         net = self.net
         urls: list[str] = []
         for name in REPLICAS:
-            ip, ports = net.replica_ip[name], net.replica_ports[name]  # type: ignore[attr-defined]
+            ip, ports = net.replica_ip[name], net.replica_ports[name]
             urls += ["--url", f"http://{ip}:{ports['http']}/status"]
         result = run_atlas(["status", *urls, "-o", "json", "--no-probe"])
         report = json.loads(result.stdout)

@@ -15,9 +15,9 @@ from typing import Any
 import yaml
 
 from atlas.demo.ports import free_port, listener_ports
+from atlas.demo.stub import WebStandIn
 from tests.e2e.network import AtlasNetwork, GoSidecar
 from tests.e2e.randomized.model import CLUSTERS, MAX_REPLICAS, Wanted
-from tests.fakes.web import WebStub
 
 INDEX = {c: k for k, c in enumerate(CLUSTERS, start=1)}
 ALERTMANAGER_REPLICA_HOST = "alertmanager-0"
@@ -114,8 +114,8 @@ class RandomNetwork(AtlasNetwork):
                 )
             for kind, last in (("prom", 30), ("am", 40)):
                 stub = f"{kind}-{c}"
-                self.webs[stub] = WebStub(self.ip(last + INDEX[c]), self.web_port, stub)
-        self.webs["am-obs"] = WebStub(self.ip(50), self.web_port, "am-obs")
+                self.webs[stub] = WebStandIn(self.ip(last + INDEX[c]), self.web_port, stub)
+        self.webs["am-obs"] = WebStandIn(self.ip(50), self.web_port, "am-obs")
         self.start_atlas()
         self.start_observability_envoy()
 

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import run_atlas
-from tests.e2e.network import wait_until
 from tests.e2e.randomized.checks import (
     GRACE,
     Step,
@@ -37,6 +36,7 @@ from tests.e2e.randomized.checks import (
 from tests.e2e.randomized.model import CLUSTERS, GROUPS, MAX_REPLICAS, Cluster, Model, Wanted
 from tests.e2e.randomized.network import RandomNetwork
 from tests.e2e.randomized.observe import AlertSenders, Observations, Prober, no_cluster_flags
+from tests.polling import wait_until
 
 SETTLE = 35.0
 """Seconds a step that restarts Envoys, or the observability Envoy whose 10900 carries every
@@ -564,7 +564,7 @@ class RandomRun:
         with self.seen.lock:
             recent = [*self.seen.alerts[-40:], *self.seen.calls[-60:]]
         lines.append("--- the last observations")
-        lines += [f"  {o}" for o in sorted(recent, key=lambda o: o.t)]
+        lines += [f"  {o}" for o in sorted(recent, key=_when)]
         lines.append(self.net.logs())
         text = "\n".join(lines)
         (self.root / "report.txt").write_text(text)
@@ -586,3 +586,7 @@ def _routes_and_clusters(dump_text: str) -> str:
                 hosts = [v["name"] for v in r["route_config"].get("virtual_hosts", [])]
                 out.append(f"  route {r['route_config']['name']} v{r.get('version_info')} {hosts}")
     return "\n".join(out)
+
+
+def _when(observation: Any) -> float:
+    return float(observation.t)

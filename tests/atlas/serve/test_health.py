@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 
@@ -10,7 +9,8 @@ import pytest
 
 from atlas.serve.daemon import Atlas
 from atlas.serve.health import NodeMetrics, readiness
-from tests.atlas.test_daemon import manifest, options
+from tests.atlas.serve.daemons import manifest, started
+from tests.polling import until
 
 
 def gauges(atlas: Atlas) -> dict[str, dict[tuple[str, ...], float]]:
@@ -23,15 +23,8 @@ def gauges(atlas: Atlas) -> dict[str, dict[tuple[str, ...], float]]:
 async def test_gauges_cover_served_and_connected_nodes_but_not_removed_ones(
     tmp_path: Path,
 ) -> None:
-    (tmp_path / "clusters").mkdir()
-    (tmp_path / "clusters" / "east.yaml").write_text(manifest("east"))
-    atlas = Atlas(options(tmp_path))
-    await atlas.start()
+    atlas = await started(tmp_path)
     try:
-        deadline = time.monotonic() + 5
-        while atlas.cache.snapshot("east") is None:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.02)
         atlas.board.node("removed")  # an Envoy of a cluster deleted since: disconnected
         atlas.board.node("stray").streams = 1  # connected, but Atlas serves it nothing
         found = gauges(atlas)
@@ -48,20 +41,6 @@ async def test_gauges_cover_served_and_connected_nodes_but_not_removed_ones(
         assert found["atlas_ready"] == {(): 1.0}
     finally:
         await atlas.stop()
-
-
-async def _started(tmp_path: Path, **changes: object) -> Atlas:
-    import dataclasses
-
-    (tmp_path / "clusters").mkdir()
-    (tmp_path / "clusters" / "east.yaml").write_text(manifest("east"))
-    atlas = Atlas(dataclasses.replace(options(tmp_path), **changes))  # type: ignore[arg-type]
-    await atlas.start()
-    deadline = time.monotonic() + 5
-    while atlas.cache.snapshot("east") is None or not atlas.dns.resolver.synced:
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.02)
-    return atlas
 
 
 async def _srv_rcode(atlas: Atlas) -> int:
@@ -81,7 +60,7 @@ async def test_a_zone_that_cannot_be_built_makes_the_replica_unready_and_says_wh
     and the replica says so, in /readyz and /status."""
     import dns_server.server
 
-    atlas = await _started(tmp_path)
+    atlas = await started(tmp_path)
     try:
         assert readiness(atlas) == []
 
@@ -90,10 +69,7 @@ async def test_a_zone_that_cannot_be_built_makes_the_replica_unready_and_says_wh
 
         monkeypatch.setattr(dns_server.server, "build_zone", broken)
         (tmp_path / "clusters" / "west.yaml").write_text(manifest("west"))
-        deadline = time.monotonic() + 5
-        while atlas.dns.last_error is None:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.02)
+        await until(lambda: atlas.dns.last_error, within=5, what="the zone failure recorded")
         reason = (
             "DNS zone not built (answering from the previous one): ValueError: injected zone "
             "failure"
@@ -113,7 +89,7 @@ async def test_answers_that_fail_are_servfail_and_the_replica_says_so(
     in the socket handler): an answer that fails is SERVFAIL, counted, and named in health."""
     from dns_server.answers import PreparedZone
 
-    atlas = await _started(tmp_path)
+    atlas = await started(tmp_path)
     try:
 
         def broken(*args: object, **kwargs: object) -> object:
@@ -131,7 +107,7 @@ async def test_answers_that_fail_are_servfail_and_the_replica_says_so(
 
 
 async def test_a_stopped_listener_is_not_ready_at_once(tmp_path: Path) -> None:
-    atlas = await _started(tmp_path)
+    atlas = await started(tmp_path)
     try:
         assert atlas._http is not None
         atlas._http.close()
@@ -148,7 +124,7 @@ async def test_srv_targets_without_an_address_are_named(tmp_path: Path) -> None:
     from atlas.config import NetworkSettings, Settings
 
     network = NetworkSettings(observability_address="obs.example.net")
-    atlas = await _started(tmp_path, dns_addresses=(), settings=Settings(network=network))
+    atlas = await started(tmp_path, dns_addresses=(), settings=Settings(network=network))
     try:
         problems = readiness(atlas)
         assert any(p.startswith("DNS: the SRV targets have no A/AAAA record") for p in problems)

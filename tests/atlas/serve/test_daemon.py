@@ -14,26 +14,12 @@ import dns.asyncquery
 import dns.message
 import dns.rcode
 import pytest
-import yaml
 
 from atlas.serve.daemon import Atlas
-from atlas.serve.options import ServeOptions
+from tests.atlas.serve.daemons import manifest, options, started
+from tests.polling import until
 
 SRV_ALL = "_grpc._tcp.sidecars.thanos.atlas."
-
-
-def manifest(name: str) -> str:
-    return yaml.safe_dump(
-        {
-            "kind": "Service",
-            "metadata": {
-                "name": name,
-                "namespace": "monitoring",
-                "labels": {"goatlas.io/cluster": "true", "goatlas.io/replicas": "2"},
-            },
-            "spec": {"externalIPs": ["192.0.2.1"]},
-        }
-    )
 
 
 def _get(port: int, path: str) -> str:
@@ -41,31 +27,10 @@ def _get(port: int, path: str) -> str:
         return str(r.read().decode())
 
 
-def options(tmp_path: Path) -> ServeOptions:
-    return ServeOptions(
-        source=str(tmp_path / "clusters"),
-        state_dir=str(tmp_path / "state"),
-        ads_listen="127.0.0.1:0",
-        ads_tls=False,
-        http_listen="127.0.0.1:0",
-        dns_listen=("127.0.0.1:0",),
-        dns_addresses=("10.0.0.7",),
-        debounce=0.01,
-    )
-
-
 async def srv(port: int) -> dns.message.Message:
     return await dns.asyncquery.tcp(
         dns.message.make_query(SRV_ALL, "SRV"), "127.0.0.1", port=port, timeout=2
     )
-
-
-async def until(check, within: float) -> float:  # type: ignore[no-untyped-def]
-    start = time.monotonic()
-    while not await check():
-        assert time.monotonic() - start < within, f"not within {within}s"
-        await asyncio.sleep(0.02)
-    return time.monotonic() - start
 
 
 async def test_servfail_until_synced_then_changes_within_a_second(tmp_path: Path) -> None:
@@ -84,13 +49,17 @@ async def test_servfail_until_synced_then_changes_within_a_second(tmp_path: Path
             r = await srv(port)
             return r.rcode() == dns.rcode.NOERROR and sum(len(x) for x in r.answer) == n
 
-        took_add = await until(lambda: has(2), within=1.5)
+        started = time.monotonic()
+        await until(lambda: has(2), within=1.5, what="east's two replicas answered")
+        took_add = time.monotonic() - started
         answer = await srv(port)
         assert {rr.to_text().split()[-1] for rr in answer.additional} == {"10.0.0.7"}
         (source / "west.yaml").write_text(manifest("west"))
-        await until(lambda: has(4), within=1.0)
+        await until(lambda: has(4), within=1.0, what="west's replicas added")
         (source / "east.yaml").unlink()
-        took_remove = await until(lambda: has(2), within=1.0)
+        started = time.monotonic()
+        await until(lambda: has(2), within=1.0, what="east's replicas gone")
+        took_remove = time.monotonic() - started
         east = await dns.asyncquery.udp(
             dns.message.make_query("east-0.sidecars.thanos.atlas.", "A"),
             "127.0.0.1",
@@ -136,15 +105,11 @@ async def test_a_failing_build_keeps_serving_and_says_not_ready(
     """An exception inside the build (a bug) once ended the publisher for good, silently."""
     import xds_server.publisher as publisher
 
-    (tmp_path / "clusters").mkdir()
-    (tmp_path / "clusters" / "east.yaml").write_text(manifest("east"))
-    atlas = Atlas(options(tmp_path))
-    await atlas.start()
+    atlas = await started(tmp_path)
     try:
-        await until(lambda: _async(atlas.cache.snapshot("east") is not None), within=5)
         port = atlas.http_port
         assert (await asyncio.to_thread(http_status, port, "/readyz"))[0] == 200
-        real_build = publisher.build
+        real_build = vars(publisher)["build"]
 
         def broken(*args: object, **kwargs: object) -> object:
             raise RuntimeError("injected build failure")
@@ -153,7 +118,11 @@ async def test_a_failing_build_keeps_serving_and_says_not_ready(
         errors = sample("atlas_xds_snapshot_build_errors_total")
         (tmp_path / "clusters" / "west.yaml").write_text(manifest("west"))
         with caplog.at_level(logging.ERROR, logger="xds_server.publisher"):
-            await until(lambda: _async(atlas.publisher.last_error is not None), within=5)
+            await until(
+                lambda: atlas.publisher.last_error is not None,
+                within=5,
+                what="the build failure recorded",
+            )
         code, body = await asyncio.to_thread(http_status, port, "/readyz")
         assert code == 503 and "last build failed: RuntimeError: injected build failure" in body
         assert (await asyncio.to_thread(http_status, port, "/healthz"))[0] == 200, (
@@ -164,17 +133,15 @@ async def test_a_failing_build_keeps_serving_and_says_not_ready(
         assert record.exc_info is not None, "logged with its traceback"
         assert atlas.cache.snapshot("east") is not None and atlas.cache.snapshot("west") is None
         monkeypatch.setattr(publisher, "build", real_build)
-        await until(lambda: _async(atlas.cache.snapshot("west") is not None), within=5)
+        await until(
+            lambda: atlas.cache.snapshot("west") is not None, within=5, what="west's snapshot"
+        )
         assert (await asyncio.to_thread(http_status, port, "/readyz"))[0] == 200
         status = json.loads(await asyncio.to_thread(_get, port, "/status"))
         assert status["publisher"]["last_error"] is None and status["ready"] is True
         assert status["publisher"]["generation"] >= 2 and status["publisher"]["source_version"]
     finally:
         await atlas.stop()
-
-
-async def _async(value: bool) -> bool:
-    return value
 
 
 async def test_every_supervised_task_recovers_from_an_injected_failure(
@@ -210,9 +177,11 @@ async def test_every_supervised_task_recovers_from_an_injected_failure(
     try:
         code, body = await asyncio.to_thread(http_status, atlas.http_port, "/healthz")
         assert code == 503 and "failed; restarting in" in body
-        await until(lambda: _async(not atlas.supervisor.problems()), within=5)
+        await until(lambda: not atlas.supervisor.problems(), within=5, what="no task problems")
         assert (await asyncio.to_thread(http_status, atlas.http_port, "/healthz"))[0] == 200
-        await until(lambda: _async(atlas.cache.snapshot("east") is not None), within=5)
+        await until(
+            lambda: atlas.cache.snapshot("east") is not None, within=5, what="east's snapshot"
+        )
         for task, count in before.items():
             assert sample("atlas_task_failures_total", task=task) == count + 1, task
             assert sample("atlas_task_restarts_total", task=task) >= 1, task
@@ -246,7 +215,9 @@ async def test_a_restart_with_an_invalid_manifest_never_revokes_the_cluster(
     atlas = Atlas(options(tmp_path))
     await atlas.start()
     try:
-        await until(lambda: _async(atlas.cache.snapshot("east") is not None), within=5)
+        await until(
+            lambda: atlas.cache.snapshot("east") is not None, within=5, what="east's snapshot"
+        )
     finally:
         await atlas.stop()
     leaf = tmp_path / "state" / "pki" / "node-east.crt"
@@ -258,7 +229,7 @@ async def test_a_restart_with_an_invalid_manifest_never_revokes_the_cluster(
         atlas = Atlas(options(tmp_path))
         await atlas.start()
         try:
-            await until(lambda: _async(atlas.publisher.builds > 0), within=5)  # noqa: B023
+            await until(lambda: atlas.publisher.builds > 0, within=5, what="a build")  # noqa: B023
             status = atlas.status()
             if memory:
                 assert [c["name"] for c in status["clusters"]] == ["east"]

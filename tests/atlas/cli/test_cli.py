@@ -8,15 +8,16 @@ import shutil
 import signal
 import subprocess
 import threading
-import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from atlas.cli import build_parser
 from atlas.demo.launch import atlas_command
-from tests.conftest import run_atlas
+from tests.conftest import ROOT, run_atlas
+from tests.polling import wait_until
 
 
 def test_help_lists_commands_and_subcommand_help() -> None:
@@ -105,17 +106,17 @@ def test_cluster_add_rejects_what_serve_would_reject(tmp_path: Path) -> None:
 
 
 def test_cluster_add_refuses_a_cluster_defined_in_another_file(tmp_path: Path) -> None:
-    shutil.copy(Path(__file__).parents[2] / "examples/clusters/west.yaml", tmp_path / "many.yaml")
+    shutil.copy(ROOT / "examples/clusters/west.yaml", tmp_path / "many.yaml")
     dup = run_atlas(
         ["cluster", "add", "staging", "--external-ip", "192.0.2.1", "--source", str(tmp_path)]
     )
     assert dup.returncode == 2 and "already defined in" in dup.stderr and "many.yaml" in dup.stderr
 
 
-def _values(args: list[str]) -> dict[str, object]:
+def _values(args: list[str]) -> dict[str, Any]:
     result = run_atlas(args)
     assert result.returncode == 0, result.stderr
-    return yaml.safe_load(result.stdout)
+    return dict(yaml.safe_load(result.stdout))
 
 
 def _validate_with_envoy(
@@ -184,7 +185,7 @@ def test_cluster_values_bootstrap_is_accepted_by_real_envoy(
     assert again["certificates"] == values["certificates"], "values are stable across calls"
     from atlas.pki import Credential
 
-    cred = Credential(values["certificates"]["tls.crt"].encode(), b"")  # type: ignore[index]
+    cred = Credential(values["certificates"]["tls.crt"].encode(), b"")
     assert cred.uri == "spiffe://atlas/cluster/east"
     assert (cred.not_after - cred.not_before).days >= 364
 
@@ -205,7 +206,7 @@ def test_observability_values_validated_and_wrapped(tmp_path: Path) -> None:
     ]
     values = _values(base)
     assert values["nodeId"] == "atlas"
-    assert values["bootstrap"]["dynamic_resources"]["ads_config"]["api_type"] == "DELTA_GRPC"  # type: ignore[index]
+    assert values["bootstrap"]["dynamic_resources"]["ads_config"]["api_type"] == "DELTA_GRPC"
     result = _validate_with_envoy(values, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -214,12 +215,12 @@ def test_observability_values_validated_and_wrapped(tmp_path: Path) -> None:
     chart = _values([*base, "--format", "helm-chart", "--chart-repository", "https://c.example"])
     assert chart["kind"] == "HelmChart" and chart["apiVersion"] == "helm.cattle.io/v1"
     spec = chart["spec"]
-    assert (spec["chart"], spec["repo"], spec["version"]) == (  # type: ignore[index]
+    assert (spec["chart"], spec["repo"], spec["version"]) == (
         "envoy",
         "https://c.example",
         version("atlas-xds"),
     )
-    assert yaml.safe_load(spec["valuesContent"])["nodeId"] == "atlas"  # type: ignore[index]
+    assert yaml.safe_load(spec["valuesContent"])["nodeId"] == "atlas"
     wrapped = run_atlas([*base, "--format", "helm-release"])
     repository, release = yaml.safe_load_all(wrapped.stdout)
     assert repository["kind"] == "HelmRepository"
@@ -254,7 +255,7 @@ def test_ca_rotate_keeps_previous_until_dropped(tmp_path: Path) -> None:
     rotated = run_atlas(["ca", "rotate", "--state-dir", str(tmp_path)])
     assert rotated.returncode == 0 and "1 previous CA(s) still trusted" in rotated.stdout
     values = _values(["observability", "values", "--state-dir", str(tmp_path)])
-    assert values["certificates"]["ca.crt"].count("BEGIN CERTIFICATE") == 2  # type: ignore[index]
+    assert values["certificates"]["ca.crt"].count("BEGIN CERTIFICATE") == 2
     # A second rotation before the first is finished would cut off the Envoys still on the
     # first CA's bootstrap (the bridge reaches one CA back): refused, unless forced.
     again = run_atlas(["ca", "rotate", "--state-dir", str(tmp_path)])
@@ -263,9 +264,10 @@ def test_ca_rotate_keeps_previous_until_dropped(tmp_path: Path) -> None:
     dropped = run_atlas(["ca", "drop-previous", "--state-dir", str(tmp_path), "--force"])
     assert dropped.returncode == 0, dropped.stderr
     values = _values(["observability", "values", "--state-dir", str(tmp_path)])
-    assert values["certificates"]["ca.crt"].count("BEGIN CERTIFICATE") == 1  # type: ignore[index]
+    assert values["certificates"]["ca.crt"].count("BEGIN CERTIFICATE") == 1
 
 
+@pytest.mark.e2e
 def test_serve_logs_topology_rejects_and_stops_on_sigterm(
     tmp_path: Path, examples_dir: Path
 ) -> None:
@@ -292,19 +294,19 @@ def test_serve_logs_topology_rejects_and_stops_on_sigterm(
     )
     try:
         lines: list[str] = []
-        assert proc.stdout is not None
+        output = proc.stdout
+        assert output is not None
         reader = threading.Thread(
-            target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True
+            target=lambda: lines.extend(iter(output.readline, "")), daemon=True
         )
         reader.start()
 
         def wait_for(text: str, within: float = 15) -> None:
-            deadline = time.monotonic() + within
-            while time.monotonic() < deadline:
-                if any(text in line for line in list(lines)):
-                    return
-                time.sleep(0.05)
-            raise AssertionError(f"{text!r} not logged; got:\n" + "\n".join(lines))
+            wait_until(
+                lambda: any(text in line for line in list(lines)),
+                within=within,
+                what=f"{text!r} logged",
+            )
 
         wait_for("topology: 3 cluster(s) [eastx2, stagingx1, westx1], 1 alertmanager(s)")
         (src / "bad.yaml").write_text(
@@ -454,9 +456,9 @@ def test_admin_address_and_cert_dir_are_settings_of_the_values(
     boot = values["bootstrap"]
     assert boot["admin"] == {
         "address": {"socket_address": {"address": "0.0.0.0", "port_value": 19000}}
-    }  # type: ignore[index]
+    }
     assert values["certDir"] == "/var/run/atlas"
-    tls = boot["static_resources"]["clusters"][0]["transport_socket"]["typed_config"]  # type: ignore[index]
+    tls = boot["static_resources"]["clusters"][0]["transport_socket"]["typed_config"]
     assert tls["common_tls_context"]["validation_context"]["trusted_ca"] == {
         "filename": "/var/run/atlas/ca.crt"
     }
