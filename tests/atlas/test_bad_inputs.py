@@ -36,6 +36,7 @@ from atlas.config import Settings
 from atlas.serve.daemon import Atlas
 from atlas.serve.health import readiness
 from tests.atlas.serve.daemons import options
+from tests.atlas.test_manifests import DELETE, service
 from tests.polling import until
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "clusters"
@@ -232,6 +233,10 @@ class Line:
 
 
 def _lines(src: str) -> list[Line]:
+    def serve_flag(id: str, flag: str, value: str, says: str) -> Line:
+        """``atlas serve`` on a good source with one flag wrong: a usage error."""
+        return Line(id, ["serve", "--source", src, flag, value], 2, says)
+
     return [
         Line(
             "source typo",
@@ -246,34 +251,34 @@ def _lines(src: str) -> list[Line]:
             2,
             "'/nonexistent' is not a directory (create it with `mkdir -p /nonexistent`",
         ),
-        Line(
+        serve_flag(
             "ads-listen not an address",
-            ["serve", "--source", src, "--ads-listen", "garbage"],
-            2,
+            "--ads-listen",
+            "garbage",
             "atlas: error: --ads-listen 'garbage': not IP:PORT (port 0..65535)",
         ),
-        Line(
+        serve_flag(
             "ads-listen port too high",
-            ["serve", "--source", src, "--ads-listen", "127.0.0.1:99999"],
-            2,
+            "--ads-listen",
+            "127.0.0.1:99999",
             "atlas: error: --ads-listen '127.0.0.1:99999': not IP:PORT (port 0..65535)",
         ),
-        Line(
+        serve_flag(
             "dns-listen a name",
-            ["serve", "--source", src, "--dns-listen", "localhost:53"],
-            2,
+            "--dns-listen",
+            "localhost:53",
             "atlas: error: --dns-listen 'localhost:53': 'localhost' is not an IP address",
         ),
-        Line(
+        serve_flag(
             "envoy-service-ip not an IP",
-            ["serve", "--source", src, "--envoy-service-ip", "nope"],
-            2,
+            "--envoy-service-ip",
+            "nope",
             "atlas: error: --envoy-service-ip 'nope': not an IP address",
         ),
-        Line(
+        serve_flag(
             "observability address not a name",
-            ["serve", "--source", src, "--observability-address", "bad!name"],
-            2,
+            "--observability-address",
+            "bad!name",
             "atlas: error: --observability-address 'bad!name': not an IP address or a DNS name",
         ),
         Line(
@@ -284,10 +289,10 @@ def _lines(src: str) -> list[Line]:
             "targets need an IP address to answer: give the observability Envoy's address as "
             "Thanos Query reaches it with --envoy-service-ip IP",
         ),
-        Line(
+        serve_flag(
             "control plane address without a port",
-            ["serve", "--source", src, "--control-plane-address", "x"],
-            2,
+            "--control-plane-address",
+            "x",
             "atlas: error: --control-plane-address 'x': not HOST:PORT (port 1..65535)",
         ),
         Line(
@@ -364,10 +369,10 @@ def _lines(src: str) -> list[Line]:
             2,
             "did you mean 'kubernetes'?",
         ),
-        Line(
+        serve_flag(
             "unknown log level after the command",
-            ["serve", "--source", src, "--log-level", "loud"],
-            2,
+            "--log-level",
+            "loud",
             "atlas serve: error: argument --log-level: invalid choice: 'loud'",
         ),
         Line(
@@ -493,31 +498,11 @@ async def _srv_targets(atlas: Atlas) -> set[str]:
 
 
 def _service(name: str, **changes: Any) -> dict[str, Any]:
-    """A valid cluster Service (as in examples/), with ``changes`` applied by dotted path."""
-    obj: dict[str, Any] = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {
-            "name": name,
-            "namespace": "monitoring",
-            "labels": {"goatlas.io/cluster": "true", "goatlas.io/replicas": "1"},
-            "annotations": {},
-        },
-        "spec": {"externalIPs": ["192.0.2.77"]},
-    }
-    for path, value in changes.items():
-        *parents, leaf = path.split("__")
-        target = obj
-        for part in parents:
-            target = target[part]
-        if value is _DELETE:
-            target.pop(leaf, None)
-        else:
-            target[leaf] = value
-    return obj
+    """A valid cluster Service of one replica (as in examples/), ``changes`` applied."""
+    one = {"metadata__labels__goatlas.io/replicas": "1", "spec__externalIPs": ["192.0.2.77"]}
+    return service(name, **{**one, **changes})
 
 
-_DELETE = object()
 SERVED = {"east-0", "east-1", "west-0", "staging-0"}
 """examples/clusters' SRV targets."""
 LBL = "metadata__labels"
@@ -572,7 +557,7 @@ MANIFESTS: list[Bad] = [
     ),
     Bad(
         "no address",
-        _yaml(_service("north", spec__externalIPs=_DELETE)),
+        _yaml(_service("north", spec__externalIPs=DELETE)),
         "Service monitoring/north: spec.externalIPs: is missing (or set goatlas.io/envoy-address)",
         held=True,
     ),

@@ -29,7 +29,8 @@ def service(name: Any = "east", **changes: Any) -> dict[str, Any]:
     return obj
 
 
-_DELETE = object()
+DELETE = object()
+"""A change that removes the key (``service(name, spec__externalIPs=DELETE)``)."""
 
 
 def _set(obj: dict[str, Any], path: str, value: Any) -> None:
@@ -38,7 +39,7 @@ def _set(obj: dict[str, Any], path: str, value: Any) -> None:
     target = obj
     for key in keys[:-1]:
         target = target[key]
-    if value is _DELETE:
+    if value is DELETE:
         target.pop(keys[-1], None)
     else:
         target[keys[-1]] = value
@@ -52,7 +53,7 @@ BAD: list[tuple[str, Any, str, str]] = [
     ("not-a-mapping", ["a", "list"], "(object)", "mapping"),
     ("metadata-missing", {"kind": "Service", "metadata": None}, "metadata", "missing"),
     ("metadata-not-mapping", service(metadata="x"), "metadata", "mapping"),
-    ("name-missing", service(**{"metadata__name": _DELETE}), "metadata.name", "non-empty"),
+    ("name-missing", service(**{"metadata__name": DELETE}), "metadata.name", "non-empty"),
     ("name-empty", service(""), "metadata.name", "non-empty"),
     ("name-int", service(42), "metadata.name", "non-empty"),
     ("name-uppercase", service("East"), "metadata.name", "DNS-1123"),
@@ -139,7 +140,7 @@ BAD: list[tuple[str, Any, str, str]] = [
     ),
     (
         "external-ips-missing",
-        service(**{"spec__externalIPs": _DELETE}),
+        service(**{"spec__externalIPs": DELETE}),
         "spec.externalIPs",
         "missing",
     ),
@@ -278,7 +279,7 @@ def test_there_are_at_least_thirty_bad_cases() -> None:
 
 
 def test_defaults_follow_goatlas() -> None:
-    obj = service(**{LABELS + "goatlas.io/replicas": _DELETE})
+    obj = service(**{LABELS + "goatlas.io/replicas": DELETE})
     cluster = parse_cluster(obj)
     assert cluster == DownstreamCluster(name="east", envoy_address="192.0.2.10")
     assert cluster.replicas == 1
@@ -322,7 +323,7 @@ def test_single_replica_uses_the_plain_thanos_service() -> None:
 
 
 def test_ipv6_external_ip_and_missing_namespace_accepted() -> None:
-    obj = service(**{"spec__externalIPs": ["2001:db8::1"], "metadata__namespace": _DELETE})
+    obj = service(**{"spec__externalIPs": ["2001:db8::1"], "metadata__namespace": DELETE})
     assert parse_cluster(obj).envoy_address == "2001:db8::1"
 
 

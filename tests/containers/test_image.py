@@ -4,6 +4,7 @@ runs `atlas` as its fixed non-root UID on a read-only root filesystem, with no c
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 
@@ -12,21 +13,21 @@ from tests.containers.podman import podman, require_image, version
 pytestmark = pytest.mark.e2e
 
 
+def shell(image: str, script: str, *flags: str) -> subprocess.CompletedProcess[str]:
+    """``script`` run by the image's ``sh``, with no network."""
+    return podman(
+        "run", "--rm", *flags, "--network", "none", "--entrypoint", "sh", image, "-c", script
+    )
+
+
 def test_atlas_runs_as_non_root_on_a_read_only_root() -> None:
     image = require_image()
     ran = podman("run", "--rm", "--read-only", "--network", "none", image, "--version")
     assert ran.stdout.strip() == f"atlas {version()}", "the image is built from this checkout"
-    probe = podman(
-        "run",
-        "--rm",
-        "--read-only",
-        "--network",
-        "none",
-        "--entrypoint",
-        "sh",
+    probe = shell(
         image,
-        "-c",
         "id -u; echo $HOME $TMPDIR; touch / 2>/dev/null && echo writable || echo read-only",
+        "--read-only",
     )
     uid, dirs, root = probe.stdout.split("\n")[:3]
     assert uid == "10001" and dirs == "/var/lib/atlas /tmp" and root == "read-only"
@@ -34,16 +35,8 @@ def test_atlas_runs_as_non_root_on_a_read_only_root() -> None:
 
 def test_no_compiler_or_build_tool_is_in_the_image() -> None:
     image = require_image()
-    found = podman(
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "--entrypoint",
-        "sh",
-        image,
-        "-c",
-        "for t in gcc cc c++ g++ clang make ld pip pip3; do command -v $t; done; true",
+    found = shell(
+        image, "for t in gcc cc c++ g++ clang make ld pip pip3; do command -v $t; done; true"
     )
     assert found.stdout.strip() == ""
 

@@ -20,6 +20,7 @@ from atlas.demo.processes import Process
 from atlas.demo.stub import WebStandIn
 from atlas.pki import OBSERVABILITY_URI, cluster_uri
 from atlas.pki_store import CertificateManager, DirectoryStore, bootstrap_name
+from tests.fakes.objects import service_object
 from tests.fakes.thanos import Sidecar
 from tests.gotools import go_tool
 from tests.polling import wait_until
@@ -103,17 +104,20 @@ class AtlasNetwork:
         }
         if replicas > 1:
             ann["goatlas.io/thanos-replica-service"] = f"127.{self.net}.{{i}}.{20 + index}"
-        return {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {
-                "name": name,
-                "namespace": "monitoring",
-                "annotations": ann,
-                "labels": {"goatlas.io/cluster": "true", "goatlas.io/replicas": str(replicas)},
-            },
-            "spec": {"externalIPs": [self.envoy_ips[name]]},
+        labels = {"goatlas.io/cluster": "true", "goatlas.io/replicas": str(replicas)}
+        spec = {"externalIPs": [self.envoy_ips[name]]}
+        return service_object(name, labels=labels, annotations=ann, spec=spec)
+
+    def alertmanager_manifest(self, name: str) -> dict[str, Any]:
+        """The observability Alertmanager's per-replica Service, as kube-prometheus-stack
+        makes it (its web stand-in at ``ip(50)``)."""
+        spec = {
+            "clusterIP": self.ip(50),
+            "selector": {"statefulset.kubernetes.io/pod-name": "alertmanager-main-0"},
+            "ports": [{"name": "http-web", "port": self.web_port}],
         }
+        labels = {"app": "kube-prometheus-stack-alertmanager"}
+        return service_object(name, labels=labels, spec=spec)
 
     def write_manifest(self, name: str, index: int, replicas: int = 1) -> Path:
         path = self.source / f"{name}.yaml"
@@ -143,22 +147,7 @@ class AtlasNetwork:
         self.write_manifest("east", 1, replicas=2)
         self.write_manifest("west", 2)
         (self.source / "alertmanager.yaml").write_text(
-            yaml.safe_dump(
-                {
-                    "apiVersion": "v1",
-                    "kind": "Service",
-                    "metadata": {
-                        "name": "alertmanager-0",
-                        "namespace": "monitoring",
-                        "labels": {"app": "kube-prometheus-stack-alertmanager"},
-                    },
-                    "spec": {
-                        "clusterIP": self.ip(50),
-                        "selector": {"statefulset.kubernetes.io/pod-name": "alertmanager-main-0"},
-                        "ports": [{"name": "http-web", "port": self.web_port}],
-                    },
-                }
-            )
+            yaml.safe_dump(self.alertmanager_manifest("alertmanager-0"))
         )
         for name, host, labels in (
             ("east-0", self.ip(21), {"cluster": "east", "replica": "0"}),

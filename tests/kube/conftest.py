@@ -16,6 +16,8 @@ import pytest
 import yaml
 
 from atlas.kube import Kube, KubeError, connect
+from atlas.model import DEFAULT_THANOS
+from tests.fakes.objects import service_object
 from tests.kube.cluster import KubeCluster, binary
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -114,32 +116,18 @@ def cluster_service(
 ) -> dict[str, Any]:
     """A cluster's Service as an operator writes it for Envoys on loopback: the API server
     refuses loopback externalIPs, so the envoy address goes in the annotation (any IP)."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {
-            "name": name,
-            "namespace": NAMESPACE,
-            "labels": {"goatlas.io/cluster": "true"},
-            "annotations": {
-                "goatlas.io/envoy-address": envoy,
-                "goatlas.io/thanos-service": sidecar,
-                "goatlas.io/thanos-service-port": str(port),
-                **annotations,
-            },
-        },
-        "spec": {"ports": [{"name": "thanos", "port": 10901}]},
+    ann = {
+        "goatlas.io/envoy-address": envoy,
+        "goatlas.io/thanos-service": sidecar,
+        "goatlas.io/thanos-service-port": str(port),
+        **annotations,
     }
+    labels = {"goatlas.io/cluster": "true"}
+    spec = {"ports": [{"name": "thanos", "port": DEFAULT_THANOS.port}]}
+    return service_object(name, namespace=NAMESPACE, labels=labels, annotations=ann, spec=spec)
 
 
-def service(name: str, *, replicas: str = "1", ip: str = "192.0.2.10") -> dict[str, object]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {
-            "name": name,
-            "namespace": NAMESPACE,
-            "labels": {"goatlas.io/cluster": "true", "goatlas.io/replicas": replicas},
-        },
-        "spec": {"ports": [{"name": "thanos", "port": 10901}], "externalIPs": [ip]},
-    }
+def service(name: str, *, replicas: str = "1", ip: str = "192.0.2.10") -> dict[str, Any]:
+    labels = {"goatlas.io/cluster": "true", "goatlas.io/replicas": replicas}
+    spec = {"ports": [{"name": "thanos", "port": DEFAULT_THANOS.port}], "externalIPs": [ip]}
+    return service_object(name, namespace=NAMESPACE, labels=labels, spec=spec)

@@ -10,8 +10,9 @@ import yaml
 
 from atlas.kube import Kube, KubeError
 from tests.kube.conftest import NAMESPACE
+from tests.polling import until
 
-__all__ = ["data", "secret", "values_of"]
+__all__ = ["data", "secret", "values_of", "written"]
 
 
 def secret(admin: Kube, name: str) -> dict[str, Any] | None:
@@ -30,3 +31,10 @@ def data(obj: dict[str, Any], key: str) -> bytes:
 def values_of(admin: Kube, name: str) -> dict[str, Any] | None:
     obj = secret(admin, name)
     return None if obj is None else dict(yaml.safe_load(data(obj, "values.yaml")))
+
+
+async def written(admin: Kube, name: str, *, within: float = 10) -> dict[str, Any]:
+    """The Secret ``name`` once Atlas has written it."""
+    return await until(
+        lambda: secret(admin, name), within=within, what=f"Secret {name}", blocking=True
+    )

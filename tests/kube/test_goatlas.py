@@ -18,9 +18,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from atlas.kube import Kube
 from tests.atlas.test_pki import openssl_verify
+from tests.fakes.objects import service_object
 from tests.kube.cluster import KubeCluster
 from tests.kube.conftest import NAMESPACE, service
-from tests.kube.objects import data, secret
+from tests.kube.objects import data, secret, written
 from tests.kube.test_leader import running_leader
 from tests.polling import until
 
@@ -126,26 +127,17 @@ async def test_goatlas_secrets_are_adopted_and_kept(
 
 async def _check_adoption(admin: Kube, ca_pem: bytes, key_pem: bytes, tmp_path: Path) -> None:
     go_ca = x509.load_pem_x509_certificate(ca_pem)
-    node = await until(
-        lambda: secret(admin, "atlas-node-east"), within=10, what="east's leaf", blocking=True
-    )
+    node = await written(admin, "atlas-node-east")
     leaf = x509.load_pem_x509_certificate(data(node, "tls.crt"))
     leaf.verify_directly_issued_by(go_ca)  # the Go project's CA signs Atlas's leaves
     for purpose in ("sslclient", "sslserver"):
         verified = openssl_verify(tmp_path, ca_pem, data(node, "tls.crt"), purpose)
         assert verified.returncode == 0, verified.stdout + verified.stderr
 
-    backup = await until(
-        lambda: secret(admin, "east-envoy-values-goatlas"),
-        within=10,
-        what="kept values",
-        blocking=True,
-    )
+    backup = await written(admin, "east-envoy-values-goatlas")
     assert data(backup, "values.yaml").decode() == GO_VALUES
     assert backup["metadata"]["annotations"]["goatlas.io/backup-of"] == "east-envoy-values"
-    obs_backup = await until(
-        lambda: secret(admin, "atlas-envoy-values-goatlas"), within=10, what="kept", blocking=True
-    )
+    obs_backup = await written(admin, "atlas-envoy-values-goatlas")
     assert data(obs_backup, "values.yaml").decode() == GO_VALUES
 
     def atlas_values() -> dict[str, Any] | None:
@@ -193,25 +185,13 @@ def kps_alertmanager(name: str, pod: str | None) -> dict[str, Any]:
     }
     if pod is not None:
         selector["statefulset.kubernetes.io/pod-name"] = pod
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {
-            "name": name,
-            "namespace": NAMESPACE,
-            "labels": {
-                "app": "kube-prometheus-stack-alertmanager",
-                "release": "kube-prometheus-stack",
-            },
-        },
-        "spec": {
-            "selector": selector,
-            "ports": [
-                {"name": "http-web", "port": 9093, "targetPort": 9093},
-                {"name": "reloader-web", "port": 8080, "targetPort": "reloader-web"},
-            ],
-        },
-    }
+    labels = {"app": "kube-prometheus-stack-alertmanager", "release": "kube-prometheus-stack"}
+    ports: list[dict[str, Any]] = [
+        {"name": "http-web", "port": 9093, "targetPort": 9093},
+        {"name": "reloader-web", "port": 8080, "targetPort": "reloader-web"},
+    ]
+    spec = {"selector": selector, "ports": ports}
+    return service_object(name, namespace=NAMESPACE, labels=labels, spec=spec)
 
 
 async def test_a_kube_prometheus_stack_install_raises_no_error(
@@ -239,12 +219,7 @@ async def test_a_kube_prometheus_stack_install_raises_no_error(
             return bool(state and state.synced and len(state.topology.alertmanagers) == 2)
 
         await until(synced, within=10, what="both replicas", blocking=True)
-        await until(
-            lambda: secret(admin, "east-envoy-values"),
-            within=10,
-            what="a reconcile pass",
-            blocking=True,
-        )
+        await written(admin, "east-envoy-values")
         assert atlas.state is not None and atlas.state.messages == ()
         events = admin.call("list", admin.core.list_namespaced_event, NAMESPACE)["items"]
         assert [e for e in events if e["type"] == "Warning"] == []

@@ -27,7 +27,7 @@ from atlas.serve.daemon import Atlas
 from atlas.serve.options import ServeOptions
 from tests.kube.cluster import KubeCluster
 from tests.kube.conftest import NAMESPACE, service
-from tests.kube.objects import data, secret
+from tests.kube.objects import data, secret, written
 from tests.polling import until
 
 pytestmark = pytest.mark.e2e
@@ -87,18 +87,9 @@ async def test_invalid_services_produce_events_and_others_keep_working(
 async def test_values_secrets_follow_the_clusters(admin: Kube, leader: Atlas) -> None:
     admin.call("create", admin.core.create_namespaced_service, NAMESPACE, service("east"))
     admin.call("create", admin.core.create_namespaced_service, NAMESPACE, service("west"))
-    east = await until(
-        lambda: secret(admin, "east-envoy-values"), within=10, what="east values", blocking=True
-    )
-    await until(
-        lambda: secret(admin, "west-envoy-values"), within=10, what="west values", blocking=True
-    )
-    obs = await until(
-        lambda: secret(admin, "atlas-envoy-values"),
-        within=10,
-        what="observability values",
-        blocking=True,
-    )
+    east = await written(admin, "east-envoy-values")
+    await written(admin, "west-envoy-values")
+    obs = await written(admin, "atlas-envoy-values")
     values = yaml.safe_load(data(east, "values.yaml"))
     assert values["nodeId"] == "east" and values["bootstrap"]["node"]["id"] == "east"
     cert = x509.load_pem_x509_certificate(values["certificates"]["tls.crt"].encode())
@@ -145,15 +136,8 @@ async def test_values_secrets_follow_the_clusters(admin: Kube, leader: Atlas) ->
 
 async def test_ca_rotation_through_the_annotation(admin: Kube, leader: Atlas) -> None:
     admin.call("create", admin.core.create_namespaced_service, NAMESPACE, service("east"))
-    before = await until(
-        lambda: secret(admin, "atlas-ca"), within=10, what="the CA Secret", blocking=True
-    )
-    node = await until(
-        lambda: secret(admin, "atlas-node-east"),
-        within=10,
-        what="east's leaf Secret",
-        blocking=True,
-    )
+    before = await written(admin, "atlas-ca")
+    node = await written(admin, "atlas-node-east")
     old_ca = data(before, "ca.crt")
     body = dict(before)
     body["metadata"].setdefault("annotations", {})["goatlas.io/ca-rotate"] = "now"
@@ -270,12 +254,7 @@ async def test_two_replicas_only_the_leader_writes_and_the_lease_moves(
             )
         )[0]
         follower = next(n for n in procs if n != first)
-        await until(
-            lambda: secret(admin, "east-envoy-values"),
-            within=15,
-            what="the leader's values Secret",
-            blocking=True,
-        )
+        await written(admin, "east-envoy-values", within=15)
         await asyncio.sleep(1.5)
         assert leaders() == [first], "exactly one replica leads"
         lead_writes, follow_writes = _writes(procs[first][1]), _writes(procs[follower][1])
@@ -299,12 +278,7 @@ async def test_two_replicas_only_the_leader_writes_and_the_lease_moves(
         lease = admin.call("get", admin.coordination.read_namespaced_lease, "atlas", NAMESPACE)
         assert lease["spec"]["holderIdentity"] == follower
         admin.call("create", admin.core.create_namespaced_service, NAMESPACE, service("west"))
-        await until(
-            lambda: secret(admin, "west-envoy-values"),
-            within=10,
-            what="the new leader writes",
-            blocking=True,
-        )
+        await written(admin, "west-envoy-values")
         assert _writes(procs[follower][1]).get("Secret", 0) > 0
         print(f"lease handed over {took:.1f}s after SIGKILL (lease duration 3 s)")
     finally:
@@ -375,12 +349,7 @@ async def test_injected_failures_in_leader_and_reconcile_recover(
     monkeypatch.setattr(Reconciler, "values", fail_once("reconcile", Reconciler.values))
     admin.call("create", admin.core.create_namespaced_service, NAMESPACE, service("east"))
     async with running_leader(kube_cluster) as atlas:
-        await until(
-            lambda: secret(admin, "east-envoy-values"),
-            within=15,
-            what="values after the restart",
-            blocking=True,
-        )
+        await written(admin, "east-envoy-values", within=15)
         await until(
             lambda: not atlas.supervisor.problems(),
             within=10,

@@ -113,6 +113,11 @@ def test_cluster_add_refuses_a_cluster_defined_in_another_file(tmp_path: Path) -
     assert dup.returncode == 2 and "already defined in" in dup.stderr and "many.yaml" in dup.stderr
 
 
+def values_args(cluster: str, source: object, state: object) -> list[str]:
+    """``atlas cluster values <cluster>`` on a source and a state directory."""
+    return ["cluster", "values", cluster, "--source", str(source), "--state-dir", str(state)]
+
+
 def _values(args: list[str]) -> dict[str, Any]:
     result = run_atlas(args)
     assert result.returncode == 0, result.stderr
@@ -156,13 +161,7 @@ def test_cluster_values_bootstrap_is_accepted_by_real_envoy(
     state = tmp_path / "state"
     init_ca(state)
     args = [
-        "cluster",
-        "values",
-        "east",
-        "--source",
-        str(examples_dir),
-        "--state-dir",
-        str(state),
+        *values_args("east", str(examples_dir), str(state)),
         "--observability-address",
         "127.0.0.1",
         "--cert-dir",
@@ -234,13 +233,7 @@ def test_values_for_unknown_cluster_is_a_clear_error(tmp_path: Path, examples_di
     init_ca(tmp_path)
     result = run_atlas(
         [
-            "cluster",
-            "values",
-            "nowhere",
-            "--source",
-            str(examples_dir),
-            "--state-dir",
-            str(tmp_path),
+            *values_args("nowhere", str(examples_dir), str(tmp_path)),
             "--observability-address",
             "127.0.0.1",
         ]
@@ -417,13 +410,7 @@ def test_values_tell_how_to_run_prometheus_and_alertmanager_under_the_prefix(
 ) -> None:
     init_ca(tmp_path)
     args = [
-        "cluster",
-        "values",
-        "east",
-        "--source",
-        str(examples_dir),
-        "--state-dir",
-        str(tmp_path),
+        *values_args("east", str(examples_dir), str(tmp_path)),
     ]
     out = run_atlas([*args, "--observability-address", "obs.example.net"]).stdout
     assert "--web.external-url=http://obs.example.net:10904/prom/east/ --web.route-prefix=/" in out
@@ -438,13 +425,7 @@ def test_admin_address_and_cert_dir_are_settings_of_the_values(
     init_ca(tmp_path)
     values = _values(
         [
-            "cluster",
-            "values",
-            "west",
-            "--source",
-            str(examples_dir),
-            "--state-dir",
-            str(tmp_path),
+            *values_args("west", str(examples_dir), str(tmp_path)),
             "--observability-address",
             "192.0.2.1",
             "--admin-address",

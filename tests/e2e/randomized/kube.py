@@ -30,7 +30,7 @@ from atlas.kube import Kube, KubeError
 from tests.e2e.randomized.checks import Touch, Violation
 from tests.e2e.randomized.model import CLUSTERS, Cluster, Model, Wanted
 from tests.e2e.randomized.network import RandomNetwork
-from tests.e2e.randomized.run import RandomRun
+from tests.e2e.randomized.run import WEIGHTS, RandomRun
 from tests.fakes.vip import ServiceVIP
 from tests.kube.cluster import KubeCluster, replica_status
 from tests.kube.objects import secret, values_of
@@ -143,6 +143,10 @@ class KubeNetwork(RandomNetwork):
         return "\n".join(parts)
 
 
+def _weights(*kinds: str) -> dict[str, int]:
+    return {kind: WEIGHTS[kind] for kind in kinds}
+
+
 def _annotated(wanted: Wanted) -> Wanted:
     from dataclasses import replace
 
@@ -153,21 +157,13 @@ class KubeRun(RandomRun):
     """``RandomRun`` with its source, its faults and its status over two replicas."""
 
     net: KubeNetwork
-    ACTIONS: ClassVar[dict[str, int]] = {
-        "scale": 20,
-        "add": 6,
-        "remove": 5,
-        "move": 7,
-        "regroup": 7,
-        "break": 5,
-        "fix": 5,
-        "burst": 8,
-        "rotate_ca": 2,
-        "kill_leader": 3,
-        "restart_api": 3,
-        "restart_envoy": 5,
-        "restart_observability": 2,
-    }
+    ACTIONS: ClassVar[dict[str, int]] = (
+        _weights("scale", "add", "remove", "move", "regroup", "break", "fix", "burst", "rotate_ca")
+        | {"kill_leader": 3, "restart_api": 3}
+        | _weights("restart_envoy", "restart_observability")
+    )
+    """The directory run's weights, less what has no meaning on the API server (duplicate
+    files, dropping the previous CA by hand, killing the only Atlas), plus its own faults."""
 
     def __init__(
         self, root: Path, *, seed: int, api_type: str, kube: KubeCluster, admin: Kube

@@ -18,6 +18,7 @@ from atlas.demo.ports import free_port, listener_ports
 from atlas.demo.stub import WebStandIn
 from tests.e2e.network import AtlasNetwork, GoSidecar
 from tests.e2e.randomized.model import CLUSTERS, MAX_REPLICAS, Wanted
+from tests.fakes.objects import service_object
 
 INDEX = {c: k for k, c in enumerate(CLUSTERS, start=1)}
 ALERTMANAGER_REPLICA_HOST = "alertmanager-0"
@@ -69,40 +70,14 @@ class RandomNetwork(AtlasNetwork):
             ann["goatlas.io/envoy-address"] = address
         else:
             spec["externalIPs"] = [address]
-        obj = {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {
-                "name": name,
-                "namespace": "monitoring",
-                "annotations": ann,
-                "labels": labels,
-            },
-            "spec": spec,
-        }
-        return yaml.safe_dump(obj)
+        return yaml.safe_dump(service_object(name, labels=labels, annotations=ann, spec=spec))
 
     def start(self) -> None:
         """Every part but the downstream Envoys and their manifests (a run adds clusters)."""
         self.source.mkdir(parents=True)
         self.pki.ca()
         (self.source / "alertmanager.yaml").write_text(
-            yaml.safe_dump(
-                {
-                    "apiVersion": "v1",
-                    "kind": "Service",
-                    "metadata": {
-                        "name": ALERTMANAGER_REPLICA_HOST,
-                        "namespace": "monitoring",
-                        "labels": {"app": "kube-prometheus-stack-alertmanager"},
-                    },
-                    "spec": {
-                        "clusterIP": self.ip(50),
-                        "selector": {"statefulset.kubernetes.io/pod-name": "alertmanager-main-0"},
-                        "ports": [{"name": "http-web", "port": self.web_port}],
-                    },
-                }
-            )
+            yaml.safe_dump(self.alertmanager_manifest(ALERTMANAGER_REPLICA_HOST))
         )
         for c in CLUSTERS:
             for i in range(MAX_REPLICAS):
