@@ -37,6 +37,7 @@ __all__ = [
     "membership_of",
     "membership_uri",
     "new_membership",
+    "renewal_due",
     "rotate",
     "subject_key_id",
     "uri_of",
@@ -98,6 +99,16 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def renewal_due(certificate: x509.Certificate) -> datetime:
+    """When a third of the lifetime is left: from then on the leaf is re-issued. The
+    lifetime counts from its issue, not from its backdated start: with the backdate in it, a
+    leaf of under a quarter of an hour was due for renewal as it was issued, and in Kubernetes
+    each renewal's write woke the next build (the randomized run's storm)."""
+    not_after = certificate.not_valid_after_utc
+    issued = certificate.not_valid_before_utc + BACKDATE
+    return not_after - (not_after - min(issued, not_after)) / 3
+
+
 @dataclass(frozen=True)
 class Credential:
     """A certificate with its private key (PEM). ``repr`` never shows the key."""
@@ -128,12 +139,7 @@ class Credential:
 
     @cached_property
     def renew_from(self) -> datetime:
-        """When a third of the lifetime is left: from then on the leaf is re-issued. The
-        lifetime counts from its issue, not from its backdated start: with the backdate in
-        it, a leaf of under a quarter of an hour was due for renewal as it was issued, and in
-        Kubernetes each renewal's write woke the next build (the randomized run's storm)."""
-        issued = self.not_before + BACKDATE
-        return self.not_after - (self.not_after - min(issued, self.not_after)) / 3
+        return renewal_due(self.certificate)
 
     def needs_renewal(self, now: datetime | None = None) -> bool:
         """True with less than a third of the lifetime left (or already expired)."""

@@ -76,7 +76,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--expiry-warning-days",
         type=float,
         default=7.0,
-        help="a certificate expiring sooner makes its cluster degraded",
+        help="a bootstrap certificate expiring sooner makes its cluster degraded (a leaf: "
+        "when Atlas has not renewed it in time)",
     )
     p.set_defaults(func=_status)
 

@@ -3,7 +3,9 @@ probes: one row per cluster, and whether everything is healthy. Pure: no network
 
 A cluster is degraded when its Envoy is connected to no replica, is connected but not in sync
 with what that replica serves, rejected its last update (a NACK after it), a sidecar does not
-answer through the tunnel, or a certificate of its Envoy expires within ``expiry_warning``.
+answer through the tunnel, its bootstrap certificate (installed by the operator) expires within
+``expiry_warning``, or its leaf (Atlas's to renew) was not renewed when due: leaves may live
+shorter than any fixed warning, and Atlas renews them with a third of their life left.
 The daemons themselves are degraded when one is not ready or has rejected manifests.
 """
 
@@ -43,6 +45,7 @@ class ClusterRow:
     last_nack: str = ""
     sidecars: list[Probe] = field(default_factory=list)
     leaf_expires: str = ""
+    leaf_renew_by: str = ""
     bootstrap_expires: str = ""
     refused: str = ""
     """Why Atlas refuses this Envoy's stream (the refusal's reason), when it is not connected."""
@@ -112,6 +115,7 @@ def _row(
         },
         last_nack=(entry.get("last_nack") or {}).get("message", ""),
         leaf_expires=entry.get("leaf_expires") or "",
+        leaf_renew_by=entry.get("leaf_renew_by") or "",
         bootstrap_expires=bootstrap,
         refused=refusal.get("reason", ""),
     )
@@ -123,9 +127,12 @@ def _row(
         row.problems.append("Envoy not in sync with what its replica serves")
     if row.last_nack and not row.in_sync:
         row.problems.append(f"last update rejected: {row.last_nack}")
-    for kind, value in (("leaf", row.leaf_expires), ("bootstrap", row.bootstrap_expires)):
-        if _expiring(value, now, warning):
-            row.problems.append(f"{kind} certificate expires {value}")
+    if row.leaf_renew_by and _expiring(row.leaf_renew_by, now, timedelta(0)):
+        row.problems.append(
+            f"leaf certificate not renewed (due by {row.leaf_renew_by}), expires {row.leaf_expires}"
+        )
+    if _expiring(row.bootstrap_expires, now, warning):
+        row.problems.append(f"bootstrap certificate expires {row.bootstrap_expires}")
     if name != OBSERVABILITY_ROW:
         row.sidecars = [probes[f"{name}-{i}"] for i in range(replicas) if f"{name}-{i}" in probes]
         row.problems += [f"sidecar {p.target}: {p.error}" for p in row.sidecars if p.error]

@@ -1,1 +1,1 @@
-"""``atlas serve``: the daemon and what only it runs (see README.md in this folder)."""
+"""``atlas serve``: the daemon and what only it runs (atlas/README.md describes each module)."""

@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, Protocol
 
@@ -22,7 +22,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from atlas.config import Settings
-from atlas.pki import CAState, Credential, subject_key_id
+from atlas.pki import CAState, Credential, renewal_due, subject_key_id
 from watchers.source import SourceState
 from xds_server.builders import NodeCredentials
 from xds_server.types import SHORT
@@ -32,7 +32,7 @@ __all__ = [
     "NodeMetrics",
     "Observed",
     "PublisherView",
-    "leaf_expiry",
+    "leaf_dates",
     "liveness",
     "readiness",
     "status_document",
@@ -54,6 +54,8 @@ class PublisherView(Protocol):
     def config_version(self) -> str: ...
     @property
     def waiting(self) -> tuple[str, ...]: ...
+    @property
+    def refresh_interval(self) -> float: ...
     @property
     def pending(self) -> bool: ...
     def credentials_of(self, node: str) -> NodeCredentials | None: ...
@@ -206,20 +208,28 @@ def _nodes(atlas: Observed) -> list[dict[str, Any]]:
         )
         entry["serving"] = serving
         entry["in_sync"] = bool(serving) and serving == entry["acked"]
-        entry["leaf_expires"] = _leaf_expires(atlas, node)
+        entry["leaf_expires"], entry["leaf_renew_by"] = _leaf_dates(atlas, node)
         result.append(entry)
     return result
 
 
 @lru_cache(maxsize=65536)
-def leaf_expiry(cert_pem: bytes) -> datetime:
-    """A leaf's expiry, parsed once per certificate (every scrape asks for every node)."""
-    return x509.load_pem_x509_certificate(cert_pem).not_valid_after_utc
+def leaf_dates(cert_pem: bytes) -> tuple[datetime, datetime]:
+    """A leaf's expiry and when its renewal is due, parsed once per certificate (every
+    scrape asks for every node)."""
+    certificate = x509.load_pem_x509_certificate(cert_pem)
+    return certificate.not_valid_after_utc, renewal_due(certificate)
 
 
-def _leaf_expires(atlas: Observed, node: str) -> str | None:
+def _leaf_dates(atlas: Observed, node: str) -> tuple[str | None, str | None]:
+    """When the node's leaf expires, and by when Atlas will have re-issued it: its renewal is
+    due, and the renewal loop comes round once per refresh interval."""
     creds = atlas.publisher.credentials_of(node)
-    return leaf_expiry(creds.cert_pem).isoformat() if creds is not None else None
+    if creds is None:
+        return None, None
+    expires, due = leaf_dates(creds.cert_pem)
+    renew_by = due + timedelta(seconds=atlas.publisher.refresh_interval)
+    return expires.isoformat(), renew_by.isoformat(timespec="seconds")
 
 
 def _thanos_address(atlas: Observed) -> str:

@@ -44,6 +44,11 @@ downstream's ADS stream, may take to converge (status as the model): an Envoy wh
 was lost twice in a row retries with its own backoff, which reaches 30 s. The data plane is
 not waiting for it (each Envoy keeps what it has); the other steps get ``GRACE``."""
 
+CLI_EVERY = 10
+"""``atlas status`` is run (a process, as an operator runs it) after every this many steps,
+and at the end: run only at the end, a short run missed that it called every cluster of a
+run with short-lived leaves degraded (the soak found it)."""
+
 WEIGHTS: dict[str, int] = {
     "scale": 20,
     "add": 6,
@@ -169,6 +174,8 @@ class RandomRun:
         step.t1 = time.time()
         self._converged(step)
         self._judge(time.time())
+        if len(self.timeline.steps) % CLI_EVERY == 0:
+            self._cli_agrees()
 
     # -- actions: each returns the model after it, what it may disturb, and how to finish ---
     def _write(self, name: str, cluster: Cluster) -> None:

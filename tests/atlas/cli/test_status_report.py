@@ -1,0 +1,54 @@
+"""What ``atlas status`` concludes about certificates: a bootstrap certificate (installed by
+the operator) near its end is a problem; a leaf is Atlas's to renew, so it is one only when
+its renewal is overdue. The randomized soak found the old rule wrong: with leaves shorter
+than the warning window (36 s there), every cluster was always degraded."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from atlas.cli.status_report import Report, build_report
+
+NOW = datetime.now(UTC)
+
+
+def _at(seconds: float) -> str:
+    return (NOW + timedelta(seconds=seconds)).isoformat(timespec="seconds")
+
+
+def report(**east: Any) -> Report:
+    versions = {"cluster": "v"}
+    node = {"connected": True, "in_sync": True, "serving": versions, "acked": versions}
+    document = {
+        "ready": True,
+        "observability_node": "atlas",
+        "clusters": [{"name": "east", "replicas": 1}],
+        "nodes": [{**node, "node": "atlas"}, {**node, "node": "east", **east}],
+    }
+    return build_report({"http://127.0.0.1:9180/status": document}, [], errors={})
+
+
+def east_problems(result: Report) -> list[str]:
+    return next(r.problems for r in result.rows if r.name == "east")
+
+
+def test_a_short_lived_leaf_that_is_renewed_in_time_is_healthy() -> None:
+    result = report(leaf_expires=_at(20), leaf_renew_by=_at(8))
+    assert east_problems(result) == [] and result.healthy
+
+
+def test_a_leaf_whose_renewal_is_overdue_is_a_problem() -> None:
+    result = report(leaf_expires=_at(20), leaf_renew_by=_at(-3))
+    assert east_problems(result) == [
+        f"leaf certificate not renewed (due by {_at(-3)}), expires {_at(20)}"
+    ]
+    assert not result.healthy
+
+
+def test_a_bootstrap_certificate_near_its_end_is_a_problem() -> None:
+    soon = _at(3 * 86400)
+    result = report(client_certificate={"expires": soon}, leaf_renew_by=_at(600))
+    assert east_problems(result) == [f"bootstrap certificate expires {soon}"]
+    later = _at(30 * 86400)
+    assert east_problems(report(client_certificate={"expires": later})) == []
