@@ -259,62 +259,23 @@ class Atlas:
                 raise RuntimeError(f"{' and '.join(lost)} stopped serving")
 
     async def start(self) -> None:
+        """The mode's tasks and CA first (the ADS server's certificate comes from it), then
+        the three listeners, then the publisher: a port that cannot be bound stops here."""
         opts = self.options
-        sup = self.supervisor
-        self.mode.start(sup, self)
+        self.mode.start(self.supervisor, self)
         await self.mode.ca_ready()
         await asyncio.to_thread(self._control_plane_tls)
-        ads = opts.settings.ads
-        self._servicer = AdsServicer(
-            self.cache,
-            self.board,
-            observability_node=opts.settings.observability_node,
-            admission=MemberAdmission(
-                opts.settings.observability_node,
-                check_identity=opts.ads_tls,
-                members=lambda: self.publisher.members,
-                published=self.publisher.published,
-                bootstrap=lambda node: self.pki.store.load(bootstrap_name(node)),
-            ),
-            limits=ads,
-        )
-        tls = TLSMaterial(self._control_plane_tls) if opts.ads_tls else None
-        _bindable("ADS (gRPC)", opts.ads_listen)
-        try:
-            self._grpc, self.ads_port = await start_server(
-                self._servicer,
-                opts.ads_listen,
-                tls=tls,
-                options=ServerOptions(ads=ads),
-            )
-        except RuntimeError as err:  # grpc's "Failed to bind to address"
-            raise ListenError("ADS (gRPC)", opts.ads_listen, _bind_reason(err)) from None
-        if opts.http_listen:
-            host, port = _split_hostport(opts.http_listen)
-            try:
-                self._http = await start_http(
-                    host,
-                    port,
-                    status=self.status,
-                    live=lambda: liveness(self),
-                    ready=lambda: readiness(self),
-                )
-            except OSError as err:
-                raise ListenError("HTTP", opts.http_listen, _bind_reason(err)) from None
-            self.http_port = self._http.sockets[0].getsockname()[1]
-        for address in opts.dns_listen:
-            try:
-                self.dns_ports.append(await self.dns.start(*_split_hostport(address)))
-            except OSError as err:
-                raise ListenError("DNS (UDP and TCP)", address, _bind_reason(err)) from None
-        sup.start(
+        await self._start_ads()
+        await self._start_http()
+        await self._start_dns()
+        self.supervisor.start(
             "publisher",
             self.publisher.run,
             Policy.RESTART,
             busy=self.publisher.busy,
             stuck_after=BUILD_STUCK_AFTER,
         )
-        sup.start("servers", self._watch_servers, Policy.EXIT)
+        self.supervisor.start("servers", self._watch_servers, Policy.EXIT)
         self._collector = NodeMetrics(self)
         REGISTRY.register(self._collector)
         log.info(
@@ -327,6 +288,56 @@ class Atlas:
             opts.source,
             self.pki.store.location,
         )
+
+    async def _start_ads(self) -> None:
+        opts = self.options
+        ads = opts.settings.ads
+        admission = MemberAdmission(
+            opts.settings.observability_node,
+            check_identity=opts.ads_tls,
+            members=lambda: self.publisher.members,
+            published=self.publisher.published,
+            bootstrap=lambda node: self.pki.store.load(bootstrap_name(node)),
+        )
+        self._servicer = AdsServicer(
+            self.cache,
+            self.board,
+            observability_node=opts.settings.observability_node,
+            admission=admission,
+            limits=ads,
+        )
+        tls = TLSMaterial(self._control_plane_tls) if opts.ads_tls else None
+        _bindable("ADS (gRPC)", opts.ads_listen)
+        try:
+            self._grpc, self.ads_port = await start_server(
+                self._servicer, opts.ads_listen, tls=tls, options=ServerOptions(ads=ads)
+            )
+        except RuntimeError as err:  # grpc's "Failed to bind to address"
+            raise ListenError("ADS (gRPC)", opts.ads_listen, _bind_reason(err)) from None
+
+    async def _start_http(self) -> None:
+        listen = self.options.http_listen
+        if not listen:
+            return
+        host, port = _split_hostport(listen)
+        try:
+            self._http = await start_http(
+                host,
+                port,
+                status=self.status,
+                live=lambda: liveness(self),
+                ready=lambda: readiness(self),
+            )
+        except OSError as err:
+            raise ListenError("HTTP", listen, _bind_reason(err)) from None
+        self.http_port = self._http.sockets[0].getsockname()[1]
+
+    async def _start_dns(self) -> None:
+        for address in self.options.dns_listen:
+            try:
+                self.dns_ports.append(await self.dns.start(*_split_hostport(address)))
+            except OSError as err:
+                raise ListenError("DNS (UDP and TCP)", address, _bind_reason(err)) from None
 
     async def stop(self) -> None:
         self.mode.stop()
