@@ -3,6 +3,11 @@
 ``raw`` is the values file for ``charts/envoy``; ``helm-chart`` wraps it in a k3s/RKE2
 ``HelmChart``; ``helm-release`` in a Flux ``HelmRelease``. The values carry the bootstrap and the
 bootstrap credential (CA bundle, certificate, key) that the chart mounts as a Secret.
+
+The wrapped formats are objects a GitOps flow commits, so the credential is not in them: it
+goes into a ``Secret`` printed beside them, which the HelmChart (``valuesSecrets``) or the
+HelmRelease (``valuesFrom``) reads its values from. ``key_holders`` names the objects that hold
+a private key, so that they can be encrypted (SOPS, sealed-secrets) instead of committed.
 """
 
 from __future__ import annotations
@@ -16,13 +21,27 @@ from atlas.bootstrap import BootstrapSpec, build_bootstrap
 from atlas.config import ObservabilityPorts
 from atlas.pki import CAState, Credential
 
-__all__ = ["DEFAULT_CHART_REPOSITORY", "FORMATS", "ChartRef", "envoy_values", "render", "ui_notes"]
+__all__ = [
+    "DEFAULT_CHART_REPOSITORY",
+    "FORMATS",
+    "SECRET_VALUES_KEY",
+    "ChartRef",
+    "credentials_secret",
+    "envoy_values",
+    "key_holders",
+    "render",
+    "ui_notes",
+]
 
 DEFAULT_CHART_REPOSITORY = "https://atlas-xds.github.io/charts"
 """Where ``--format helm-chart|helm-release`` expect charts/envoy, published; override it with
 ``--chart-repository`` when you host the chart yourself."""
 
 FORMATS = ("raw", "helm-chart", "helm-release")
+SECRET_VALUES_KEY = "values.yaml"
+"""The key of the credentials Secret that holds its values (Flux's ``valuesKey`` default)."""
+HELM_CHART_NAMESPACE = "kube-system"
+"""Where k3s/RKE2 look for HelmChart objects; a ``valuesSecrets`` Secret must be beside it."""
 
 
 def envoy_values(
@@ -101,19 +120,25 @@ def render(
     chart = chart or ChartRef()
     if fmt == "raw":
         return header + _dump(values)
+    public = {k: v for k, v in values.items() if k != "certificates"}
+    secret_name = credentials_secret(release)
     if fmt == "helm-chart":
         spec: dict[str, Any] = {"chart": chart.name, "repo": chart.repository}
         if chart.version:
             spec["version"] = chart.version
-        spec |= {"targetNamespace": namespace, "valuesContent": _dump(values)}
-        return header + _dump(
-            {
-                "apiVersion": "helm.cattle.io/v1",
-                "kind": "HelmChart",
-                "metadata": {"name": release, "namespace": "kube-system"},
-                "spec": spec,
-            }
-        )
+        spec |= {
+            "targetNamespace": namespace,
+            "valuesContent": _dump(public),
+            "valuesSecrets": [{"name": secret_name, "keys": [SECRET_VALUES_KEY]}],
+        }
+        helm_chart = {
+            "apiVersion": "helm.cattle.io/v1",
+            "kind": "HelmChart",
+            "metadata": {"name": release, "namespace": HELM_CHART_NAMESPACE},
+            "spec": spec,
+        }
+        secret = _secret(secret_name, HELM_CHART_NAMESPACE, values)
+        return header + _dump(secret) + "---\n" + _dump(helm_chart)
     if fmt == "helm-release":
         source = {
             "apiVersion": "source.toolkit.fluxcd.io/v1",
@@ -131,10 +156,43 @@ def render(
             "apiVersion": "helm.toolkit.fluxcd.io/v2",
             "kind": "HelmRelease",
             "metadata": {"name": release, "namespace": namespace},
-            "spec": {"interval": "10m", "chart": {"spec": chart_spec}, "values": values},
+            "spec": {
+                "interval": "10m",
+                "chart": {"spec": chart_spec},
+                "valuesFrom": [
+                    {"kind": "Secret", "name": secret_name, "valuesKey": SECRET_VALUES_KEY}
+                ],
+                "values": public,
+            },
         }
-        return header + _dump(source) + "---\n" + _dump(release_doc)
+        secret = _secret(secret_name, namespace, values)
+        docs = [secret, source, release_doc]
+        return header + "---\n".join(_dump(d) for d in docs)
     raise ValueError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
+
+
+def credentials_secret(release: str) -> str:
+    """The Secret the wrapped formats keep the Envoy's credential in."""
+    return f"{release}-credentials"
+
+
+def key_holders(fmt: str, namespace: str, release: str) -> list[str]:
+    """The objects of ``fmt``'s output that hold a private key (to encrypt, not commit)."""
+    if fmt == "raw":
+        return ["the values themselves (certificates.tls.key)"]
+    where = HELM_CHART_NAMESPACE if fmt == "helm-chart" else namespace
+    return [f"Secret {where}/{credentials_secret(release)}"]
+
+
+def _secret(name: str, namespace: str, values: dict[str, Any]) -> dict[str, Any]:
+    """The credential, as values the chart merges over the rest."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace},
+        "type": "Opaque",
+        "stringData": {SECRET_VALUES_KEY: _dump({"certificates": values["certificates"]})},
+    }
 
 
 class _Dumper(yaml.SafeDumper):

@@ -9,9 +9,19 @@ from atlas.bootstrap import bootstrap_spec
 from atlas.cli.common import package_version, parse_hostport
 from atlas.config import EnvoySettings, Settings
 from atlas.pki_store import CertificateManager, bootstrap_name
-from atlas.values import DEFAULT_CHART_REPOSITORY, FORMATS, ChartRef, envoy_values, render
+from atlas.values import (
+    DEFAULT_CHART_REPOSITORY,
+    FORMATS,
+    ChartRef,
+    envoy_values,
+    key_holders,
+    render,
+)
 
 __all__ = ["add_values_args", "print_values"]
+
+RELEASE = "atlas-envoy"
+"""The Helm release name of a wrapped format's Envoy."""
 
 
 def add_values_args(p: argparse.ArgumentParser) -> None:
@@ -84,9 +94,15 @@ def print_values(
         values,
         args.format,
         namespace=args.namespace,
-        release="atlas-envoy",
+        release=RELEASE,
         header=header,
         chart=chart,
     )
     sys.stdout.write(text)
+    holders = ", ".join(key_holders(args.format, args.namespace, RELEASE))
+    print(
+        f"atlas: the Envoy's private key is in {holders}: encrypt it (SOPS, sealed-secrets) "
+        "or keep it out of Git",
+        file=sys.stderr,
+    )
     return 0

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import signal
 import subprocess
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -211,7 +213,10 @@ def test_observability_values_validated_and_wrapped(tmp_path: Path) -> None:
 
     from importlib.metadata import version
 
-    chart = _values([*base, "--format", "helm-chart", "--chart-repository", "https://c.example"])
+    wrapped = run_atlas(
+        [*base, "--format", "helm-chart", "--chart-repository", "https://c.example"]
+    )
+    secret, chart = yaml.safe_load_all(wrapped.stdout)
     assert chart["kind"] == "HelmChart" and chart["apiVersion"] == "helm.cattle.io/v1"
     spec = chart["spec"]
     assert (spec["chart"], spec["repo"], spec["version"]) == (
@@ -220,13 +225,71 @@ def test_observability_values_validated_and_wrapped(tmp_path: Path) -> None:
         version("atlas-xds"),
     )
     assert yaml.safe_load(spec["valuesContent"])["nodeId"] == "atlas"
+    assert spec["valuesSecrets"] == [{"name": "atlas-envoy-credentials", "keys": ["values.yaml"]}]
+    assert secret["metadata"] == {"name": "atlas-envoy-credentials", "namespace": "kube-system"}
     wrapped = run_atlas([*base, "--format", "helm-release"])
-    repository, release = yaml.safe_load_all(wrapped.stdout)
+    secret, repository, release = yaml.safe_load_all(wrapped.stdout)
     assert repository["kind"] == "HelmRepository"
     assert repository["spec"]["url"] == "https://atlas-xds.github.io/charts", "the default"
     assert release["kind"] == "HelmRelease"
     assert release["spec"]["chart"]["spec"]["sourceRef"]["name"] == repository["metadata"]["name"]
     assert release["spec"]["values"]["nodeId"] == "atlas"
+    assert release["spec"]["valuesFrom"] == [
+        {"kind": "Secret", "name": "atlas-envoy-credentials", "valuesKey": "values.yaml"}
+    ]
+    assert secret["metadata"]["namespace"] == release["metadata"]["namespace"]
+
+
+PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
+
+
+def _strings(obj: Any) -> Iterator[str]:
+    """Every string in a document, however deep (a key's PEM may sit in nested YAML text)."""
+    if isinstance(obj, str):
+        yield obj
+    elif isinstance(obj, dict):
+        for value in obj.values():
+            yield from _strings(value)
+    elif isinstance(obj, list):
+        for value in obj:
+            yield from _strings(value)
+
+
+@pytest.mark.parametrize("fmt", ["helm-chart", "helm-release"])
+def test_no_private_key_is_in_an_object_a_gitops_flow_commits(
+    tmp_path: Path, examples_dir: Path, fmt: str
+) -> None:
+    """The wrapped formats are committed to Git: the key goes into a Secret beside them (to be
+    encrypted, and the output says which), and the chart still gets every value."""
+    init_ca(tmp_path)
+    args = [*values_args("east", examples_dir, tmp_path), "--observability-address", "192.0.2.1"]
+    raw = _values(args)
+    wrapped = run_atlas([*args, "--format", fmt])
+    assert wrapped.returncode == 0, wrapped.stderr
+    docs = list(yaml.safe_load_all(wrapped.stdout))
+    holding = [d for d in docs if any(PRIVATE_KEY.search(text) for text in _strings(d))]
+    assert [d["kind"] for d in holding] == ["Secret"]
+    secret = holding[0]
+    where = f"{secret['metadata']['namespace']}/{secret['metadata']['name']}"
+    assert f"the Envoy's private key is in Secret {where}: encrypt it" in wrapped.stderr
+    from_secret = yaml.safe_load(secret["stringData"]["values.yaml"])
+    wrapper = next(d for d in docs if d["kind"] in ("HelmChart", "HelmRelease"))
+    inline = (
+        yaml.safe_load(wrapper["spec"]["valuesContent"])
+        if fmt == "helm-chart"
+        else wrapper["spec"]["values"]
+    )
+    assert {**inline, **from_secret} == raw, "the two halves make the raw values"
+
+
+def test_the_raw_values_say_they_hold_the_key(tmp_path: Path, examples_dir: Path) -> None:
+    init_ca(tmp_path)
+    args = [*values_args("east", examples_dir, tmp_path), "--observability-address", "192.0.2.1"]
+    result = run_atlas(args)
+    assert PRIVATE_KEY.search(result.stdout)
+    assert "the Envoy's private key is in the values themselves (certificates.tls.key)" in (
+        result.stderr
+    )
 
 
 def test_values_for_unknown_cluster_is_a_clear_error(tmp_path: Path, examples_dir: Path) -> None:
