@@ -680,3 +680,14 @@ def test_values_carry_every_observability_alertmanager(tmp_path: Path, examples_
     assert none.returncode == 0
     assert yaml.safe_load(none.stdout)["alertmanagerReplicas"] == 0
     assert "atlas: warning: no observability Alertmanager found" in none.stderr
+
+
+def test_the_http_port_is_private_unless_asked_otherwise() -> None:
+    """/status names every cluster and its address: the README's `atlas serve` must not
+    publish it on every address of the host."""
+    from atlas.cli import build_parser
+
+    defaults = build_parser().parse_args(["serve", "--source", "kubernetes"])
+    assert defaults.http_listen.startswith("127.0.0.1:")
+    chosen = build_parser().parse_args(["serve", "--http-listen", "0.0.0.0:9180"])
+    assert chosen.http_listen == "0.0.0.0:9180"
