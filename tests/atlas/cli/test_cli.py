@@ -689,5 +689,7 @@ def test_the_http_port_is_private_unless_asked_otherwise() -> None:
 
     defaults = build_parser().parse_args(["serve", "--source", "kubernetes"])
     assert defaults.http_listen.startswith("127.0.0.1:")
-    chosen = build_parser().parse_args(["serve", "--http-listen", "0.0.0.0:9180"])
+    chosen = build_parser().parse_args(
+        ["serve", "--source", "kubernetes", "--http-listen", "0.0.0.0:9180"]
+    )
     assert chosen.http_listen == "0.0.0.0:9180"
