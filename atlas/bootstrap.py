@@ -63,9 +63,10 @@ class BootstrapSpec:
     metrics_port: int = 0
     """A listener on all addresses serving only ``/stats/prometheus`` and ``/ready`` from the
     admin interface (which stays on loopback); 0: none."""
-    max_downstream_connections: int = 0
+    max_downstream_connections: int = EnvoySettings().max_downstream_connections
     """The overload manager's limit on connections over all listeners (0: no overload
-    manager). The observability Envoy is the front door, so its bootstrap has one."""
+    manager). Every Envoy has one: each is a front door to something (the observability
+    Envoy to every cluster, a downstream Envoy to its sidecars and Prometheus)."""
     max_heap_bytes: int = 0
     """The overload manager's heap limit (0: heap not watched)."""
 
@@ -89,7 +90,7 @@ def bootstrap_spec(
         admin_address=envoy.admin_address,
         admin_port=envoy.admin_port,
         metrics_port=envoy.metrics_port,
-        max_downstream_connections=envoy.max_downstream_connections if front_door else 0,
+        max_downstream_connections=envoy.max_downstream_connections,
         max_heap_bytes=envoy.max_heap_bytes if front_door else 0,
     )
 

@@ -204,11 +204,12 @@ class EnvoySettings:
     client_connections: Count = 4_096
     """Per listener that clients in the observability cluster use (Thanos Query, the UIs)."""
     max_downstream_connections: Count = 50_000
-    """The observability Envoy's overload manager: connections on all listeners together."""
+    """Every Envoy's overload manager: connections on all its listeners together."""
     max_heap_bytes: Annotated[int, Range(1 << 20, zero_means="not watched")] = 0
-    """The overload manager's heap limit (0: not watched). Set it to about 80 % of the pod's
-    memory limit: at 90 % Envoy frees memory, at 95 % it stops keep-alive and at 98 % it
-    answers 503 rather than being killed for memory."""
+    """The observability Envoy's heap limit (0: not watched). Set it to about 80 % of the
+    pod's memory limit: at 90 % Envoy frees memory, at 95 % it stops keep-alive and at 98 %
+    it answers 503 rather than being killed for memory. (A downstream Envoy's pod limit is
+    its own chart's, which Atlas does not know: its heap is not watched.)"""
     max_request_headers_kb: Annotated[int, Range(1, 8192)] = 32
     """Request headers larger than this are refused (431): far above what Thanos, Prometheus,
     Alertmanager and browsers send, far below what would let one request hog memory."""

@@ -537,3 +537,12 @@ def test_a_rejected_change_keeps_traffic_on_the_accepted_version(network: AtlasN
         assert thanos(network, "east-0")["cluster"] == "east"
     finally:
         blocker.close()
+
+
+def test_every_envoy_has_a_connection_limit(network: AtlasNetwork) -> None:
+    """Envoy warns at start when nothing bounds its downstream connections: the observability
+    Envoy's bootstrap had an overload manager, the downstream Envoys' had none."""
+    wait_until(lambda: thanos(network, "east-0"), within=30, what="network up")
+    for name, envoy in network.envoys.items():
+        log = envoy.log.read_text(errors="replace")
+        assert "no configured limit to the number of allowed active downstream" not in log, name
