@@ -52,6 +52,7 @@ __all__ = [
     "WatchSettings",
     "check_settings",
     "settings_from_mapping",
+    "settings_schema",
 ]
 
 _T = TypeVar("_T")
@@ -534,3 +535,38 @@ def _value(hint: Any, raw: Any, source: str, path: str) -> Any:
     if limits is not None and not limits.allows(value):
         raise fail(f"must be {limits.describe(unit)}")
     return value
+
+
+def settings_schema(cls: type[Any] = Settings) -> dict[str, Any]:
+    """The JSON Schema of the settings file, field for field what ``settings_from_mapping``
+    accepts (unknown keys refused, ranges, choices): charts/atlas's values schema carries it
+    under ``settings``, so that ``helm install`` refuses a typo before a pod starts."""
+    hints = get_type_hints(cls, include_extras=True)
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {f.name: _field_schema(hints[f.name]) for f in fields(cls)},
+    }
+
+
+def _field_schema(hint: Any) -> dict[str, Any]:
+    limits: Range | None = None
+    if get_origin(hint) is Annotated:
+        hint, *extras = get_args(hint)
+        limits = next((e for e in extras if isinstance(e, Range)), None)
+    if is_dataclass(hint) and isinstance(hint, type):
+        return settings_schema(hint)
+    if get_origin(hint) is Literal:
+        return {"enum": list(get_args(hint))}
+    if hint is timedelta:
+        return {"type": "number", "exclusiveMinimum": 0}
+    if hint is str:
+        return {"type": "string"}
+    schema: dict[str, Any] = {"type": "integer" if hint is int else "number"}
+    if limits is None:
+        return schema
+    if limits.low is not None:
+        schema["exclusiveMinimum" if limits.exclusive_low else "minimum"] = limits.low
+    if limits.high is not None:
+        schema["maximum"] = limits.high
+    return {"anyOf": [{"const": 0}, schema]} if limits.zero_means else schema
