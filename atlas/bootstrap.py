@@ -3,10 +3,17 @@
 A bootstrap only says who the proxy is and how to reach Atlas's ADS over mutual TLS; every
 listener, route, cluster and leaf certificate then arrives over ADS/SDS. The proxy accepts
 only Atlas's control-plane identity as the ADS server.
+
+The ADS credential itself (certificate, key, trust bundle) is read through SDS from files
+(``credential_watch_files``) in the directory the pod mounts it from, which Envoy watches: when
+the kubelet swaps a renewed Secret in, or an operator moves new files in, Envoy takes the new
+credential for its next ADS connection without a restart. Read as plain files, it kept the
+first one until restarted, and lost ADS once that one expired.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,15 +23,23 @@ from atlas.names import is_ip
 from atlas.pki import CONTROL_PLANE_URI
 
 __all__ = [
+    "ADS_CERTIFICATE",
     "ADS_CLUSTER",
+    "ADS_TRUST",
     "BootstrapSpec",
     "CertPaths",
     "bootstrap_spec",
     "build_bootstrap",
+    "credential_watch_files",
     "local_bootstrap",
 ]
 
 ADS_CLUSTER = "atlas_ads"
+ADS_CERTIFICATE = "atlas_ads_certificate"
+"""The SDS secret of the ADS client certificate and key, read from a file."""
+ADS_TRUST = "atlas_ads_trust"
+"""The SDS secret of the trust bundle that Atlas's ADS server certificate is checked against."""
+_SECRET = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
 _TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
 _HTTP_OPTS = "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 _ENVOY = EnvoySettings()
@@ -48,6 +63,54 @@ class CertPaths:
     @property
     def key(self) -> str:
         return f"{self.directory}/tls.key"
+
+    @property
+    def certificate_source(self) -> str:
+        """The SDS file naming the certificate and key (``credential_watch_files``)."""
+        return f"{self.directory}/{CERTIFICATE_SOURCE}"
+
+    @property
+    def trust_source(self) -> str:
+        """The SDS file naming the trust bundle."""
+        return f"{self.directory}/{TRUST_SOURCE}"
+
+
+CERTIFICATE_SOURCE = "ads-certificate.json"
+TRUST_SOURCE = "ads-trust.json"
+
+
+def credential_watch_files(certs: CertPaths) -> dict[str, str]:
+    """The two SDS files the bootstrap reads its credential through, by file name: they name
+    the credential's files and the directory whose changes make Envoy read them again. They
+    hold no key; they go where the credential goes (the same Secret, the same directory)."""
+    watched = {"path": certs.directory}
+    certificate = {
+        "@type": _SECRET,
+        "name": ADS_CERTIFICATE,
+        "tls_certificate": {
+            "certificate_chain": {"filename": certs.cert},
+            "private_key": {"filename": certs.key},
+            "watched_directory": watched,
+        },
+    }
+    trust = {
+        "@type": _SECRET,
+        "name": ADS_TRUST,
+        "validation_context": {"trusted_ca": {"filename": certs.ca}, "watched_directory": watched},
+    }
+    return {
+        CERTIFICATE_SOURCE: json.dumps({"resources": [certificate]}, indent=2),
+        TRUST_SOURCE: json.dumps({"resources": [trust]}, indent=2),
+    }
+
+
+def _watched_file(path: str, directory: str) -> dict[str, Any]:
+    """An SDS source read from ``path``, read again when an entry is moved into
+    ``directory`` (the kubelet's atomic swap of a Secret volume, or a rename)."""
+    return {
+        "path_config_source": {"path": path, "watched_directory": {"path": directory}},
+        "resource_api_version": "V3",
+    }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -124,6 +187,7 @@ def _socket(host: str, port: int) -> dict[str, Any]:
 
 def build_bootstrap(spec: BootstrapSpec) -> dict[str, Any]:
     ads_source = {"ads": {}, "resource_api_version": "V3"}
+    certs = spec.certs
     tls = {
         "name": "envoy.transport_sockets.tls",
         "typed_config": {
@@ -131,17 +195,22 @@ def build_bootstrap(spec: BootstrapSpec) -> dict[str, Any]:
             "sni": "atlas",
             "common_tls_context": {
                 "alpn_protocols": ["h2"],
-                "tls_certificates": [
+                "tls_certificate_sds_secret_configs": [
                     {
-                        "certificate_chain": {"filename": spec.certs.cert},
-                        "private_key": {"filename": spec.certs.key},
+                        "name": ADS_CERTIFICATE,
+                        "sds_config": _watched_file(certs.certificate_source, certs.directory),
                     }
                 ],
-                "validation_context": {
-                    "trusted_ca": {"filename": spec.certs.ca},
-                    "match_typed_subject_alt_names": [
-                        {"san_type": "URI", "matcher": {"exact": CONTROL_PLANE_URI}}
-                    ],
+                "combined_validation_context": {
+                    "default_validation_context": {
+                        "match_typed_subject_alt_names": [
+                            {"san_type": "URI", "matcher": {"exact": CONTROL_PLANE_URI}}
+                        ],
+                    },
+                    "validation_context_sds_secret_config": {
+                        "name": ADS_TRUST,
+                        "sds_config": _watched_file(certs.trust_source, certs.directory),
+                    },
                 },
             },
         },

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
+from atlas.bootstrap import CertPaths, credential_watch_files
 from atlas.config import PKISettings
 from atlas.errors import PKIError
 from atlas.pki import (
@@ -81,6 +82,14 @@ class PKIStore(Protocol):
     def names(self) -> tuple[str, ...]:
         """The names of every stored credential."""
         ...
+
+
+def write_public(path: Path, data: bytes) -> None:
+    """Write atomically (a rename into the directory), readable by all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
 
 
 def write_private(path: Path, data: bytes) -> None:
@@ -229,12 +238,16 @@ class CertificateManager:
     ) -> Path:
         """Write the bootstrap credential ``name`` and the trust bundle into ``directory`` as
         the chart mounts them (``tls.crt``, ``tls.key``, ``ca.crt``: ``bootstrap.CertPaths``),
-        for an Envoy run outside Kubernetes (the demo, the tests, the benchmarks)."""
+        with the SDS files the bootstrap reads them through, for an Envoy run outside
+        Kubernetes (the demo, the tests, the benchmarks). Each file is moved into place, which
+        is what makes a running Envoy read a new credential."""
         credential = self.credential(name, uri, server=False, lifetime=lifetime)
         directory.mkdir(parents=True, exist_ok=True)
-        (directory / "tls.crt").write_bytes(credential.cert_pem)
+        write_public(directory / "tls.crt", credential.cert_pem)
         write_private(directory / "tls.key", credential.key_pem)
-        (directory / "ca.crt").write_bytes(self.ca().bundle_pem)
+        write_public(directory / "ca.crt", self.ca().bundle_pem)
+        for file, text in credential_watch_files(CertPaths(str(directory))).items():
+            write_public(directory / file, text.encode())
         return directory
 
     def forget_cluster(self, cluster: str) -> bool:

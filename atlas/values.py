@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from atlas.bootstrap import BootstrapSpec, build_bootstrap
+from atlas.bootstrap import BootstrapSpec, build_bootstrap, credential_watch_files
 from atlas.config import ObservabilityPorts
 from atlas.pki import CAState, Credential
 
@@ -62,6 +62,7 @@ def envoy_values(
             "ca.crt": ca.bundle_pem.decode(),
             "tls.crt": credential.cert_pem.decode(),
             "tls.key": credential.key_pem.decode(),
+            **credential_watch_files(spec.certs),
         },
         "certificateExpiry": credential.not_after.isoformat(),
     }

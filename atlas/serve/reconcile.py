@@ -12,7 +12,12 @@ import logging
 import time
 from typing import Any
 
-from atlas.bootstrap import BootstrapSpec, bootstrap_spec, build_bootstrap
+from atlas.bootstrap import (
+    BootstrapSpec,
+    bootstrap_spec,
+    build_bootstrap,
+    credential_watch_files,
+)
 from atlas.config import Settings
 from atlas.errors import AtlasError, ManifestError, PKIError
 from atlas.kube import Kube, KubeError
@@ -81,6 +86,7 @@ def bootstrap_files(spec: BootstrapSpec, credential: Credential, ca: CAState) ->
         "ca.crt": ca.bundle_pem.decode(),
         "tls.crt": credential.cert_pem.decode(),
         "tls.key": credential.key_pem.decode(),
+        **credential_watch_files(spec.certs),
     }
 
 

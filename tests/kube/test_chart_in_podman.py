@@ -180,8 +180,8 @@ def _exercise(admin: Kube, root: Path, n: Net, envoys: dict[str, Envoy]) -> None
     obs_dir = root / "envoy-atlas"
     (obs_dir / "certs").mkdir(parents=True)
     files = {k: base64.b64decode(v) for k, v in boot["data"].items()}
-    for name in ("ca.crt", "tls.crt", "tls.key"):
-        (obs_dir / "certs" / name).write_bytes(files[name])
+    for name, content in files.items():  # the whole Secret, as the pod mounts it
+        (obs_dir / "certs" / name).write_bytes(content)
     envoys["atlas"] = Envoy("atlas", obs_dir, json.loads(files["bootstrap.json"]))
     envoys["atlas"].start()
     for name in ("east", "west"):

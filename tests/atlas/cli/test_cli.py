@@ -503,9 +503,14 @@ def test_admin_address_and_cert_dir_are_settings_of_the_values(
     }
     assert values["certDir"] == "/var/run/atlas"
     tls = boot["static_resources"]["clusters"][0]["transport_socket"]["typed_config"]
-    assert tls["common_tls_context"]["validation_context"]["trusted_ca"] == {
-        "filename": "/var/run/atlas/ca.crt"
+    trust = tls["common_tls_context"]["combined_validation_context"]
+    source = trust["validation_context_sds_secret_config"]["sds_config"]["path_config_source"]
+    assert source == {
+        "path": "/var/run/atlas/ads-trust.json",
+        "watched_directory": {"path": "/var/run/atlas"},
     }
+    sds = json.loads(values["certificates"]["ads-trust.json"])["resources"][0]
+    assert sds["validation_context"]["trusted_ca"] == {"filename": "/var/run/atlas/ca.crt"}
 
 
 class StatusStub:
