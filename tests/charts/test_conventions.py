@@ -1,0 +1,54 @@
+"""The atlas chart follows Helm's conventions, with cert-manager's and kube-prometheus-stack's
+charts as the anchors: names derived from the release and overridable, ServiceAccount
+annotations, extra arguments and environment, pod labels, images pinned by digest."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.charts.render import find, objects, render
+
+DIGEST = "sha256:" + "ab" * 32
+
+
+def names(docs: list[dict[str, Any]]) -> set[str]:
+    return {d["metadata"]["name"] for d in docs}
+
+
+def test_names_follow_the_release_and_the_overrides() -> None:
+    assert "observability-atlas" in names(objects(render("atlas", release="observability")))
+    assert "observability-hub" in names(
+        objects(render("atlas", {"nameOverride": "hub"}, release="observability"))
+    )
+    overridden = objects(render("atlas", {"fullnameOverride": "edge"}, release="observability"))
+    deployments = {d["metadata"]["name"] for d in overridden if d["kind"] == "Deployment"}
+    assert deployments == {"edge", "edge-envoy"}
+
+
+def test_images_can_be_pinned_by_digest() -> None:
+    docs = objects(
+        render("atlas", {"image": {"digest": DIGEST}, "envoy": {"image": {"digest": DIGEST}}})
+    )
+    atlas = find(docs, "Deployment", "atlas")["spec"]["template"]["spec"]["containers"][0]
+    envoy = find(docs, "Deployment", "atlas-envoy")["spec"]["template"]["spec"]["containers"][0]
+    assert atlas["image"] == f"ghcr.io/atlas-xds/atlas@{DIGEST}"
+    assert envoy["image"] == f"docker.io/envoyproxy/envoy@{DIGEST}"
+
+
+def test_extra_args_env_pod_labels_and_service_account_annotations() -> None:
+    values = {
+        "extraArgs": ["--log-level=debug"],
+        "extraEnv": [{"name": "TZ", "value": "UTC"}],
+        "podLabels": {"team": "observability"},
+        "serviceAccount": {"annotations": {"iam.example.net/role": "atlas"}},
+    }
+    docs = objects(render("atlas", values))
+    deployment = find(docs, "Deployment", "atlas")
+    pod = deployment["spec"]["template"]
+    container = pod["spec"]["containers"][0]
+    assert container["args"][-1] == "--log-level=debug"
+    assert {"name": "TZ", "value": "UTC"} in container["env"]
+    assert pod["metadata"]["labels"]["team"] == "observability"
+    assert "team" not in deployment["spec"]["selector"]["matchLabels"], "the selector stays"
+    account = find(docs, "ServiceAccount", "atlas")
+    assert account["metadata"]["annotations"] == {"iam.example.net/role": "atlas"}
