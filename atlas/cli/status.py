@@ -20,12 +20,20 @@ from typing import Any
 
 import grpc
 import yaml
+from dnslib import QTYPE, RCODE, DNSError, DNSRecord
 
 from atlas import thanos
-from atlas.cli.common import Formatter
-from atlas.cli.status_report import ClusterRow, Probe, Report, build_report, sidecar_targets
+from atlas.cli.common import Formatter, parse_hostport
+from atlas.cli.status_report import (
+    ClusterRow,
+    DnsCheck,
+    Probe,
+    Report,
+    build_report,
+    sidecar_targets,
+)
 from atlas.config import DEFAULT_HTTP_PORT, LOCAL_STATUS_URL
-from atlas.model import SIDECARS_DOMAIN
+from atlas.model import SIDECARS_DOMAIN, SRV_SERVICE
 
 __all__ = ["add_parser"]
 
@@ -57,6 +65,18 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="the observability Envoy's Thanos listener (default: what the daemon reports)",
     )
     p.add_argument("--no-probe", action="store_true", help="skip the sidecar probes")
+    p.add_argument(
+        "--only-atlas",
+        action="store_true",
+        help="judge Atlas alone (every replica ready, no rejected object, DNS as served), not "
+        "the clusters' Envoys: what a fresh install (the chart's helm test) can check",
+    )
+    p.add_argument(
+        "--dns",
+        metavar="HOST:PORT",
+        help="also ask this DNS server (Atlas's, or CoreDNS) for the sidecars' SRV name: it "
+        "must answer every sidecar the replicas serve",
+    )
     p.add_argument(
         "-o",
         "--output",
@@ -134,7 +154,27 @@ def collect(args: argparse.Namespace) -> Report:
                 probes = list(pool.map(lambda t: _probe(address, t), targets))
     warning = timedelta(days=args.expiry_warning_days)
     errors = {url: why for url, (doc, why) in fetched.items() if doc is None}
-    return build_report(documents, probes, expiry_warning=warning, errors=errors)
+    dns = _resolve(*parse_hostport(args.dns, "--dns")) if args.dns else None
+    return build_report(
+        documents,
+        probes,
+        expiry_warning=warning,
+        errors=errors,
+        dns=dns,
+        judge_clusters=not args.only_atlas,
+    )
+
+
+def _resolve(host: str, port: int) -> DnsCheck:
+    """The SRV answer Thanos Query gets for every sidecar (``_grpc._tcp.sidecars...``)."""
+    server = f"{host}:{port}"
+    query = DNSRecord.question(f"_{SRV_SERVICE}._tcp.{SIDECARS_DOMAIN}.", "SRV")
+    try:
+        answer = DNSRecord.parse(query.send(host, port, timeout=3))
+    except (OSError, DNSError) as err:
+        return DnsCheck(server, error=getattr(err, "strerror", None) or str(err) or "no answer")
+    targets = [str(rr.rdata.target) for rr in answer.rr if rr.rtype == QTYPE.SRV]
+    return DnsCheck(server, rcode=RCODE.get(answer.header.rcode), targets=targets)
 
 
 def _day(iso: str) -> str:
@@ -175,6 +215,12 @@ def render_table(report: Report) -> str:
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in table]
     for row in report.rows:
         lines += [f"{row.name}: {p}" for p in row.problems]
+    if report.dns is not None:
+        dns = report.dns
+        lines.append(
+            f"dns {dns.server}: {dns.error or dns.rcode}, {len(dns.targets)} sidecar target(s)"
+        )
+        lines += [f"dns: {p}" for p in dns.problems]
     lines.append("healthy" if report.healthy else "DEGRADED")
     return "\n".join(lines) + "\n"
 

@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from atlas.model import SIDECARS_DOMAIN
+
 __all__ = ["ClusterRow", "Probe", "Report", "build_report", "sidecar_targets"]
 
 OBSERVABILITY_ROW = "(observability)"
@@ -53,17 +55,30 @@ class ClusterRow:
 
 
 @dataclass
+class DnsCheck:
+    """What a DNS server answered for every sidecar's SRV name (``--dns``)."""
+
+    server: str
+    rcode: str = ""
+    targets: list[str] = field(default_factory=list)
+    error: str = ""
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Report:
     healthy: bool
     replicas: dict[str, dict[str, Any]]
     """Per status URL: reachable, ready, leader, its problems and rejected manifests."""
     rows: list[ClusterRow]
+    dns: DnsCheck | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "healthy": self.healthy,
             "replicas": self.replicas,
             "clusters": [asdict(r) for r in self.rows],
+            "dns": asdict(self.dns) if self.dns else None,
         }
 
 
@@ -146,6 +161,8 @@ def build_report(
     now: datetime | None = None,
     expiry_warning: timedelta = timedelta(days=7),
     errors: Mapping[str, str] | None = None,
+    dns: DnsCheck | None = None,
+    judge_clusters: bool = True,
 ) -> Report:
     """``documents``: status URL → its ``/status`` (None when it did not answer, and
     ``errors`` says why). With no replica answering there are no rows: nothing is known."""
@@ -164,7 +181,7 @@ def build_report(
             "rejected": list(doc.get("errors", [])),
         }
     if not reachable:
-        return Report(False, replicas, [])
+        return Report(False, replicas, [], dns)
     by_target = {p.target: p for p in probes}
     first = next(iter(reachable.values()), {})
     observability = first.get("observability_node", "atlas")
@@ -173,7 +190,26 @@ def build_report(
         _row(c["name"], c["replicas"], c["name"], reachable, by_target, now, expiry_warning)
         for c in first.get("clusters", [])
     ]
-    healthy = all(
-        r["reachable"] and r["ready"] and not r["rejected"] for r in replicas.values()
-    ) and not any(row.problems for row in rows)
-    return Report(healthy, replicas, rows)
+    if dns is not None:
+        dns.problems = _dns_problems(dns, sidecar_targets(first))
+    healthy = (
+        all(r["reachable"] and r["ready"] and not r["rejected"] for r in replicas.values())
+        and not (judge_clusters and any(row.problems for row in rows))
+        and not (dns and dns.problems)
+    )
+    return Report(healthy, replicas, rows, dns)
+
+
+def _dns_problems(dns: DnsCheck, served: Sequence[str]) -> list[str]:
+    """DNS must answer every sidecar /status says is served, and nothing else: the zone is
+    what Thanos Query resolves."""
+    if dns.error:
+        return [f"DNS {dns.server}: {dns.error}"]
+    expected = sorted(f"{target}.{SIDECARS_DOMAIN}." for target in served)
+    if not expected and dns.rcode in ("NOERROR", "NXDOMAIN"):
+        return []
+    if dns.rcode != "NOERROR":
+        return [f"DNS {dns.server}: {dns.rcode} for the sidecars' SRV name"]
+    if sorted(dns.targets) != expected:
+        return [f"DNS {dns.server}: answers {sorted(dns.targets)}, /status serves {expected}"]
+    return []

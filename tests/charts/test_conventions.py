@@ -52,3 +52,27 @@ def test_extra_args_env_pod_labels_and_service_account_annotations() -> None:
     assert "team" not in deployment["spec"]["selector"]["matchLabels"], "the selector stays"
     account = find(docs, "ServiceAccount", "atlas")
     assert account["metadata"]["annotations"] == {"iam.example.net/role": "atlas"}
+
+
+def test_helm_test_checks_readiness_and_dns_with_atlas_status() -> None:
+    """The hook runs ``atlas status`` against the release's own Services; the network
+    policy lets it reach the HTTP port."""
+    from atlas.cli import build_parser
+
+    docs = objects(render("atlas", release="obs"))
+    hook = find(docs, "Pod", "obs-atlas-test-serving")
+    assert hook["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    args = hook["spec"]["containers"][0]["args"]
+    parsed = build_parser().parse_args(args)
+    assert parsed.url == ["http://obs-atlas-metrics.monitoring.svc:9180/status"]
+    assert parsed.dns == "obs-atlas-dns.monitoring.svc:53"
+    assert parsed.only_atlas and parsed.no_probe
+    policy = find(docs, "NetworkPolicy", "obs-atlas")["spec"]["ingress"][2]["from"]
+    assert {
+        "podSelector": {
+            "matchLabels": {
+                "app.kubernetes.io/name": "atlas-test",
+                "app.kubernetes.io/instance": "obs",
+            }
+        }
+    } in policy

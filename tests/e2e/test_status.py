@@ -177,6 +177,18 @@ def test_an_unreachable_daemon(tmp_path: Path) -> None:
     assert "(observability)" not in result.stdout and "DISCONNECTED" not in result.stdout
 
 
+def test_dns_is_checked_against_what_the_replicas_serve(net: AtlasNetwork) -> None:
+    """``--dns``: the SRV answer Thanos Query gets must list every sidecar /status serves (the
+    chart's ``helm test`` runs this against the release's DNS Service)."""
+    settled(net)
+    code, out = status(net, "--no-probe", "--dns", f"{net.atlas_ip}:{net.dns_port}")
+    assert code == 0, out
+    assert f"dns {net.atlas_ip}:{net.dns_port}: NOERROR, 3 sidecar target(s)" in out
+    silent = free_port("127.0.0.1")
+    code, out = status(net, "--no-probe", "--dns", f"127.0.0.1:{silent}")
+    assert code == 1 and f"dns: DNS 127.0.0.1:{silent}: " in out and out.endswith("DEGRADED\n")
+
+
 def test_watch_repeats_until_interrupted(net: AtlasNetwork) -> None:
     url = f"http://{net.atlas_ip}:{net.http_port}"
     proc = subprocess.Popen(
