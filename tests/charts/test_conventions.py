@@ -4,9 +4,10 @@ annotations, extra arguments and environment, pod labels, images pinned by diges
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from tests.charts.render import find, objects, render
+from tests.charts.render import cluster_values, find, objects, render
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -76,3 +77,20 @@ def test_helm_test_checks_readiness_and_dns_with_atlas_status() -> None:
             }
         }
     } in policy
+
+
+def test_the_envoy_chart_follows_the_same_conventions(tmp_path: Path) -> None:
+    values = cluster_values(tmp_path) | {
+        "fullnameOverride": "edge-proxy",
+        "image": {"digest": DIGEST},
+        "extraArgs": ["--component-log-level", "upstream:debug"],
+        "podLabels": {"team": "observability"},
+    }
+    docs = objects(render("envoy", values))
+    deployment = find(docs, "Deployment", "edge-proxy")
+    pod = deployment["spec"]["template"]
+    container = pod["spec"]["containers"][0]
+    assert container["image"] == f"docker.io/envoyproxy/envoy@{DIGEST}"
+    assert container["args"][-2:] == ["--component-log-level", "upstream:debug"]
+    assert pod["metadata"]["labels"]["team"] == "observability"
+    assert "team" not in deployment["spec"]["selector"]["matchLabels"]
