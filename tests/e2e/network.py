@@ -11,6 +11,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import grpc
 import yaml
 
 from atlas.demo.envoy import Envoy
@@ -21,7 +22,7 @@ from atlas.demo.stub import WebStandIn
 from atlas.pki import OBSERVABILITY_URI, cluster_uri
 from atlas.pki_store import CertificateManager, DirectoryStore, bootstrap_name
 from tests.fakes.objects import service_object
-from tests.fakes.thanos import Sidecar
+from tests.fakes.thanos import Sidecar, info
 from tests.gotools import go_tool
 from tests.polling import wait_until
 
@@ -178,6 +179,25 @@ class AtlasNetwork:
         self.start_observability_envoy()
         for name in ("east", "west"):
             self.start_cluster_envoy(name)
+        wait_until(self.settled, within=60, what="every Envoy in sync and every replica routed")
+
+    def settled(self) -> bool:
+        """Every Envoy connected and holding what Atlas serves it, and every configured replica
+        answering through the observability Envoy. A test that stops Atlas before then finds a
+        downstream Envoy that never got its listeners (it reaches Atlas only through the
+        observability Envoy, so it connects last) and blames the wrong step."""
+        nodes = {n["node"]: n for n in self.status()["nodes"]}
+        node_ok = [
+            nodes.get(name, {}).get(key) for name in self.envoys for key in ("connected", "in_sync")
+        ]
+        if not all(node_ok):
+            return False
+        try:
+            for target in ("east-0", "east-1", "west-0"):
+                info(self.thanos_address, self.thanos_authority(target))
+        except grpc.RpcError:
+            return False
+        return True
 
     def start_observability_envoy(self, runtime: dict[str, Any] | None = None) -> Envoy:
         """The observability Envoy, with ``runtime`` flags if given."""
