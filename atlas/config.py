@@ -22,6 +22,7 @@ from typing import (
 )
 
 from atlas.errors import ConfigError
+from atlas.instance import DEFAULT_INSTANCE, InstanceNames
 from atlas.names import is_dns_label, is_hostname, is_ip
 
 __all__ = [
@@ -294,7 +295,8 @@ class DNSSettings:
 class LeaseSettings:
     """Leader election (``coordination.k8s.io/v1`` Lease) among Atlas replicas."""
 
-    name: str = "atlas"
+    name: str = ""
+    """The Lease's name; empty: the instance's (``instance``)."""
     lease_duration: Seconds = 15.0
     """Seconds others wait after the holder's last renewal before taking over."""
     renew_deadline: Seconds = 10.0
@@ -324,6 +326,9 @@ class Settings:
     """Everything ``atlas serve`` needs, with defaults an operator can run with."""
 
     namespace: str = DEFAULT_NAMESPACE
+    instance: str = DEFAULT_INSTANCE
+    """Names every object this Atlas keeps in its namespace (``atlas.instance``), so that two
+    installations can share one; the chart sets its full name."""
     observability_node: str = DEFAULT_OBSERVABILITY_NODE
     observability_ports: ObservabilityPorts = field(default_factory=ObservabilityPorts)
     downstream_ports: DownstreamPorts = field(default_factory=DownstreamPorts)
@@ -345,6 +350,10 @@ class Settings:
     it is believed: a file caught between an editor's truncate and its write would look as
     if its clusters were removed, and a removed cluster loses its credentials. An empty file
     must stay empty 20 times as long (``watchers.files.EMPTY_SETTLE``)."""
+
+    @property
+    def names(self) -> InstanceNames:
+        return InstanceNames(self.instance)
 
     def __hash__(self) -> int:
         # Builders are memoized on their arguments, settings among them: computing this hash
@@ -429,10 +438,16 @@ def _cross_field_problems(s: Settings) -> list[str]:
             f"pki.bootstrap_lifetime: {_seconds(s.pki.bootstrap_lifetime)}: must not exceed "
             f"pki.ca_lifetime ({_seconds(s.pki.ca_lifetime)})"
         )
-    for key, value in (("namespace", s.namespace), ("observability_node", s.observability_node)):
+    for key, value in (
+        ("namespace", s.namespace),
+        ("instance", s.instance),
+        ("observability_node", s.observability_node),
+    ):
         if not is_dns_label(value):
             problems.append(f"{key}: {value!r}: must be a DNS-1123 label (a-z, 0-9, '-')")
     net = s.network
+    if s.lease.name and not is_dns_label(s.lease.name):
+        problems.append(f"lease.name: {s.lease.name!r}: must be a DNS-1123 label (a-z, 0-9, '-')")
     if not is_ip(net.observability_listen_address):
         problems.append(
             f"network.observability_listen_address: {net.observability_listen_address!r}: "

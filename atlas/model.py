@@ -36,7 +36,6 @@ __all__ = [
     "LABEL_MANAGED_BY",
     "LABEL_REPLICAS",
     "LAST_GOOD_KEY",
-    "LAST_GOOD_SECRET",
     "MAX_REPLICAS",
     "PREFIX",
     "SIDECARS_DOMAIN",
@@ -93,10 +92,10 @@ KNOWN_ANNOTATIONS = frozenset(
 )
 """Any other ``goatlas.io/`` key on a cluster Service is a mistake worth a warning."""
 
-LAST_GOOD_SECRET = "atlas-last-good"
-"""Kubernetes: every cluster's last good definition (``watchers.memory``), kept by the leader,
-so that a replica that starts while a Service is invalid serves what the others did."""
 LAST_GOOD_KEY = "last-good.json"
+"""Kubernetes: the key of the Secret (``InstanceNames.last_good``) in which the leader keeps
+every cluster's last good definition (``watchers.memory``), so that a replica that starts
+while a Service is invalid serves what the others did."""
 
 ALERTMANAGER_POD_SELECTOR_KEY = "statefulset.kubernetes.io/pod-name"
 """An observability Alertmanager Service selects exactly one pod through this key."""

@@ -1,5 +1,7 @@
 """PKI material in Kubernetes Secrets: the same ``PKIStore`` contract as the state directory.
 
+Names follow the instance (``atlas.instance``); with the default one:
+
 * ``atlas-ca``: ``ca.crt``, ``ca.key``, ``ca-previous.pem`` (CAs still trusted during a rotation)
   and ``ca-cross.pem`` (the current CA signed by the one it replaced); the annotation
   ``goatlas.io/ca-rotate`` on it asks the leader to rotate.
@@ -22,20 +24,16 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from atlas.errors import PKIError
+from atlas.instance import InstanceNames
 from atlas.kube import Kube, KubeError
 from atlas.model import ANN_CA_ROTATE, LABEL_MANAGED_BY
 from atlas.pki import CAState, Credential
 
-__all__ = ["CA_SECRET", "KubeSecretStore", "secret_name"]
+__all__ = ["KubeSecretStore"]
 
-CA_SECRET = "atlas-ca"
 _OWN_CA_KEYS = ("ca.crt", "ca.key", "ca-previous.pem", "ca-cross.pem")
 _GOATLAS_CA_KEYS = ("ca.pem", "ca-key.pem")
 """goatlas.io/atlas's certificate and key in the same Secret."""
-
-
-def secret_name(name: str) -> str:
-    return f"atlas-{name}"
 
 
 def _b64(data: bytes) -> str:
@@ -57,11 +55,14 @@ class KubeSecretStore:
         kube: Kube,
         namespace: str,
         *,
+        names: InstanceNames | None = None,
         cached: Callable[[str], dict[str, Any] | None] | None = None,
         listed: Callable[[], Iterable[str]] | None = None,
         may_write: Callable[[], bool] = lambda: True,
     ) -> None:
         self.kube, self.namespace = kube, namespace
+        self.naming = names or InstanceNames()
+        self.ca_secret = self.naming.ca_secret
         self.cached = cached
         self.listed = listed
         """The names of the Secrets in the watch cache (``names``); None: list them."""
@@ -71,7 +72,8 @@ class KubeSecretStore:
 
     @property
     def location(self) -> str:
-        return f"Secrets {self.namespace}/{CA_SECRET} and {self.namespace}/{secret_name('*')}"
+        star = self.naming.credential_secret("*")
+        return f"Secrets {self.namespace}/{self.ca_secret} and {self.namespace}/{star}"
 
     def _get(self, name: str) -> dict[str, Any] | None:
         if self.cached is not None:
@@ -136,7 +138,7 @@ class KubeSecretStore:
             raise PKIError(f"cannot write Secret {self.namespace}/{name}: {err.status}") from None
 
     def load_ca(self) -> CAState | None:
-        obj = self._get(CA_SECRET)
+        obj = self._get(self.ca_secret)
         if obj is None:
             return None
         data = obj.get("data") or {}
@@ -153,7 +155,7 @@ class KubeSecretStore:
 
     def rotation_requested(self) -> str | None:
         """The rotate annotation's value (``force`` forces it), None when there is none."""
-        obj = self._get(CA_SECRET)
+        obj = self._get(self.ca_secret)
         annotations = (obj or {}).get("metadata", {}).get("annotations") or {}
         value = annotations.get(ANN_CA_ROTATE)
         return None if value is None else str(value)
@@ -161,7 +163,7 @@ class KubeSecretStore:
     def save_ca(self, state: CAState) -> None:
         # Writing the Secret without the rotate annotation acknowledges a rotation request;
         # whatever else is in it (goatlas.io/atlas's keys, labels, annotations) is kept.
-        existing = self._get(CA_SECRET) or {}
+        existing = self._get(self.ca_secret) or {}
         meta = existing.get("metadata") or {}
         kept = {
             k: _unb64(v) for k, v in (existing.get("data") or {}).items() if k not in _OWN_CA_KEYS
@@ -170,7 +172,7 @@ class KubeSecretStore:
             k: v for k, v in (meta.get("annotations") or {}).items() if k != ANN_CA_ROTATE
         }
         self._put(
-            CA_SECRET,
+            self.ca_secret,
             {
                 **kept,
                 "ca.crt": state.current.cert_pem,
@@ -183,7 +185,7 @@ class KubeSecretStore:
         )
 
     def load(self, name: str) -> Credential | None:
-        obj = self._get(secret_name(name))
+        obj = self._get(self.naming.credential_secret(name))
         if obj is None:
             return None
         data = obj.get("data") or {}
@@ -192,15 +194,15 @@ class KubeSecretStore:
 
     def save(self, name: str, credential: Credential) -> None:
         self._put(
-            secret_name(name),
+            self.naming.credential_secret(name),
             {"tls.crt": credential.cert_pem, "tls.key": credential.key_pem},
             secret_type="kubernetes.io/tls",
         )
 
     def delete(self, name: str) -> None:
+        secret = self.naming.credential_secret(name)
         if not self.may_write():
-            raise PKIError(f"Secret {self.namespace}/{secret_name(name)}: only the leader writes")
-        secret = secret_name(name)
+            raise PKIError(f"Secret {self.namespace}/{secret}: only the leader writes")
         self._written[secret] = (time.monotonic(), None)
         try:
             self.kube.call(
@@ -223,7 +225,11 @@ class KubeSecretStore:
                 "list Secrets", self.kube.core.list_namespaced_secret, self.namespace
             )
             found = (s["metadata"]["name"] for s in listing.get("items", []))
-        prefix = secret_name("")
+        prefix = self.naming.credential_prefix
         return tuple(
-            sorted(n.removeprefix(prefix) for n in found if n.startswith(prefix) and n != CA_SECRET)
+            sorted(
+                n.removeprefix(prefix)
+                for n in found
+                if n.startswith(prefix) and n != self.ca_secret
+            )
         )

@@ -28,9 +28,10 @@ from kubernetes.client.exceptions import ApiException
 
 from atlas.config import DEFAULT_NAMESPACE, DEFAULT_OBSERVABILITY_NODE, WatchSettings
 from atlas.errors import ResourceExpired, WatchError
+from atlas.instance import InstanceNames
 from atlas.kube import Kube, KubeError, Outage, status_of
 from atlas.manifests import ParseMemo, parse_selector, parse_services
-from atlas.model import LAST_GOOD_KEY, LAST_GOOD_SECRET, Topology
+from atlas.model import LAST_GOOD_KEY, Topology
 from atlas.names import is_ip
 from atlas.supervisor import run_thread
 from watchers.memory import SecretMemory
@@ -155,6 +156,7 @@ class KubeSource:
         alertmanager_selector: str = "",
         envoy_selector: str = "",
         reserved: tuple[str, ...] = (DEFAULT_OBSERVABILITY_NODE,),
+        last_good: str = InstanceNames().last_good,
         settings: WatchSettings | None = None,
         on_thread: Callable[[threading.Thread], None] = lambda thread: None,
     ) -> None:
@@ -171,7 +173,8 @@ class KubeSource:
         self._listed: set[str] = set()
         self._fresh: set[str] = set()
         """Kinds listed since their watch last failed: their cache misses nothing."""
-        self.memory = SecretMemory(self._memory_text)
+        self.last_good_secret = last_good
+        self.memory = SecretMemory(self._memory_text, last_good)
         """Every cluster's last good definition, in the Secret the leader keeps."""
         self._last_good = LastGood(self.memory)
         self._memo = ParseMemo()
@@ -187,7 +190,7 @@ class KubeSource:
         return self.secrets.get(name)
 
     def _memory_text(self) -> str | None:
-        data = (self.secrets.get(LAST_GOOD_SECRET) or {}).get("data") or {}
+        data = (self.secrets.get(self.last_good_secret) or {}).get("data") or {}
         encoded = data.get(LAST_GOOD_KEY)
         if not isinstance(encoded, str):
             return None

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from atlas.model import LAST_GOOD_SECRET, DownstreamCluster, Upstream
+from atlas.model import DownstreamCluster, Upstream
 
 __all__ = ["FileMemory", "Memory", "SecretMemory", "decode", "encode"]
 
@@ -102,14 +102,16 @@ class FileMemory:
 
 
 class SecretMemory:
-    def __init__(self, read: Callable[[], str | None]) -> None:
+    def __init__(self, read: Callable[[], str | None], name: str) -> None:
         self.read = read
+        self.name = name
+        """The Secret's name, for messages."""
         """The Secret's text from the watch cache (None: no such Secret)."""
         self.pending: str | None = None
         """What the leader should write (the reconciler compares it with the Secret)."""
 
     def load(self) -> tuple[dict[str, DownstreamCluster], dict[str, str]]:
-        return _decoded(self.read(), f"Secret {LAST_GOOD_SECRET}")
+        return _decoded(self.read(), f"Secret {self.name}")
 
     def save(self, clusters: Mapping[str, DownstreamCluster], origins: Mapping[str, str]) -> None:
         self.pending = encode(clusters, origins)

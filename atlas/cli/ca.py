@@ -17,6 +17,7 @@ from atlas.cli.common import (
     directory_pki,
     kube_pki,
     source_value,
+    with_instance,
 )
 from atlas.config import DEFAULT_HTTP_PORT, LOCAL_STATUS_URL, Settings
 from atlas.errors import ConfigError, PKIError
@@ -104,20 +105,20 @@ def _kube_rotate(args: argparse.Namespace) -> int:
     """Ask the leader (through the CA Secret) rather than race it: it rotates and re-issues."""
     from atlas.kube import connect
     from atlas.model import ANN_CA_ROTATE
-    from atlas.pki_kube import CA_SECRET
 
     kube_pki(args, Settings())  # the CA must exist
+    secret = with_instance(args, Settings()).names.ca_secret
     kube = connect(kubeconfig=args.kubeconfig, context=args.kube_context)
     request = "force" if args.force else "requested"
     patch = {"metadata": {"annotations": {ANN_CA_ROTATE: request}}}
     kube.call(
-        f"patch Secret {CA_SECRET}",
+        f"patch Secret {secret}",
         kube.core.patch_namespaced_secret,
-        CA_SECRET,
+        secret,
         args.namespace,
         patch,
     )
-    print(f"rotation requested on Secret {args.namespace}/{CA_SECRET}; the leader rotates")
+    print(f"rotation requested on Secret {args.namespace}/{secret}; the leader rotates")
     return 0
 
 

@@ -7,6 +7,7 @@ the one that exists, or says where it looked and what to do.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import difflib
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -17,6 +18,7 @@ import yaml
 from atlas.config import DEFAULT_NAMESPACE, Settings, settings_from_mapping
 from atlas.documents import yaml_problem
 from atlas.errors import ConfigError
+from atlas.instance import DEFAULT_INSTANCE
 from atlas.names import is_hostname, is_ip, parse_uint
 from atlas.pki_store import CertificateManager, DirectoryStore
 
@@ -34,6 +36,7 @@ __all__ = [
     "parse_hostport",
     "source_directory",
     "source_value",
+    "with_instance",
 ]
 
 DEFAULT_STATE_DIR = ".atlas"
@@ -72,6 +75,17 @@ def add_kube_args(p: argparse.ArgumentParser, *, namespace: str | None = DEFAULT
         help="the Atlas namespace"
         + ("" if namespace else f" (default: the --config file's, else {DEFAULT_NAMESPACE})"),
     )
+    p.add_argument(
+        "--instance",
+        help="the Atlas installation whose objects to use, when two share the namespace "
+        f"(the chart's full name; default: the --config file's, else {DEFAULT_INSTANCE})",
+    )
+
+
+def with_instance(args: argparse.Namespace, settings: Settings) -> Settings:
+    """``settings`` with ``--instance`` applied, when given."""
+    instance = getattr(args, "instance", None)
+    return dataclasses.replace(settings, instance=instance) if instance else settings
 
 
 def add_source_args(
@@ -175,13 +189,14 @@ def directory_pki(state_dir: str, settings: Settings) -> CertificateManager:
 def kube_pki(args: argparse.Namespace, settings: Settings) -> CertificateManager:
     """The CA and credentials in the namespace's Secrets, which the Atlas leader creates."""
     from atlas.kube import connect
-    from atlas.pki_kube import CA_SECRET, KubeSecretStore
+    from atlas.pki_kube import KubeSecretStore
 
     kube = connect(kubeconfig=args.kubeconfig, context=args.kube_context)
-    store = KubeSecretStore(kube, args.namespace)
+    names = with_instance(args, settings).names
+    store = KubeSecretStore(kube, args.namespace, names=names)
     if store.load_ca() is None:
         raise ConfigError(
-            f"no CA in Secret {args.namespace}/{CA_SECRET}: the Atlas leader creates it when it "
-            "starts; check that Atlas runs there (--namespace, --kube-context)"
+            f"no CA in Secret {args.namespace}/{names.ca_secret}: the Atlas leader creates it "
+            "when it starts; check that Atlas runs there (--namespace, --instance, --kube-context)"
         )
     return CertificateManager(store, settings.pki)

@@ -11,6 +11,7 @@ from atlas.cli.common import (
     add_source_args,
     load_settings,
     parse_hostport,
+    with_instance,
 )
 from atlas.config import (
     DEFAULT_ADS_LISTEN,
@@ -137,6 +138,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         network = dataclasses.replace(network, control_plane_address=host, control_plane_port=port)
     namespace = args.namespace or settings.namespace
     settings = dataclasses.replace(settings, namespace=namespace, network=network)
+    settings = with_instance(args, settings)
     check_settings(settings, source=args.config or "flags")
     return settings
 

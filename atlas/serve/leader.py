@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from atlas.config import LeaseSettings
+from atlas.instance import DEFAULT_INSTANCE
 from atlas.kube import Kube, KubeError, Outage
 from atlas.serve import metrics
 
@@ -44,10 +45,18 @@ def _parse(value: Any) -> datetime | None:
 
 class LeaderElector:
     def __init__(
-        self, kube: Kube, namespace: str, identity: str, settings: LeaseSettings | None = None
+        self,
+        kube: Kube,
+        namespace: str,
+        identity: str,
+        settings: LeaseSettings | None = None,
+        *,
+        name: str = DEFAULT_INSTANCE,
     ) -> None:
         self.kube, self.namespace, self.identity = kube, namespace, identity
         self.settings = settings or LeaseSettings()
+        self.name: str = self.settings.name or name
+        """The Lease: ``lease.name`` if set, else the instance's."""
         self._leading_until: datetime | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -64,7 +73,7 @@ class LeaderElector:
         return self._stop
 
     def run(self) -> None:
-        outage = Outage(f"lease {self.settings.name}", log)
+        outage = Outage(f"lease {self.name}", log)
         try:
             while not self._stop.is_set():
                 try:
@@ -91,21 +100,21 @@ class LeaderElector:
         if was != (until is not None):
             state = "acquired" if until else "lost"
             self.transitions.append((state, _now()))
-            log.info("%s the lease %s as %s", state, self.settings.name, self.identity)
+            log.info("%s the lease %s as %s", state, self.name, self.identity)
 
     def _try(self) -> None:
         s = self.settings
-        api = self.kube.coordination
+        api, name = self.kube.coordination, self.name
         now = _now()
         try:
-            lease = self.kube.call("get Lease", api.read_namespaced_lease, s.name, self.namespace)
+            lease = self.kube.call("get Lease", api.read_namespaced_lease, name, self.namespace)
         except KubeError as err:
             if err.status != 404:
                 raise
             body = {
                 "apiVersion": "coordination.k8s.io/v1",
                 "kind": "Lease",
-                "metadata": {"name": s.name, "namespace": self.namespace},
+                "metadata": {"name": self.name, "namespace": self.namespace},
                 "spec": self._spec(now, transitions=0, acquire=now),
             }
             self.kube.call("create Lease", api.create_namespaced_lease, self.namespace, body)
@@ -122,7 +131,7 @@ class LeaderElector:
         acquire = now if holder != self.identity else (_parse(spec.get("acquireTime")) or now)
         lease["spec"] = self._spec(now, transitions=transitions, acquire=acquire)
         # resourceVersion stays in metadata: a concurrent update fails with 409, not a tie.
-        self.kube.call("update Lease", api.replace_namespaced_lease, s.name, self.namespace, lease)
+        self.kube.call("update Lease", api.replace_namespaced_lease, name, self.namespace, lease)
         self._set_leading(now + timedelta(seconds=s.renew_deadline))
 
     def _spec(self, now: datetime, *, transitions: int, acquire: datetime) -> dict[str, Any]:
@@ -143,13 +152,13 @@ class LeaderElector:
         try:
             api = self.kube.coordination
             lease = self.kube.call(
-                "get Lease", api.read_namespaced_lease, self.settings.name, self.namespace
+                "get Lease", api.read_namespaced_lease, self.name, self.namespace
             )
             lease["spec"]["holderIdentity"] = ""
             self.kube.call(
                 "update Lease",
                 api.replace_namespaced_lease,
-                self.settings.name,
+                self.name,
                 self.namespace,
                 lease,
             )

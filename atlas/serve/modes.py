@@ -161,16 +161,20 @@ class KubernetesMode:
             alertmanager_selector=settings.alertmanager_selector,
             envoy_selector=settings.envoy_selector,
             reserved=(settings.observability_node,),
+            last_good=settings.names.last_good,
             settings=settings.watch,
             on_thread=on_thread,
         )
         self.source: Source = self.kube_source
         identity = options.identity or f"{socket.gethostname()}-{os.getpid()}"
-        self.leader = LeaderElector(self.kube, settings.namespace, identity, settings.lease)
+        self.leader = LeaderElector(
+            self.kube, settings.namespace, identity, settings.lease, name=settings.instance
+        )
         source = self.kube_source
         self.store = KubeSecretStore(
             self.kube,
             settings.namespace,
+            names=settings.names,
             cached=source.secret,
             listed=lambda: list(source.secrets),
             may_write=self.leader.is_leader,

@@ -20,44 +20,32 @@ from atlas.bootstrap import (
 )
 from atlas.config import Settings
 from atlas.errors import AtlasError, ManifestError, PKIError
+from atlas.instance import LABEL_INSTANCE
 from atlas.kube import Kube, KubeError
 from atlas.model import (
     ANN_CA_ROTATE,
     LABEL_ENVOY_VALUES,
     LABEL_MANAGED_BY,
     LAST_GOOD_KEY,
-    LAST_GOOD_SECRET,
 )
 from atlas.pki import OBSERVABILITY_URI, CAState, Credential, cluster_uri
-from atlas.pki_kube import CA_SECRET, KubeSecretStore
+from atlas.pki_kube import KubeSecretStore
 from atlas.pki_store import CertificateManager, bootstrap_name
 from atlas.values import envoy_values, render
 
 __all__ = [
     "ANN_BACKUP_OF",
     "FOREIGN_BACKUP_SUFFIX",
-    "OBSERVABILITY_BOOTSTRAP",
-    "OBSERVABILITY_VALUES",
     "Reconciler",
     "bootstrap_files",
-    "values_secret_name",
 ]
 
 log = logging.getLogger(__name__)
 
-OBSERVABILITY_VALUES = "atlas-envoy-values"
-OBSERVABILITY_BOOTSTRAP = "atlas-envoy-bootstrap"
-"""The observability Envoy's bootstrap and credential as files (``bootstrap.json``, ``ca.crt``,
-``tls.crt``, ``tls.key``): the atlas chart mounts it at ``envoy.cert_dir``, and the Envoy pod
-waits for it until the leader has written it."""
 EVENT_REASON = "InvalidClusterService"
 FOREIGN_BACKUP_SUFFIX = "-goatlas"
 ANN_BACKUP_OF = "goatlas.io/backup-of"
 """On a kept copy of a values Secret Atlas did not write: the Secret it was copied from."""
-
-
-def values_secret_name(cluster: str) -> str:
-    return f"{cluster}-envoy-values"
 
 
 def _same_data(
@@ -103,6 +91,7 @@ class Reconciler:
     ) -> None:
         self.kube, self.namespace, self.pki, self.store = kube, namespace, pki, store
         self.settings = settings
+        self.names = settings.names
         self.ads_address = ads_address
         self._reported: set[str] = set()
         self._written: dict[str, tuple[bytes, bytes, str, int, int | None]] = {}
@@ -175,9 +164,10 @@ class Reconciler:
         """Keep every cluster's last good definition in its Secret (``watchers.memory``), so
         that a replica that starts while a Service is invalid serves what the others do."""
         files = {LAST_GOOD_KEY: text} if text is not None else {}
-        if not files or _same_data(secrets.get(LAST_GOOD_SECRET), files, values=False):
+        name = self.names.last_good
+        if not files or _same_data(secrets.get(name), files, values=False):
             return
-        self._write(LAST_GOOD_SECRET, files, values=False)
+        self._write(name, files, values=False)
 
     def rotate_ca_if_requested(self) -> bool:
         """Rotate when the CA Secret asks (``goatlas.io/ca-rotate``). A request while an
@@ -192,7 +182,7 @@ class Reconciler:
             log.error("CA rotation requested and declined: %s", err)
             self.store.save_ca(self.pki.ca())  # acknowledges the request
             message = f"{err} (annotate it with {ANN_CA_ROTATE}=force)"
-            self._event("Secret", CA_SECRET, "CARotationDeclined", message)
+            self._event("Secret", self.names.ca_secret, "CARotationDeclined", message)
             return False
         log.info("CA rotated on request (%d previous CA(s) still trusted)", len(state.previous))
         return True
@@ -204,11 +194,14 @@ class Reconciler:
         *,
         alertmanager_replicas: int = 1,
     ) -> None:
-        """``<cluster>-envoy-values`` for every cluster, ``atlas-envoy-values``; stale ones go.
+        """A values Secret for every cluster and the observability Envoy (``atlas.instance``
+        names them), the observability Envoy's bootstrap files; this instance's stale ones go.
         ``alertmanager_replicas``: the observability Alertmanagers each downstream relays to."""
         ports = self.settings.observability_ports
+        names = self.names
+        observability, bootstrap = names.observability_values, names.observability_bootstrap
         wanted: dict[str, tuple[str, str, str, int]] = {
-            values_secret_name(c): (
+            names.values_secret(c): (
                 c,
                 cluster_uri(c),
                 self.settings.network.observability_address,
@@ -217,7 +210,7 @@ class Reconciler:
             for c in clusters
         }
         host, _, port = self.ads_address.rpartition(":")
-        wanted[OBSERVABILITY_VALUES] = (
+        wanted[observability] = (
             self.settings.observability_node,
             OBSERVABILITY_URI,
             host,
@@ -226,11 +219,9 @@ class Reconciler:
         ca = self.pki.ca()
         for secret, (node, uri, ads_host, ads_port) in wanted.items():
             credential = self._bootstrap(node, uri, ca)
-            relay = None if secret == OBSERVABILITY_VALUES else alertmanager_replicas
+            relay = None if secret == observability else alertmanager_replicas
             inputs = (ca.bundle_pem, credential.cert_pem, ads_host, ads_port, relay)
-            present = secret in secrets and (
-                secret != OBSERVABILITY_VALUES or OBSERVABILITY_BOOTSTRAP in secrets
-            )
+            present = secret in secrets and (secret != observability or bootstrap in secrets)
             if self._written.get(secret) == inputs and present:
                 continue
             spec = bootstrap_spec(self.settings, node, ads_host, ads_port)
@@ -245,14 +236,14 @@ class Reconciler:
                 # GitOps tools watching these Secrets see no change on a leader change.
                 self._keep_foreign(secret, secrets)
                 self._write(secret, {"values.yaml": text})
-            if secret == OBSERVABILITY_VALUES:
+            if secret == observability:
                 files = bootstrap_files(spec, credential, ca)
-                if not _same_data(secrets.get(OBSERVABILITY_BOOTSTRAP), files):
-                    self._write(OBSERVABILITY_BOOTSTRAP, files)
+                if not _same_data(secrets.get(bootstrap), files):
+                    self._write(bootstrap, files)
             self._written[secret] = inputs
         for name, obj in secrets.items():
             labels = obj.get("metadata", {}).get("labels") or {}
-            stale = name not in wanted and name != OBSERVABILITY_BOOTSTRAP
+            stale = name not in wanted and name != bootstrap and names.owns(labels)
             if labels.get(LABEL_ENVOY_VALUES) == "true" and stale:
                 self._delete(name)
                 self._written.pop(name, None)
@@ -312,7 +303,7 @@ class Reconciler:
         )
 
     def _write(self, name: str, files: dict[str, str], *, values: bool = True) -> None:
-        labels = {LABEL_MANAGED_BY: "atlas"}
+        labels = {LABEL_MANAGED_BY: "atlas", LABEL_INSTANCE: self.names.instance}
         if values:
             labels[LABEL_ENVOY_VALUES] = "true"
         body = {

@@ -7,6 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from atlas.config import settings_from_mapping
+from atlas.instance import InstanceNames
 from tests.charts.render import cluster_values, find, objects, render
 
 DIGEST = "sha256:" + "ab" * 32
@@ -94,3 +98,54 @@ def test_the_envoy_chart_follows_the_same_conventions(tmp_path: Path) -> None:
     assert container["args"][-2:] == ["--component-log-level", "upstream:debug"]
     assert pod["metadata"]["labels"]["team"] == "observability"
     assert "team" not in deployment["spec"]["selector"]["matchLabels"]
+
+
+def runtime_names(docs: list[dict[str, Any]]) -> tuple[InstanceNames, set[tuple[str, str]]]:
+    """The instance the release's Atlas runs as, and the objects (kind, name) it writes
+    itself (for a cluster east), from the settings the chart hands it."""
+    config = find(docs, "ConfigMap", next(n for n in names(docs) if n.endswith("-config")))
+    settings = settings_from_mapping(yaml.safe_load(config["data"]["config.yaml"]))
+    n = settings.names
+    secrets = {
+        n.ca_secret,
+        n.last_good,
+        n.observability_values,
+        n.observability_bootstrap,
+        n.values_secret("east"),
+        *(n.credential_secret(c) for c in ("node-east", "bootstrap-east", "observability")),
+    }
+    return n, {("Lease", n.lease)} | {("Secret", s) for s in secrets}
+
+
+def test_two_releases_share_a_namespace_without_a_collision() -> None:
+    first, second = render("atlas"), render("atlas", release="staging")
+    docs = {"atlas": objects(first), "staging": objects(second)}
+    kinds = {r: {(d["kind"], d["metadata"]["name"]) for d in found} for r, found in docs.items()}
+    assert not kinds["atlas"] & kinds["staging"]
+    (a, a_written), (b, b_written) = runtime_names(docs["atlas"]), runtime_names(docs["staging"])
+    assert not a_written & b_written
+    for release, n, written in (("atlas", a, a_written), ("staging", b, b_written)):
+        assert not written & kinds[release], (release, written & kinds[release])
+        envoy = find(docs[release], "Deployment", f"{n.instance}-envoy")
+        mounted = {
+            v["secret"]["secretName"]
+            for v in envoy["spec"]["template"]["spec"]["volumes"]
+            if "secret" in v
+        }
+        assert mounted == {n.observability_bootstrap}
+    # The release named atlas keeps the names an earlier Atlas (and goatlas.io/atlas) used.
+    assert (a.lease, a.ca_secret, a.values_secret("east")) == (
+        "atlas",
+        "atlas-ca",
+        "east-envoy-values",
+    )
+    assert b.instance == "staging-atlas" and b.lease == "staging-atlas"
+    notes = second["atlas/templates/NOTES.txt"]
+    assert f"get secret {b.values_secret('east')} " in notes
+    assert f"Secret {b.observability_bootstrap} " in notes
+
+
+def test_an_earlier_release_keeps_its_instance_when_told() -> None:
+    docs = objects(render("atlas", {"instance": "atlas"}, release="observability"))
+    n, _ = runtime_names(docs)
+    assert (n.instance, n.ca_secret) == ("atlas", "atlas-ca")

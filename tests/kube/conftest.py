@@ -92,9 +92,11 @@ def admin(kube_cluster: KubeCluster) -> Iterator[Kube]:
     kube = connect(kubeconfig=str(kube_cluster.kubeconfig), context="admin")
     yield kube
     # Leave the namespace as the next test expects it: no Services, no Atlas Secrets, no Lease.
+    lease = kube.coordination
     for kind, list_fn, delete_fn in (
         ("Service", kube.core.list_namespaced_service, kube.core.delete_namespaced_service),
         ("Secret", kube.core.list_namespaced_secret, kube.core.delete_namespaced_secret),
+        ("Lease", lease.list_namespaced_lease, lease.delete_namespaced_lease),
     ):
         for item in kube.call(f"list {kind}s", list_fn, NAMESPACE).get("items", []):
             name = item["metadata"]["name"]
@@ -102,8 +104,6 @@ def admin(kube_cluster: KubeCluster) -> Iterator[Kube]:
                 continue
             with contextlib.suppress(KubeError):
                 kube.call(f"delete {kind} {name}", delete_fn, name, NAMESPACE)
-    with contextlib.suppress(KubeError):
-        kube.call("delete Lease", kube.coordination.delete_namespaced_lease, "atlas", NAMESPACE)
 
 
 @pytest.fixture

@@ -94,15 +94,97 @@ class Net:
         self.sidecar_port = free_port(*self.sidecar.values())
 
 
+TIMINGS = {
+    "lease": {"lease_duration": 3.0, "renew_deadline": 2.0, "retry_period": 0.3},
+    "watch": {"backoff_initial": 0.1, "backoff_max": 0.5, "reconcile_interval": 0.5},
+}
+
+
+def _image_values(image: str) -> dict[str, Any]:
+    repository, tag = image.rsplit(":", 1)
+    return {
+        "replicas": 1,
+        "image": {"repository": repository, "tag": tag, "pullPolicy": "Never"},
+    }
+
+
+def _service_account(kube_cluster: KubeCluster, sa: Path) -> Path:
+    """The files Kubernetes mounts for the pod's ServiceAccount: the token of a user bound to
+    exactly the chart's Role."""
+    sa.mkdir(mode=0o755)
+    (sa / "token").write_text(kube_cluster.tokens["limited"])
+    (sa / "ca.crt").write_bytes((kube_cluster.pki / "ca.crt").read_bytes())
+    (sa / "namespace").write_text(NAMESPACE)
+    for f in sa.iterdir():
+        f.chmod(0o644)
+    return sa
+
+
+def test_two_releases_run_side_by_side_in_one_namespace(
+    kube_cluster: KubeCluster, admin: Kube, tmp_path: Path
+) -> None:
+    """Releases atlas and staging in one namespace, each Atlas in its own container: each
+    leads through its own Lease and writes its own bootstrap and values, with its own CA."""
+    image = require_image()
+    sa = _service_account(kube_cluster, tmp_path / "serviceaccount")
+    n = Net()
+    admin.call(
+        "create",
+        admin.core.create_namespaced_service,
+        NAMESPACE,
+        cluster_service("east", n.envoy["east"], n.sidecar["east"], n.sidecar_port),
+    )
+    plays: list[Path] = []
+    try:
+        for release, last in (("atlas", 5), ("staging", 6)):
+            ip = n.ip(last)
+            ports = {k: free_port(ip) for k in ("ads", "dns", "http")}
+            values = {**_image_values(image), "observabilityAddress": n.obs, "settings": TIMINGS}
+            docs = objects(render("atlas", values, release=release))
+            fullname = "atlas" if release == "atlas" else f"{release}-atlas"
+            pod = _adapt(
+                find(docs, "Deployment", fullname),
+                ip=ip,
+                ports=ports,
+                api_port=kube_cluster.api_port,
+                sa=sa,
+            )
+            play = tmp_path / f"play-{release}.yaml"
+            play.write_text(
+                yaml.safe_dump_all([find(docs, "ConfigMap", f"{fullname}-config"), pod])
+            )
+            podman("kube", "play", str(play))
+            plays.append(play)
+        for instance, values_secret in (
+            ("atlas", "east-envoy-values"),
+            ("staging-atlas", "staging-atlas-east-envoy-values"),
+        ):
+            wait_until(
+                partial(secret, admin, f"{instance}-envoy-bootstrap"), within=60, what=instance
+            )
+            wait_until(partial(values_of, admin, values_secret), within=30, what=values_secret)
+        leases = admin.call("list", admin.coordination.list_namespaced_lease, NAMESPACE)
+        assert {lease["metadata"]["name"] for lease in leases["items"]} == {
+            "atlas",
+            "staging-atlas",
+        }
+        cas = {
+            (secret(admin, f"{i}-ca") or {})["data"]["ca.crt"] for i in ("atlas", "staging-atlas")
+        }
+        assert len(cas) == 2
+    finally:
+        for play in plays:
+            podman("kube", "down", str(play), check=False)
+
+
 def test_the_chart_runs_under_podman_and_carries_thanos_traffic(
     kube_cluster: KubeCluster, admin: Kube, tmp_path: Path
 ) -> None:
     image = require_image()
     n = Net()
-    repository, tag = image.rsplit(":", 1)
+    tag = image.rsplit(":", 1)[1]
     values = {
-        "replicas": 1,
-        "image": {"repository": repository, "tag": tag, "pullPolicy": "Never"},
+        **_image_values(image),
         "observabilityAddress": n.obs,
         "settings": {
             "observability_ports": n.obs_ports,
@@ -115,18 +197,11 @@ def test_the_chart_runs_under_podman_and_carries_thanos_traffic(
                 "connect_timeout": 1.0,
             },
             "envoy": {"admin_port": 0, "metrics_port": 0, "cert_dir": "certs"},
-            "lease": {"lease_duration": 3.0, "renew_deadline": 2.0, "retry_period": 0.3},
-            "watch": {"backoff_initial": 0.1, "backoff_max": 0.5, "reconcile_interval": 0.5},
+            **TIMINGS,
         },
     }
     docs = objects(render("atlas", values))
-    sa = tmp_path / "serviceaccount"
-    sa.mkdir(mode=0o755)
-    (sa / "token").write_text(kube_cluster.tokens["limited"])
-    (sa / "ca.crt").write_bytes((kube_cluster.pki / "ca.crt").read_bytes())
-    (sa / "namespace").write_text(NAMESPACE)
-    for f in sa.iterdir():
-        f.chmod(0o644)
+    sa = _service_account(kube_cluster, tmp_path / "serviceaccount")
     play = tmp_path / "play.yaml"
     pod = _adapt(
         find(docs, "Deployment", "atlas"),

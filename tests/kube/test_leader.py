@@ -11,6 +11,7 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,11 @@ pytestmark = pytest.mark.e2e
 
 LEASE = LeaseSettings(lease_duration=3.0, renew_deadline=2.0, retry_period=0.3)
 WATCH = WatchSettings(backoff_initial=0.1, backoff_max=0.5, reconcile_interval=0.5)
+TIMINGS = {
+    "lease": {"lease_duration": 3.0, "renew_deadline": 2.0, "retry_period": 0.3},
+    "watch": {"backoff_initial": 0.1, "backoff_max": 0.5, "reconcile_interval": 0.5},
+}
+"""LEASE and WATCH as a replica process's settings file."""
 
 
 @contextlib.asynccontextmanager
@@ -134,6 +140,64 @@ async def test_values_secrets_follow_the_clusters(admin: Kube, leader: Atlas) ->
     assert secret(admin, "east-envoy-values") is not None
 
 
+async def test_two_instances_share_a_namespace(
+    kube_cluster: KubeCluster, admin: Kube, leader: Atlas, tmp_path: Path
+) -> None:
+    """Two installations in one namespace (the chart's ``instance``, two releases): each leads
+    through its own Lease, keeps its own CA and values, and removing a cluster's stale values
+    never removes the other's."""
+    admin.call("create", admin.core.create_namespaced_service, NAMESPACE, service("east"))
+    admin.call("create", admin.core.create_namespaced_service, NAMESPACE, service("west"))
+    staging = kube_cluster.start_replica(
+        "staging",
+        user="limited2",
+        settings={"instance": "staging", **TIMINGS},
+        ip="127.0.0.1",
+        ports={"ads": 0, "http": free_port("127.0.0.1")},
+        service=("atlas-ads.monitoring.svc", 18000),
+        root=tmp_path,
+    )
+    try:
+        for name in ("east-envoy-values", "west-envoy-values", "atlas-envoy-bootstrap"):
+            await written(admin, name)
+        for name in (
+            "staging-east-envoy-values",
+            "staging-west-envoy-values",
+            "staging-envoy-bootstrap",
+        ):
+            await written(admin, name)
+        leases = admin.call("list", admin.coordination.list_namespaced_lease, NAMESPACE)
+        holders = {
+            lease["metadata"]["name"]: lease["spec"]["holderIdentity"] for lease in leases["items"]
+        }
+        assert holders == {"atlas": "replica-a", "staging": "replica-staging"}
+        cas = {data(await written(admin, f"{i}-ca"), "ca.crt") for i in ("atlas", "staging")}
+        assert len(cas) == 2, "each instance has its own CA"
+        east = {
+            yaml.safe_load(data(await written(admin, n), "values.yaml"))["certificates"]["ca.crt"]
+            for n in ("east-envoy-values", "staging-east-envoy-values")
+        }
+        assert {c.encode() for c in east} == cas
+
+        admin.call("delete", admin.core.delete_namespaced_service, "west", NAMESPACE)
+        for name in ("west-envoy-values", "staging-west-envoy-values"):
+            await until(
+                partial(_gone, admin, name),
+                within=10,
+                what=f"stale {name} removed",
+                blocking=True,
+            )
+        for name in ("east-envoy-values", "staging-east-envoy-values", "staging-node-east"):
+            assert secret(admin, name) is not None, name
+        assert secret(admin, "atlas-node-east") is not None and leader.may_write()
+    finally:
+        staging.stop()
+
+
+def _gone(admin: Kube, name: str) -> bool:
+    return secret(admin, name) is None
+
+
 async def test_ca_rotation_through_the_annotation(admin: Kube, leader: Atlas) -> None:
     admin.call("create", admin.core.create_namespaced_service, NAMESPACE, service("east"))
     before = await written(admin, "atlas-ca")
@@ -204,14 +268,7 @@ async def test_two_replicas_only_the_leader_writes_and_the_lease_moves(
     admin: Kube, kube_cluster: KubeCluster, tmp_path: Path
 ) -> None:
     config = tmp_path / "atlas.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "lease": {"lease_duration": 3.0, "renew_deadline": 2.0, "retry_period": 0.3},
-                "watch": {"backoff_initial": 0.1, "backoff_max": 0.5, "reconcile_interval": 0.5},
-            }
-        )
-    )
+    config.write_text(yaml.safe_dump(TIMINGS))
     admin.call("create", admin.core.create_namespaced_service, NAMESPACE, service("east"))
     procs: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
     try:

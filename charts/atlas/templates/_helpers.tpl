@@ -13,6 +13,17 @@
 {{- end -}}
 {{- end -}}
 
+{{/* The instance (atlas/instance.py): every name Atlas gives its own objects derives from it. */}}
+{{- define "atlas.instance" -}}
+{{- .Values.instance | default (include "atlas.fullname" .) -}}
+{{- end -}}
+
+{{/* A downstream cluster's values Secret, for cluster "<cluster>" (InstanceNames.values_secret). */}}
+{{- define "atlas.valuesSecret" -}}
+{{- $instance := include "atlas.instance" . -}}
+{{- if eq $instance "atlas" -}}<cluster>-envoy-values{{- else -}}{{ $instance }}-<cluster>-envoy-values{{- end -}}
+{{- end -}}
+
 {{- define "atlas.labels" -}}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 app.kubernetes.io/part-of: atlas
