@@ -132,6 +132,8 @@ class BootstrapSpec:
     Envoy to every cluster, a downstream Envoy to its sidecars and Prometheus)."""
     max_heap_bytes: int = 0
     """The overload manager's heap limit (0: heap not watched)."""
+    ads_retry_max: float = _ENVOY.ads_retry_max
+    """Seconds at most between attempts to reach Atlas again (``envoy.ads_retry_max``)."""
 
 
 def bootstrap_spec(
@@ -155,6 +157,7 @@ def bootstrap_spec(
         metrics_port=envoy.metrics_port,
         max_downstream_connections=envoy.max_downstream_connections,
         max_heap_bytes=envoy.max_heap_bytes if front_door else 0,
+        ads_retry_max=envoy.ads_retry_max,
     )
 
 
@@ -246,7 +249,7 @@ def build_bootstrap(spec: BootstrapSpec) -> dict[str, Any]:
                 "api_type": spec.api_type,
                 "transport_api_version": "V3",
                 "set_node_on_first_message_only": True,
-                "grpc_services": [{"envoy_grpc": {"cluster_name": ADS_CLUSTER}}],
+                "grpc_services": [{"envoy_grpc": _ads_grpc(spec)}],
             },
             "cds_config": ads_source,
             "lds_config": ads_source,
@@ -256,6 +259,18 @@ def build_bootstrap(spec: BootstrapSpec) -> dict[str, Any]:
     if spec.max_downstream_connections:
         bootstrap["overload_manager"] = _overload_manager(spec)
     return bootstrap
+
+
+_ADS_RETRY_BASE = 0.5
+"""Envoy's own first retry interval, kept; only its cap (30 s) is lowered."""
+
+
+def _ads_grpc(spec: BootstrapSpec) -> dict[str, Any]:
+    back_off = {
+        "base_interval": f"{_ADS_RETRY_BASE}s",
+        "max_interval": f"{spec.ads_retry_max:g}s",
+    }
+    return {"cluster_name": ADS_CLUSTER, "retry_policy": {"retry_back_off": back_off}}
 
 
 _MONITORS = "type.googleapis.com/envoy.extensions.resource_monitors"

@@ -229,6 +229,11 @@ class EnvoySettings:
     """HTTP/2 initial stream window on the Thanos path (0: Envoy's 256 MiB)."""
     http2_connection_window: Annotated[int, Range(65535, 2**31 - 1, zero_means="Envoy's")] = 0
     """HTTP/2 initial connection window on the Thanos path (0: Envoy's 256 MiB)."""
+    ads_retry_max: Annotated[float, Range(0.5, 30)] = 5.0
+    """Seconds at most between a proxy's attempts to reach Atlas again (its bootstrap's ADS
+    retry back-off, from 0.5 s doubling, jittered). Envoy's own cap is 30 s: after an outage of
+    Atlas a proxy could wait that long before it took changes again. Lower means more
+    attempts while no replica answers, each refused at connect."""
     observability_api_type: XdsApiType = "GRPC"
     """How the observability Envoy's bootstrap subscribes: ``GRPC`` (state of the world) or
     ``DELTA_GRPC``. Beyond a few thousand clusters use delta: under state of the world a

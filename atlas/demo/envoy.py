@@ -100,6 +100,12 @@ class Envoy(Process):
         with urllib.request.urlopen(url, timeout=3) as response:
             return str(response.read().decode())
 
+    def version(self) -> tuple[int, int, int]:
+        """The running Envoy's release (``/server_info``: ``<sha>/1.40.0/Clean/RELEASE/…``)."""
+        build = json.loads(self.admin_get("/server_info"))["version"]
+        major, minor, patch = build.split("/")[1].split(".")[:3]
+        return int(major), int(minor), int(patch)
+
     def route_versions(self) -> dict[str, str]:
         """Per route table Envoy holds, the version of the response that last changed it."""
         dump = json.loads(self.admin_get("/config_dump?resource=dynamic_route_configs"))

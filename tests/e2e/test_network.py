@@ -17,6 +17,7 @@ import pytest
 from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
+from atlas.config import EnvoySettings
 from atlas.demo.envoy import Envoy
 from atlas.demo.launch import atlas_command
 from atlas.pki import OBSERVABILITY_URI, cluster_uri, create_ca, issue
@@ -546,3 +547,20 @@ def test_every_envoy_has_a_connection_limit(network: AtlasNetwork) -> None:
     for name, envoy in network.envoys.items():
         log = envoy.log.read_text(errors="replace")
         assert "no configured limit to the number of allowed active downstream" not in log, name
+
+
+def test_every_envoy_is_back_within_the_retry_cap_after_an_outage(network: AtlasNetwork) -> None:
+    """After Atlas was down long enough for Envoy's back-off to grow (its own cap is 30 s),
+    every Envoy connects again within ``envoy.ads_retry_max`` of Atlas's return, plus the
+    time to connect (the downstream ones through the observability Envoy)."""
+    wait_until(lambda: connected(network) == set(network.envoys), within=30, what="all connected")
+    assert network.atlas is not None
+    network.atlas.stop()
+    time.sleep(10)  # 0.5 s doubling: past 5 s by now, where Envoy alone goes on to 30 s
+    network.start_atlas()
+    cap = EnvoySettings().ads_retry_max
+    wait_until(
+        lambda: connected(network) == set(network.envoys),
+        within=cap + 3,
+        what=f"every Envoy back within {cap} s and the time to connect",
+    )

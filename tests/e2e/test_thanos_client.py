@@ -117,15 +117,17 @@ def test_an_unknown_name_is_refused_with_a_reason(go_network: AtlasNetwork) -> N
     wait_until(lambda: healthy(thanos_query(net)), within=30, what="network up")
     before = refusals(net)
     port = net.obs_ports["thanos"]
+    # Envoy 1.36 does not know body_format: it sends the same reason without the name asked.
+    names_it = net.envoys["atlas"].version() > (1, 36, 99)
     err = refused(net, f"west-1.sidecars.thanos.atlas.:{port}")
     assert err.code() == grpc.StatusCode.UNAVAILABLE
-    assert err.details() == (
-        "atlas: no cluster/replica 'west-1.sidecars.thanos.atlas' (known: east-0, east-1, west-0)"
-    )
+    asked = "'west-1.sidecars.thanos.atlas'" if names_it else "by the name dialed"
+    assert err.details() == (f"atlas: no cluster/replica {asked} (known: east-0, east-1, west-0)")
     # dnssrv+ instead of dnssrvnoa+: Thanos dials the Envoy's IP, and the name is lost.
     ip = thanos_query(net, net.thanos_address, series_timeout="0s")[net.thanos_address]
     assert ip["info_code"] == "Unavailable"
-    assert f"':authority' '{net.obs_ip}' is not a sidecar name" in ip["info_error"]
+    dialed = f"'{net.obs_ip}'" if names_it else "dialed"
+    assert f"':authority' {dialed} is not a sidecar name" in ip["info_error"]
     assert "--endpoint=dnssrvnoa+_grpc._tcp.sidecars.thanos.atlas." in ip["info_error"]
     after = refusals(net)
     assert after["unknown_target"] == before.get("unknown_target", 0) + 1

@@ -57,3 +57,15 @@ def test_the_list_follows_the_topology() -> None:
     table = route_pb2.RouteConfiguration()
     table.ParseFromString(snapshots(smaller)["atlas"].of(ROUTE)["thanos"].body)
     assert body(table.virtual_hosts[-1].routes[0]).endswith("(known: east-0, east-1)")
+
+
+def test_an_envoy_without_body_format_gets_the_same_reason_unnamed() -> None:
+    """Envoy 1.36 ignores ``body_format`` (it does not know it) and sends ``body``."""
+    unknown, not_a_target = refused_vhost(refusal_entry(("east-0",), 1, 1)).routes
+    assert unknown.direct_response.body.inline_string == (
+        "atlas: no cluster/replica by the name dialed (known: east-0)"
+    )
+    assert body(unknown) == "atlas: no cluster/replica '%REQ(:AUTHORITY)%' (known: east-0)"
+    assert not_a_target.direct_response.body.inline_string.startswith(
+        "atlas: ':authority' dialed is not a sidecar name: "
+    )

@@ -91,18 +91,23 @@ def _counter(reason: str) -> any_pb2.Any:
     )
 
 
-def _local_reply(status: int, text: str) -> rc.DirectResponseAction:
+def _local_reply(status: int, text: str, *, unnamed: str) -> rc.DirectResponseAction:
+    """``text`` with ``{authority}`` filled in by Envoy (``body_format``, which Envoy 1.40 has
+    and 1.36 does not). An Envoy that does not know ``body_format`` ignores it and sends the static
+    ``body``, the same text with ``unnamed`` in place of the quoted authority, so the reason
+    still reaches Thanos; one that knows it sends the formatted text."""
     # ``%`` starts a format operator in Envoy's substitution strings: escape the plain text.
-    body = text.replace("%", "%%").replace("{authority}", "%REQ(:AUTHORITY)%")
+    formatted = text.replace("%", "%%").replace("{authority}", "%REQ(:AUTHORITY)%")
     return rc.DirectResponseAction(
         status=status,
+        body=base_pb2.DataSource(inline_string=text.replace("'{authority}'", unnamed)),
         body_format=substitution_format_string_pb2.SubstitutionFormatString(
-            text_format_source=base_pb2.DataSource(inline_string=body)
+            text_format_source=base_pb2.DataSource(inline_string=formatted)
         ),
     )
 
 
-def _refusal(reason: str, text: str, *, suffix: str | None = None) -> rc.Route:
+def _refusal(reason: str, text: str, *, unnamed: str, suffix: str | None = None) -> rc.Route:
     match = rc.RouteMatch(prefix="/")
     if suffix is not None:
         match.headers.append(
@@ -114,7 +119,7 @@ def _refusal(reason: str, text: str, *, suffix: str | None = None) -> rc.Route:
     return rc.Route(
         name=reason,
         match=match,
-        direct_response=_local_reply(_STATUS, text),
+        direct_response=_local_reply(_STATUS, text, unnamed=unnamed),
         typed_per_filter_config={COUNTER_FILTER: _counter(reason)},
     )
 
@@ -145,6 +150,7 @@ def refusal_entry(listed: tuple[str, ...], replicas: int, clusters: int) -> byte
             _refusal(
                 UNKNOWN_TARGET,
                 f"atlas: no cluster/replica '{{authority}}' ({known})",
+                unnamed="by the name dialed",
                 suffix="." + SIDECARS_DOMAIN,
             ),
             _refusal(
@@ -153,6 +159,7 @@ def refusal_entry(listed: tuple[str, ...], replicas: int, clusters: int) -> byte
                 "the SRV target names, with "
                 f"--endpoint=dnssrvnoa+_grpc._tcp.{SIDECARS_DOMAIN}. (dnssrv+ dials IP "
                 "addresses, which name no cluster)",
+                unnamed="dialed",
             ),
         ],
     )
@@ -175,6 +182,7 @@ def no_alertmanager_entry(replicas: int) -> bytes:
                 direct_response=_local_reply(
                     404,
                     f"atlas: no observability Alertmanager for Host '{{authority}}' ({hosts})\n",
+                    unnamed="in the request",
                 ),
             )
         ],
