@@ -551,16 +551,20 @@ def test_every_envoy_has_a_connection_limit(network: AtlasNetwork) -> None:
 
 def test_every_envoy_is_back_within_the_retry_cap_after_an_outage(network: AtlasNetwork) -> None:
     """After Atlas was down long enough for Envoy's back-off to grow (its own cap is 30 s),
-    every Envoy connects again within ``envoy.ads_retry_max`` of Atlas's return, plus the
-    time to connect (the downstream ones through the observability Envoy)."""
-    wait_until(lambda: connected(network) == set(network.envoys), within=30, what="all connected")
+    every Envoy that was connected connects again within ``envoy.ads_retry_max`` of Atlas's
+    return, plus the time to connect (the downstream ones through the observability Envoy).
+    The back-off is the bootstrap's, not the ADS flavour's: once is enough."""
+    if network.api_type != "GRPC":
+        pytest.skip("the bootstrap's retry back-off: once is enough (it does not depend on it)")
+    wait_until(lambda: {"atlas", "east", "west"} <= connected(network), within=30, what="up")
+    before = connected(network)
     assert network.atlas is not None
     network.atlas.stop()
     time.sleep(10)  # 0.5 s doubling: past 5 s by now, where Envoy alone goes on to 30 s
     network.start_atlas()
     cap = EnvoySettings().ads_retry_max
     wait_until(
-        lambda: connected(network) == set(network.envoys),
+        lambda: before <= connected(network),
         within=cap + 3,
-        what=f"every Envoy back within {cap} s and the time to connect",
+        what=f"{sorted(before)} back within {cap} s and the time to connect",
     )
