@@ -131,10 +131,17 @@ class KubeSecretStore:
             },
             "data": {k: _b64(v) for k, v in data.items()},
         }
+        before = self._written.get(name)
         self._written[name] = (time.monotonic(), body)
         try:
             self.kube.apply_secret(self.namespace, body)
         except KubeError as err:
+            # Not written: reads must not return it as if it were (a CA held only here while
+            # the API holds another would sign what no other replica trusts).
+            if before is None:
+                self._written.pop(name, None)
+            else:
+                self._written[name] = before
             raise PKIError(f"cannot write Secret {self.namespace}/{name}: {err.status}") from None
 
     def load_ca(self) -> CAState | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
@@ -182,15 +183,23 @@ class CertificateManager:
     def __init__(self, store: PKIStore, settings: PKISettings | None = None) -> None:
         self.store = store
         self.settings = settings or PKISettings()
+        self._creating = threading.Lock()
+        """The daemon's loop (its own server certificate) and the reconciler's thread both ask
+        for the CA at a first start: without this each created one, and the replica served
+        with the one whose write had failed while the API held the other."""
 
     def ca(self) -> CAState:
         state = self.store.load_ca()
-        if state is None:
-            state = CAState(
-                create_ca(key_type=self.settings.key_type, lifetime=self.settings.ca_lifetime)
-            )
-            self.store.save_ca(state)
-            log.info("created CA %s", state.current.certificate.subject.rfc4514_string())
+        if state is not None:
+            return state
+        with self._creating:
+            state = self.store.load_ca()  # created by the other caller meanwhile
+            if state is None:
+                state = CAState(
+                    create_ca(key_type=self.settings.key_type, lifetime=self.settings.ca_lifetime)
+                )
+                self.store.save_ca(state)
+                log.info("created CA %s", state.current.certificate.subject.rfc4514_string())
         return state
 
     def credential(
