@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_INSTANCE", "LABEL_INSTANCE", "InstanceNames"]
+from atlas.model import LABEL_INSTANCE
+
+__all__ = ["DEFAULT_INSTANCE", "InstanceNames"]
 
 DEFAULT_INSTANCE = "atlas"
-LABEL_INSTANCE = "goatlas.io/instance"
-"""On every values Secret Atlas writes: the instance that owns it, so that removing stale
-ones never removes another installation's."""
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ __all__ = [
     "LABEL_CLUSTER",
     "LABEL_ENVOY_VALUES",
     "LABEL_GROUP",
+    "LABEL_INSTANCE",
     "LABEL_MANAGED_BY",
     "LABEL_REPLICAS",
     "LAST_GOOD_KEY",
@@ -71,6 +72,9 @@ ANN_CA_ROTATE = "goatlas.io/ca-rotate"
 LABEL_MANAGED_BY = "goatlas.io/managed-by"
 LABEL_ENVOY_VALUES = "goatlas.io/envoy-values"
 """Marks the per-cluster Helm values Secrets, so stale ones can be found and removed."""
+LABEL_INSTANCE = "goatlas.io/instance"
+"""On every values Secret Atlas writes: the instance that owns it (``atlas.instance``), so that
+removing stale ones never removes another installation's."""
 
 PREFIX = "goatlas.io/"
 """Every label and annotation of Atlas's (and goatlas.io/atlas's) starts with it."""

@@ -21,7 +21,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     values = osub.add_parser(
         "values",
         help="print Helm values for the observability Envoy",
-        description="In Kubernetes the leader keeps them in the Secret atlas-envoy-values.",
+        description="In Kubernetes the leader keeps them in the Secret <instance>-envoy-values "
+        "(atlas-envoy-values for the release atlas).",
         formatter_class=Formatter,
     )
     values.add_argument(

@@ -20,11 +20,11 @@ from atlas.bootstrap import (
 )
 from atlas.config import Settings
 from atlas.errors import AtlasError, ManifestError, PKIError
-from atlas.instance import LABEL_INSTANCE
 from atlas.kube import Kube, KubeError
 from atlas.model import (
     ANN_CA_ROTATE,
     LABEL_ENVOY_VALUES,
+    LABEL_INSTANCE,
     LABEL_MANAGED_BY,
     LAST_GOOD_KEY,
 )

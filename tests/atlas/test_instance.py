@@ -7,7 +7,8 @@ import pytest
 
 from atlas.config import settings_from_mapping
 from atlas.errors import ConfigError
-from atlas.instance import LABEL_INSTANCE, InstanceNames
+from atlas.instance import InstanceNames
+from atlas.model import LABEL_INSTANCE
 
 
 def test_the_default_instance_keeps_the_earlier_names() -> None:
