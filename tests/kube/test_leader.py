@@ -179,6 +179,13 @@ async def test_two_instances_share_a_namespace(
         }
         assert {c.encode() for c in east} == cas
 
+        kept = (
+            "east-envoy-values",
+            "staging-east-envoy-values",
+            "atlas-bootstrap-east",
+            "staging-bootstrap-east",
+        )
+        uids = {name: _uid(admin, name) for name in kept}
         admin.call("delete", admin.core.delete_namespaced_service, "west", NAMESPACE)
         for name in ("west-envoy-values", "staging-west-envoy-values"):
             await until(
@@ -187,15 +194,20 @@ async def test_two_instances_share_a_namespace(
                 what=f"stale {name} removed",
                 blocking=True,
             )
-        for name in ("east-envoy-values", "staging-east-envoy-values", "staging-node-east"):
-            assert secret(admin, name) is not None, name
-        assert secret(admin, "atlas-node-east") is not None and leader.may_write()
+        # Neither removed (nor replaced) anything of the other's.
+        assert {name: _uid(admin, name) for name in kept} == uids
     finally:
         staging.stop()
 
 
 def _gone(admin: Kube, name: str) -> bool:
     return secret(admin, name) is None
+
+
+def _uid(admin: Kube, name: str) -> str:
+    found = secret(admin, name)
+    assert found is not None, f"Secret {name} is missing"
+    return str(found["metadata"]["uid"])
 
 
 async def test_ca_rotation_through_the_annotation(admin: Kube, leader: Atlas) -> None:
