@@ -62,7 +62,6 @@ class KubeSecretStore:
     ) -> None:
         self.kube, self.namespace = kube, namespace
         self.naming = names or InstanceNames()
-        self.ca_secret = self.naming.ca_secret
         self.cached = cached
         self.listed = listed
         """The names of the Secrets in the watch cache (``names``); None: list them."""
@@ -73,7 +72,7 @@ class KubeSecretStore:
     @property
     def location(self) -> str:
         star = self.naming.credential_secret("*")
-        return f"Secrets {self.namespace}/{self.ca_secret} and {self.namespace}/{star}"
+        return f"Secrets {self.namespace}/{self.naming.ca_secret} and {self.namespace}/{star}"
 
     def _get(self, name: str) -> dict[str, Any] | None:
         if self.cached is not None:
@@ -145,7 +144,7 @@ class KubeSecretStore:
             raise PKIError(f"cannot write Secret {self.namespace}/{name}: {err.status}") from None
 
     def load_ca(self) -> CAState | None:
-        obj = self._get(self.ca_secret)
+        obj = self._get(self.naming.ca_secret)
         if obj is None:
             return None
         data = obj.get("data") or {}
@@ -162,7 +161,7 @@ class KubeSecretStore:
 
     def rotation_requested(self) -> str | None:
         """The rotate annotation's value (``force`` forces it), None when there is none."""
-        obj = self._get(self.ca_secret)
+        obj = self._get(self.naming.ca_secret)
         annotations = (obj or {}).get("metadata", {}).get("annotations") or {}
         value = annotations.get(ANN_CA_ROTATE)
         return None if value is None else str(value)
@@ -170,7 +169,7 @@ class KubeSecretStore:
     def save_ca(self, state: CAState) -> None:
         # Writing the Secret without the rotate annotation acknowledges a rotation request;
         # whatever else is in it (goatlas.io/atlas's keys, labels, annotations) is kept.
-        existing = self._get(self.ca_secret) or {}
+        existing = self._get(self.naming.ca_secret) or {}
         meta = existing.get("metadata") or {}
         kept = {
             k: _unb64(v) for k, v in (existing.get("data") or {}).items() if k not in _OWN_CA_KEYS
@@ -179,7 +178,7 @@ class KubeSecretStore:
             k: v for k, v in (meta.get("annotations") or {}).items() if k != ANN_CA_ROTATE
         }
         self._put(
-            self.ca_secret,
+            self.naming.ca_secret,
             {
                 **kept,
                 "ca.crt": state.current.cert_pem,
@@ -237,6 +236,6 @@ class KubeSecretStore:
             sorted(
                 n.removeprefix(prefix)
                 for n in found
-                if n.startswith(prefix) and n != self.ca_secret
+                if n.startswith(prefix) and n != self.naming.ca_secret
             )
         )
